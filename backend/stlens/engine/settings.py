@@ -1,0 +1,41 @@
+"""The settings of one visualisation: the CONTRACT's ``settings`` object, with bounds.
+
+Every field has a documented default; the filled-in settings are part of a visualisation's
+content id, so two requests that mean the same thing share one id.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_STEPS = 1024
+
+
+class TemporalWeights(BaseModel):
+    """Temporal variation weight per stream: larger means slower, smoother in time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    appearance: float = Field(default=1.0, ge=0, le=1000)
+    motion: float = Field(default=1.0, ge=0, le=1000)
+
+
+class RegularizerWeights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    norm: float = Field(default=0.01, ge=0, le=1000, description="bounded-range / L-alpha norm penalty")
+    tv_space: float = Field(default=0.05, ge=0, le=1000, description="spatial total variation")
+    tv_time: TemporalWeights = Field(default_factory=TemporalWeights)
+
+
+class VisualizationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(default=128, ge=1, le=MAX_STEPS)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    lr: float = Field(default=0.05, gt=0, le=1.0)
+    objective: Literal["channel", "neuron"] = "channel"
+    weights: RegularizerWeights = Field(default_factory=RegularizerWeights)
+    param: Literal["pixel", "fourier"] = "fourier"

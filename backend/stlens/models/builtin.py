@@ -1,0 +1,66 @@
+"""The built-in models of ``stlens serve``: small two-stream nets that run interactively on a CPU.
+
+Trained weights ship in ``weights/<id>.pt`` beside a ``weights/<id>.json`` card (labels, title,
+how they were made). Without them a model is built with seeded random weights, so its content
+hash, and therefore every visualisation id, is still stable.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import small_twostream as small
+from .registry import ModelEntry
+from .spec import InputSpec, ModelSpec
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+RANDOM_CLASSES = 10
+
+
+def small_inputs() -> dict[str, InputSpec]:
+    return {
+        "appearance": InputSpec(
+            channels=3, frames=small.FRAMES, height=small.SIZE, width=small.SIZE,
+            mean=small.APPEARANCE_MEAN, std=small.APPEARANCE_STD,
+        ),
+        "motion": InputSpec(channels=2, frames=small.FRAMES, height=small.SIZE, width=small.SIZE, scale=small.FLOW_SCALE),
+    }
+
+
+def _card(model_id: str) -> dict:
+    path = WEIGHTS_DIR / f"{model_id}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _build(model_id: str, fusion: str, num_classes: int) -> nn.Module:
+    torch.manual_seed(0)  # stable random weights where no trained ones ship
+    module = small.SmallTwoStream(num_classes, fusion=fusion)
+    path = WEIGHTS_DIR / f"{model_id}.pt"
+    if path.exists():
+        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return module
+
+
+def _small_entry(model_id: str, fusion: str, title: str) -> ModelEntry:
+    card = _card(model_id)
+    labels = tuple(card.get("labels") or (f"class {i}" for i in range(RANDOM_CLASSES)))
+    trained = (WEIGHTS_DIR / f"{model_id}.pt").exists()
+    spec = ModelSpec(
+        id=model_id,
+        title=card.get("title", title) if trained else f"{title} (random weights)",
+        inputs=small_inputs(),
+        labels=labels,
+    )
+    return ModelEntry(spec=spec, build=partial(_build, model_id, fusion, len(labels)), description=card.get("description", ""))
+
+
+def builtin_entries() -> list[ModelEntry]:
+    return [
+        _small_entry("synth-conv-fusion", "conv", "Synthetic actions, conv fusion"),
+        _small_entry("synth-late-fusion", "late", "Synthetic actions, late fusion"),
+    ]

@@ -1,0 +1,99 @@
+"""The models the server knows: built in or from model files, loaded lazily, a bounded number resident."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .introspect import discover_layers
+from .spec import LayerInfo, ModelSpec
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """How to make a model: its spec and a builder returning the module with its weights loaded."""
+
+    spec: ModelSpec
+    build: Callable[[], nn.Module]
+    description: str = ""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the engine: in eval mode, parameters frozen, on its device."""
+
+    spec: ModelSpec
+    module: nn.Module
+    layers: list[LayerInfo]
+    weights_hash: str
+    device: torch.device
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def layer(self, layer_id: str) -> LayerInfo:
+        for layer in self.layers:
+            if layer.id == layer_id:
+                return layer
+        raise KeyError(layer_id)
+
+
+def weights_hash(module: nn.Module) -> str:
+    """A content hash of the state dict: names, shapes, dtypes and values."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def prepare(entry: ModelEntry, device: torch.device) -> LoadedModel:
+    module = entry.build().eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    digest = weights_hash(module)
+    module = module.to(device)
+    layers = discover_layers(module, entry.spec, device)
+    return LoadedModel(spec=entry.spec, module=module, layers=layers, weights_hash=digest, device=device)
+
+
+class ModelRegistry:
+    """Known models by id; ``get`` loads on first use and keeps at most ``max_resident`` loaded."""
+
+    def __init__(self, entries: list[ModelEntry], device: torch.device, max_resident: int = 4):
+        self._entries: dict[str, ModelEntry] = {}
+        for e in entries:
+            if e.spec.id in self._entries:
+                raise ValueError(f"two models share the id {e.spec.id!r}")
+            self._entries[e.spec.id] = e
+        self.device = device
+        self.max_resident = max(1, max_resident)
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries.values())
+
+    def entry(self, model_id: str) -> ModelEntry:
+        return self._entries[model_id]
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._entries
+
+    def get(self, model_id: str) -> LoadedModel:
+        """The loaded model (KeyError for an unknown id)."""
+        entry = self._entries[model_id]
+        with self._lock:
+            if model_id in self._loaded:
+                self._loaded.move_to_end(model_id)
+                return self._loaded[model_id]
+            loaded = prepare(entry, self.device)
+            self._loaded[model_id] = loaded
+            while len(self._loaded) > self.max_resident:
+                self._loaded.popitem(last=False)
+            return loaded
