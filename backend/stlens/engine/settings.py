@@ -1,7 +1,8 @@
 """The settings of one visualisation: the CONTRACT's ``settings`` object, with bounds.
 
-Every field has a documented default; the filled-in settings are part of a visualisation's
-content id, so two requests that mean the same thing share one id.
+Every field has a documented default (chosen by experiment: docs/engine.md); the filled-in
+settings are part of a visualisation's content id, so two requests that mean the same thing
+share one id.
 """
 
 from __future__ import annotations
@@ -18,16 +19,26 @@ class TemporalWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    appearance: float = Field(default=1.0, ge=0, le=1000)
-    motion: float = Field(default=1.0, ge=0, le=1000)
+    appearance: float = Field(default=0.1, ge=0, le=1000)
+    motion: float = Field(default=0.1, ge=0, le=1000)
 
 
 class RegularizerWeights(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    norm: float = Field(default=0.01, ge=0, le=1000, description="bounded-range / L-alpha norm penalty")
-    tv_space: float = Field(default=0.05, ge=0, le=1000, description="spatial total variation")
+    norm: float = Field(default=0.001, ge=0, le=1000, description="bounded-range / L-alpha norm penalty")
+    tv_space: float = Field(default=0.005, ge=0, le=1000, description="spatial total variation")
     tv_time: TemporalWeights = Field(default_factory=TemporalWeights)
+
+
+class TransformSettings(BaseModel):
+    """Random robustness transforms drawn afresh every step (all zero: none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jitter: float = Field(default=0.05, ge=0, le=0.25, description="spatial shift, a fraction of the side")
+    zoom: float = Field(default=0.1, ge=0, le=0.5, description="zoom uniform in [1 - zoom, 1 + zoom]")
+    time_shift: int = Field(default=1, ge=0, le=16, description="circular shift in frames")
 
 
 class VisualizationSettings(BaseModel):
@@ -39,3 +50,6 @@ class VisualizationSettings(BaseModel):
     objective: Literal["channel", "neuron"] = "channel"
     weights: RegularizerWeights = Field(default_factory=RegularizerWeights)
     param: Literal["pixel", "fourier"] = "fourier"
+    direction: Literal["max", "min"] = Field(default="max", description="min: the negative direction")
+    diversity: float = Field(default=0.0, ge=0, le=100, description="weight of diversity across a batch")
+    transforms: TransformSettings = Field(default_factory=TransformSettings)

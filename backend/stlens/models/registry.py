@@ -96,4 +96,11 @@ class ModelRegistry:
             self._loaded[model_id] = loaded
             while len(self._loaded) > self.max_resident:
                 self._loaded.popitem(last=False)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()  # give the evicted model's memory back to other processes
             return loaded
+
+    def resident(self) -> list[str]:
+        """Ids of the loaded models, least recently used first."""
+        with self._lock:
+            return list(self._loaded)

@@ -5,6 +5,11 @@ Two variants, as in the paper's comparison of where to fuse:
   (the streams meet only at the logits, like two-stream I3D);
 - conv fusion: the conv3 features of both streams are concatenated and a 3D conv + 3D pooling
   fuses them (the paper's "conv5 fusion", scaled down), followed by fc layers.
+
+As in the paper's two-stream VGG-16, the appearance stream sees one frame at a time (its kernels span
+one frame) and only the motion stream and the fusion layers combine time steps; so appearance units
+respond to what is in a frame, and anything about motion comes from the flow or from fusion.
+Both towers keep all 8 time steps, so every input frame gets a gradient in every layer.
 """
 
 from __future__ import annotations
@@ -34,14 +39,18 @@ class ConvBlock(nn.Sequential):
 
 
 class StreamTower(nn.Module):
-    """conv1 .. conv3 of one stream: (N, C, 8, 64, 64) -> (N, 64, 4, 8, 8)."""
+    """conv1 .. conv3 of one stream: (N, C, 8, 64, 64) -> (N, 64, 8, 8, 8).
 
-    def __init__(self, in_channels: int, widths: tuple[int, int, int] = (16, 32, 64)):
+    ``temporal=False`` gives every kernel a temporal extent of 1 (a per-frame 2D net).
+    """
+
+    def __init__(self, in_channels: int, widths: tuple[int, int, int] = (16, 32, 64), temporal: bool = True):
         super().__init__()
         w1, w2, w3 = widths
-        self.conv1 = ConvBlock(in_channels, w1, (1, 5, 5), (1, 2, 2))
-        self.conv2 = ConvBlock(w1, w2, (3, 3, 3), (1, 2, 2))
-        self.conv3 = ConvBlock(w2, w3, (3, 3, 3), (2, 2, 2))
+        kt = 3 if temporal else 1
+        self.conv1 = ConvBlock(in_channels, w1, (kt, 5, 5), (1, 2, 2))
+        self.conv2 = ConvBlock(w1, w2, (kt, 3, 3), (1, 2, 2))
+        self.conv3 = ConvBlock(w2, w3, (kt, 3, 3), (1, 2, 2))
         self.out_channels = w3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,11 +70,15 @@ class LateFusionHead(nn.Module):
 
 
 class ConvFusion(nn.Module):
-    """3D conv + 3D max-pool over the concatenated stream features, then fc6/fc7-style layers."""
+    """3D conv + 3D max-pool over the concatenated stream features, then fc6/fc7-style layers.
+
+    The fusion conv is strided ((N, 2C, 8, 8, 8) -> (N, width, 4, 4, 4)): at full resolution it would cost
+    more than both towers together.
+    """
 
     def __init__(self, channels: int, num_classes: int, width: int, hidden: int, dropout: float):
         super().__init__()
-        self.conv = ConvBlock(channels, width, (3, 3, 3), (1, 1, 1))
+        self.conv = ConvBlock(channels, width, (3, 3, 3), (2, 2, 2))
         self.pool = nn.MaxPool3d((2, 2, 2))
         self.fc6 = nn.Linear(width, hidden)
         self.relu = nn.ReLU()
@@ -96,8 +109,8 @@ class SmallTwoStream(nn.Module):
     ):
         super().__init__()
         self.fusion_kind = fusion
-        self.appearance = StreamTower(3, widths)
-        self.motion = StreamTower(2, widths)
+        self.appearance = StreamTower(3, widths, temporal=False)
+        self.motion = StreamTower(2, widths, temporal=True)
         channels = self.appearance.out_channels
         if fusion == "late":
             self.appearance_head = LateFusionHead(channels, num_classes, dropout)
@@ -131,3 +144,32 @@ def small_late_fusion(num_classes: int) -> SmallTwoStream:
 
 def small_conv_fusion(num_classes: int) -> SmallTwoStream:
     return SmallTwoStream(num_classes, fusion="conv")
+
+
+class SmallSingleStream(nn.Module):
+    """One tower of :class:`SmallTwoStream` with its own pooled classifier: the appearance-only and
+    motion-only baselines that show what each stream can tell apart alone."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        stream: Literal["appearance", "motion"],
+        widths: tuple[int, int, int] = (16, 32, 64),
+        dropout: float = 0.3,
+    ):
+        super().__init__()
+        if stream not in ("appearance", "motion"):
+            raise ValueError(f"unknown stream {stream!r}")
+        self.stream = stream
+        self.tower = StreamTower(3 if stream == "appearance" else 2, widths, temporal=stream == "motion")
+        self.head = LateFusionHead(self.tower.out_channels, num_classes, dropout)
+
+    def forward(self, appearance: torch.Tensor | None = None, motion: torch.Tensor | None = None) -> torch.Tensor:
+        x = appearance if self.stream == "appearance" else motion
+        if x is None:
+            raise ValueError(f"this baseline needs the {self.stream} input")
+        return self.head(self.tower(x))
+
+
+def small_single_stream(num_classes: int, stream: Literal["appearance", "motion"]) -> SmallSingleStream:
+    return SmallSingleStream(num_classes, stream)

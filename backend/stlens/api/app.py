@@ -1,0 +1,117 @@
+"""The FastAPI app: ``create_app(settings)``; its lifespan starts Redis, the models and the jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..cache import EmbeddedRedis, ResultCache
+from ..config import ServerSettings
+from ..jobs import JobManager
+from ..models.builtin import builtin_entries
+from ..models.modelfile import load_model_file
+from ..models.registry import ModelEntry, ModelRegistry
+from ..models.zoo import zoo_entries
+from .deps import Services
+from .routes import health, models, pages, visualizations
+
+log = logging.getLogger(__name__)
+
+
+def model_entries(settings: ServerSettings) -> list[ModelEntry]:
+    """The built-in models, the zoo, then those of the ``--models`` file (ModelFileError if it is wrong)."""
+    entries = builtin_entries() + zoo_entries(settings.include_heavy)
+    if settings.models is not None:
+        entries += load_model_file(settings.models)
+    return entries
+
+
+class BodySizeLimit:
+    """Answers 413 to an HTTP request body larger than ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._reject(send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = b'{"detail":"request body too large (at most %d bytes)"}' % self.limit
+        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServerSettings = app.state.settings
+    registry: ModelRegistry = app.state.registry
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir / "redis", settings.redis_maxmemory)
+        await asyncio.to_thread(embedded.start)
+        url = embedded.url
+    cache = ResultCache(url, recent=settings.recent_results, retry_s=settings.cache_retry_s)
+    if not await cache.ping():
+        log.warning("redis at %s is not reachable; starting without the cache", url)
+    jobs = JobManager(
+        cache, settings.job_workers, settings.torch_threads, settings.preview_interval_s, settings.max_pending_jobs
+    )
+    app.state.services = Services(settings, registry.device, registry, cache, jobs, embedded)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(jobs.shutdown)
+        await cache.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.close)
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The app; the models are listed (not loaded) here, so a wrong model file or device fails
+    at once with a ValueError instead of in the middle of the server's start."""
+    settings = settings or ServerSettings()
+    registry = ModelRegistry(model_entries(settings), settings.torch_device(), settings.max_resident_models)
+    app = FastAPI(
+        title="Spacetime Lens",
+        summary="Spatiotemporal activation maximisation of two-stream video networks, live.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    for module in (health, models, visualizations, pages):
+        app.include_router(module.router)
+    pages.mount_static(app, settings.frontend_dir)
+    return app

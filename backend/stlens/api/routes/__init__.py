@@ -1,0 +1,1 @@
+"""One router a resource: health, models, visualisations, pages."""

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..deps import ServicesDep
+from ..schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/api/health", response_model=Health)
+async def get_health(s: ServicesDep) -> Health:
+    """Ready when this answers; ``cache`` says whether Redis is reachable right now."""
+    cache_ok = await s.cache.ping()
+    return Health(
+        cache="ok" if cache_ok else "down",
+        device=str(s.device),
+        jobs=s.jobs.running_count(),
+        jobs_started=s.jobs.started,
+    )

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path
+
+from ...jobs import InvalidRequest, load_model
+from ...models.registry import ModelEntry
+from ..deps import ServicesDep
+from ..schemas import InputShape, Layer, ModelDetail, ModelSummary
+
+router = APIRouter(tags=["models"])
+
+ModelId = Annotated[str, Path(max_length=64, description="a model id from GET /api/models")]
+
+
+def _summary(entry: ModelEntry) -> ModelSummary:
+    spec = entry.spec
+    return ModelSummary(
+        id=spec.id, title=spec.title, streams=spec.streams, num_classes=spec.num_classes, description=entry.description
+    )
+
+
+@router.get("/api/models", response_model=list[ModelSummary])
+async def list_models(s: ServicesDep) -> list[ModelSummary]:
+    return [_summary(entry) for entry in s.registry.entries()]
+
+
+@router.get("/api/models/{model}", response_model=ModelDetail)
+async def describe_model(model: ModelId, s: ServicesDep) -> ModelDetail:
+    """The model's inputs, labels and layers (the first call loads the model)."""
+    try:
+        loaded = await asyncio.to_thread(load_model, s.registry, model)
+    except InvalidRequest as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+    spec = loaded.spec
+    return ModelDetail(
+        **_summary(s.registry.entry(model)).model_dump(),
+        inputs={
+            stream: InputShape(channels=i.channels, frames=i.frames, height=i.height, width=i.width)
+            for stream, i in spec.inputs.items()
+        },
+        labels=list(spec.labels),
+        layers=[
+            Layer(id=layer.id, stream=layer.stream, units=layer.units, shape=list(layer.shape))
+            for layer in loaded.layers
+        ],
+    )

@@ -1,0 +1,205 @@
+"""Visualisations: create (HTTP or live over a WebSocket), look up, and fetch arrays and media."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request, Response, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from ...jobs import Busy, InvalidRequest, Job, ResolvedRequest, resolve
+from ...media.render import MEDIA_TYPES
+from ..deps import Services, ServicesDep
+from ..schemas import ID_PATTERN, Status, Visualization, VisualizationCreated, VisualizationRequest, VisualizationResult
+
+router = APIRouter(tags=["visualizations"])
+
+VisualizationId = Annotated[str, Path(pattern=ID_PATTERN, description="a content id (20 hex digits)")]
+MediumName = Annotated[str, Path(max_length=64, description=f"one of {', '.join(MEDIA_TYPES)}")]
+FIRST_MESSAGE_TIMEOUT_S = 30.0
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}  # ids are content hashes
+
+
+def _result(vid: str, result: dict[str, Any]) -> VisualizationResult:
+    base = f"/api/visualizations/{vid}"
+    return VisualizationResult(
+        objective=result["objective"],
+        steps=result["steps"],
+        streams=result["streams"],
+        media={name: f"{base}/media/{name}" for name in result["media"]},
+        inputs=f"{base}/inputs.npz",
+    )
+
+
+def _done(vid: str, record: dict[str, Any]) -> Visualization:
+    return Visualization(id=vid, status="done", request=record["request"], result=_result(vid, record["result"]))
+
+
+async def _resolve(s: Services, body: VisualizationRequest) -> ResolvedRequest:
+    """Check the request against its model (loaded in a thread); 4xx with a clear detail if wrong."""
+    try:
+        return await asyncio.to_thread(resolve, s.registry, body.model, body.layer, body.unit, body.settings)
+    except InvalidRequest as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+
+
+async def _start(s: Services, resolved: ResolvedRequest, keep: bool) -> tuple[Status, Job | None]:
+    """Remember the request, then answer from the cache, join the running job, or start one.
+
+    ``keep``: the job runs to the end even if no live viewer is left (HTTP clients poll)."""
+    await s.cache.put_request(resolved.id, resolved.as_json())
+    job = s.jobs.get(resolved.id)
+    if job is None or not job.active:
+        if await s.cache.get_record(resolved.id) is not None:
+            return "done", None
+    try:
+        job = s.jobs.submit(resolved, keep)
+    except Busy as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+    return job.status, job
+
+
+async def _lookup(s: Services, vid: str) -> Visualization:
+    job = s.jobs.get(vid)
+    if job is not None and job.active:
+        return Visualization(id=vid, status=job.status, request=job.request)
+    record = await s.cache.get_record(vid)
+    if record is not None:
+        return _done(vid, record)
+    if job is not None and job.status == "failed":
+        return Visualization(id=vid, status="failed", request=job.request, detail=job.detail)
+    request = await s.cache.get_request(vid)
+    if request is None:
+        cache_note = "" if s.cache.available else " (the cache is unreachable right now)"
+        raise HTTPException(404, f"unknown visualisation {vid}{cache_note}")
+    resolved = await _resolve(s, VisualizationRequest.model_validate(request))
+    if resolved.id != vid:
+        detail = f"the model's weights changed since this link was made; it is now {resolved.id}"
+        return Visualization(id=vid, status="failed", request=request, detail=detail)
+    status, _ = await _start(s, resolved, keep=True)  # known but no longer cached: compute it again
+    return await _lookup(s, vid) if status == "done" else Visualization(id=vid, status=status, request=request)
+
+
+@router.post("/api/visualizations", response_model=VisualizationCreated, status_code=202)
+async def create_visualization(body: VisualizationRequest, request: Request, s: ServicesDep) -> VisualizationCreated:
+    """Start a visualisation, or find it cached or running; the id is a hash of its content."""
+    resolved = await _resolve(s, body)
+    status, _ = await _start(s, resolved, keep=True)
+    return VisualizationCreated(
+        id=resolved.id, status=status, share_url=str(request.url_for("visualization_page", vid=resolved.id))
+    )
+
+
+@router.get("/api/visualizations/{vid}", response_model=Visualization)
+async def get_visualization(vid: VisualizationId, s: ServicesDep) -> Visualization:
+    """Its status and, once done, its result; a known id that fell out of the cache is recomputed."""
+    return await _lookup(s, vid)
+
+
+@router.get("/api/visualizations/{vid}/inputs.npz", response_class=Response)
+async def get_inputs(vid: VisualizationId, s: ServicesDep) -> Response:
+    """The optimised inputs: ``appearance`` (T, H, W, 3) in [0, 1], ``motion`` (T, H, W, 2) in pixels."""
+    data = await s.cache.get_npz(vid)
+    if data is None:
+        raise HTTPException(404, f"no finished visualisation {vid}")
+    headers = {**IMMUTABLE, "Content-Disposition": f'attachment; filename="{vid}.npz"'}
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+@router.get("/api/visualizations/{vid}/media/{name}", response_class=Response)
+async def get_media(
+    vid: VisualizationId,
+    name: MediumName,
+    s: ServicesDep,
+) -> Response:
+    if name not in MEDIA_TYPES:
+        raise HTTPException(404, f"unknown medium {name!r}; one of {', '.join(MEDIA_TYPES)}")
+    data = await s.cache.get_media(vid, name)
+    if data is None:
+        raise HTTPException(404, f"no {name} for visualisation {vid} (not finished, or not a stream of its layer)")
+    return Response(data, media_type=MEDIA_TYPES[name], headers=IMMUTABLE)
+
+
+def _problem(exc: Exception) -> Any:
+    """The ``detail`` of an error message, shaped like the HTTP API's 4xx bodies."""
+    if isinstance(exc, ValidationError):
+        return exc.errors(include_url=False, include_context=False, include_input=False)
+    if isinstance(exc, HTTPException):
+        return exc.detail
+    return str(exc)
+
+
+async def _first_request(ws: WebSocket, s: Services) -> ResolvedRequest:
+    try:
+        message = await asyncio.wait_for(ws.receive(), FIRST_MESSAGE_TIMEOUT_S)
+    except TimeoutError:
+        raise ValueError(f"no request within {FIRST_MESSAGE_TIMEOUT_S:.0f} s") from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:  # a binary frame: accepted if it is UTF-8 JSON all the same
+        text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+    if len(text.encode()) > s.settings.max_body_bytes:
+        raise ValueError(f"message too large (at most {s.settings.max_body_bytes} bytes)")
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the message is not JSON: {exc}") from None
+    return await _resolve(s, VisualizationRequest.model_validate_json(text))
+
+
+@router.websocket("/api/visualizations/live")
+async def live(ws: WebSocket, s: ServicesDep) -> None:
+    """Send the POST body as one JSON message; receive accepted, progress..., then done or error."""
+    await ws.accept()
+    try:
+        try:
+            resolved = await _first_request(ws, s)
+            share_url = str(ws.url_for("visualization_page", vid=resolved.id))
+            await ws.send_json({"type": "accepted", "id": resolved.id, "share_url": share_url})
+            _, job = await _start(s, resolved, keep=False)
+        except (ValueError, HTTPException) as exc:  # ValidationError is a ValueError; busy is a 503
+            await ws.send_json({"type": "error", "detail": _problem(exc)})
+            await ws.close()
+            return
+        if job is None:
+            await ws.send_json({"type": "done", **(await _lookup(s, resolved.id)).model_dump(mode="json")})
+            await ws.close()
+            return
+        await _follow(ws, s, job)
+        await ws.close()
+    except WebSocketDisconnect:
+        return
+
+
+async def _until_closed(ws: WebSocket) -> None:
+    """Returns when the client goes away (anything it sends meanwhile is ignored)."""
+    while (await ws.receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def _follow(ws: WebSocket, s: Services, job: Job) -> None:
+    """Forward the job's newest progress to this client until it is done or failed, or the client leaves."""
+    subscription = job.subscribe()
+    closed = asyncio.ensure_future(_until_closed(ws))
+    try:
+        while True:
+            upcoming = asyncio.ensure_future(subscription.next())
+            await asyncio.wait({upcoming, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if closed.done():
+                upcoming.cancel()
+                raise WebSocketDisconnect(1001)
+            message = upcoming.result()
+            if message["type"] == "progress":
+                await ws.send_json(message)
+            elif message["type"] == "done":
+                await ws.send_json({"type": "done", **(await _lookup(s, job.id)).model_dump(mode="json")})
+                return
+            else:
+                await ws.send_json({"type": "error", "detail": job.detail or "the visualisation failed"})
+                return
+    finally:
+        closed.cancel()
+        job.unsubscribe(subscription)

@@ -1,0 +1,95 @@
+"""The ``stlens`` command: ``serve`` the dashboard, ``train`` the synthetic models, ``export-dataset``.
+
+A subcommand's module is imported only when that subcommand runs, so ``stlens serve`` does not
+pay for the training code and vice versa.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# name -> (module, function adding its arguments, function running it, help)
+DELEGATED = {
+    "train": (
+        "stlens.synth.train",
+        "add_train_arguments",
+        "run_train",
+        "train the built-in models on the synthetic world",
+    ),
+    "export-dataset": (
+        "stlens.synth.export",
+        "add_export_arguments",
+        "run_export",
+        "write the synthetic world's clips to disk",
+    ),
+}
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags override ``STLENS_*`` environment variables, which override the defaults."""
+    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8000)")
+    parser.add_argument("--models", metavar="FILE.toml", help="a model file whose models join the built-in ones")
+    parser.add_argument("--redis-url", help="use this Redis instead of starting an embedded one")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where models run (default auto)")
+    parser.add_argument("--data-dir", help="where the embedded Redis keeps its data (default ./var)")
+    parser.add_argument(
+        "--include-heavy", action="store_true", default=None, help="also offer the zoo's full-size models (GPU)"
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api import create_app
+    from .config import ServerSettings
+
+    given = {k: v for k, v in vars(args).items() if k in ServerSettings.model_fields and v is not None}
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = ServerSettings(**given)
+        app = create_app(settings)
+    except ValueError as exc:  # bad settings, model file or device: say what, no traceback
+        print(f"stlens serve: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=settings.max_body_bytes,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stlens", description="Spacetime Lens: see what video network units respond to."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="start the dashboard and the API")
+    add_serve_arguments(serve)
+    serve.set_defaults(run=run_serve)
+    chosen = argv[0] if argv else None
+    for name, (module_name, add_arguments, run, help_text) in DELEGATED.items():
+        sub = commands.add_parser(name, help=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            getattr(module, add_arguments)(sub)
+            sub.set_defaults(run=getattr(module, run))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

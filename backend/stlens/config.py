@@ -1,0 +1,43 @@
+"""Server configuration: command-line flags over ``STLENS_*`` environment variables over defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
+
+
+class ServerSettings(BaseSettings):
+    """Everything ``stlens serve`` can be told; each field is also ``STLENS_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="STLENS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    models: Path | None = Field(default=None, description="a model file (TOML) whose models join the built-in ones")
+    include_heavy: bool = Field(default=False, description="also offer the large zoo models")
+    redis_url: str | None = Field(default=None, description="an external Redis; none starts an embedded one")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data_dir: Path = Field(default=Path("var"), description="the embedded Redis keeps its data here")
+    frontend_dir: Path = REPO_FRONTEND
+    redis_maxmemory: str = Field(default="512mb", pattern=r"^[0-9]+(kb|mb|gb)?$")
+    max_resident_models: int = Field(default=4, ge=1, le=64)
+    job_workers: int = Field(default=1, ge=1, le=16, description="visualisations optimised at once")
+    max_pending_jobs: int = Field(default=64, ge=1, le=100_000, description="queued or running; more are refused")
+    torch_threads: int = Field(default=0, ge=0, le=256, description="torch threads per job; 0: cores / workers")
+    recent_results: int = Field(default=32, ge=1, le=4096, description="finished results kept in memory too")
+    preview_interval_s: float = Field(default=0.25, ge=0.05, le=1.0, description="least time between previews")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    cache_retry_s: float = Field(default=1.0, gt=0, le=60, description="wait before reconnecting to a lost Redis")
+
+    def torch_device(self) -> torch.device:
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+        if self.device != "cpu" and torch.cuda.is_available():
+            return torch.device("cuda:0")
+        return torch.device("cpu")

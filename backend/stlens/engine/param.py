@@ -1,0 +1,120 @@
+"""Parameterisations: the learnable tensors behind a clip, and the map to display space.
+
+A clip is (B, C, T, H, W). A *basis* turns the learnable tensor into an unconstrained signal
+(pixels directly, or a spectrum over space AND time); an *output map* turns that signal into
+display space: RGB in [0, 1] through decorrelated colour and a sigmoid, flow in pixels through a
+tanh bound of FLOW_BOUND model-space units (never colour-decorrelated: its two channels are a
+vector, not correlated colours). Bounding both in the parameterisation keeps every unit's result
+in the data's range whatever the scale of its objective; the norm penalty only shapes it inside.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..models.spec import InputSpec, Stream
+
+ParamKind = Literal["pixel", "fourier"]
+
+INIT_SD = 0.01  # start close to neutral: mid-grey RGB, no motion
+FLOW_BOUND = 3.0  # |flow| / scale stays below this: about the range of normalised training flow
+
+# Square root of the colour covariance of natural images (ImageNet statistics, as in Lucid's
+# feature visualisation): optimising in its coordinates makes the colour channels independent.
+_COLOR_CORRELATION_SQRT = torch.tensor(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float32
+)
+COLOR_DECORRELATION = _COLOR_CORRELATION_SQRT / _COLOR_CORRELATION_SQRT.norm(dim=0).max()
+
+
+def spacetime_frequencies(frames: int, height: int, width: int) -> torch.Tensor:
+    """|f| over the rfftn grid of a (T, H, W) clip: cycles per pixel in space, per frame in time."""
+    ft = torch.fft.fftfreq(frames).view(-1, 1, 1)
+    fy = torch.fft.fftfreq(height).view(1, -1, 1)
+    fx = torch.fft.rfftfreq(width).view(1, 1, -1)
+    return torch.sqrt(ft**2 + fy**2 + fx**2)
+
+
+class PixelBasis(nn.Module):
+    """One free value per pixel and frame."""
+
+    def __init__(self, init: torch.Tensor):
+        super().__init__()
+        self.raw = nn.Parameter(init)
+
+    def forward(self) -> torch.Tensor:
+        return self.raw
+
+
+class FourierBasis(nn.Module):
+    """A spectrum over (T, H, W) scaled by 1/|f|.
+
+    With the 1/f scaling an Adam step moves low spatial and temporal frequencies as much as high
+    ones relative to natural-video statistics, so clips come out smooth in space and time from the
+    parameterisation itself, not only from penalties. The scale is sqrt(N) at the lowest
+    frequencies, so a step moves the clip's mean as much as a pixel step moves a pixel and one
+    learning rate suits both bases. The FFT always runs in float32.
+    """
+
+    def __init__(self, init: torch.Tensor, shape: tuple[int, int, int], decay: float = 1.0):
+        super().__init__()
+        frames, height, width = shape
+        freqs = spacetime_frequencies(frames, height, width)
+        lowest = 1.0 / max(frames, height, width)
+        scale = (lowest / freqs.clamp(min=lowest)) ** decay * math.sqrt(frames * height * width)
+        self.register_buffer("scale", scale.to(init.device), persistent=False)
+        self.shape = shape
+        self.spectrum = nn.Parameter(init)
+
+    def forward(self) -> torch.Tensor:
+        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        return torch.fft.irfftn(spectrum, s=self.shape, dim=(-3, -2, -1), norm="ortho")
+
+
+class ClipParam(nn.Module):
+    """A batch of clips of one stream; ``forward()`` returns them in display space."""
+
+    def __init__(self, basis: nn.Module, stream: Stream, spec: InputSpec):
+        super().__init__()
+        self.basis = basis
+        self.stream = stream
+        self.decorrelate = stream == "appearance" and spec.channels == 3
+        self.flow_px = spec.scale or 1.0  # near zero, one unit of signal = one model-space unit of flow
+
+    def forward(self) -> torch.Tensor:
+        signal = self.basis()
+        if self.stream == "motion":
+            return torch.tanh(signal / FLOW_BOUND) * (FLOW_BOUND * self.flow_px)
+        if self.decorrelate:
+            signal = torch.einsum("ij,bjthw->bithw", COLOR_DECORRELATION.to(signal.device), signal)
+        return torch.sigmoid(signal)
+
+
+def _init(shape: Sequence[int], generators: Sequence[torch.Generator], device: torch.device) -> torch.Tensor:
+    """Per batch item noise from that item's own generator, so an item's start depends only on its seed."""
+    noise = [torch.randn(*shape, generator=g) * INIT_SD for g in generators]
+    return torch.stack(noise).to(device)
+
+
+def clip_param(
+    kind: ParamKind,
+    stream: Stream,
+    spec: InputSpec,
+    generators: Sequence[torch.Generator],
+    device: torch.device,
+) -> ClipParam:
+    """A parameterised batch of ``len(generators)`` clips of ``stream``'s input shape."""
+    channels, frames, height, width = spec.shape
+    if kind == "pixel":
+        basis: nn.Module = PixelBasis(_init((channels, frames, height, width), generators, device))
+    elif kind == "fourier":
+        init = _init((channels, frames, height, width // 2 + 1, 2), generators, device)
+        basis = FourierBasis(init, (frames, height, width))
+    else:
+        raise ValueError(f"unknown parameterisation {kind!r}")
+    return ClipParam(basis, stream, spec)

@@ -1,0 +1,196 @@
+"""The optimisation loop: spatiotemporal activation maximisation of one layer's units.
+
+Each step: parameterised clips (display space) -> random spacetime transform -> model space ->
+forward truncated at the target layer -> objective minus regularisers -> Adam on the parameters.
+A batch holds several units, seeds or regulariser weights of one layer and runs in one
+forward/backward pass; each item draws its start and its transforms from its own seed, so its
+result does not depend on what else is in the batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..models.introspect import LayerProbe
+from ..models.registry import LoadedModel
+from ..models.spec import InputSpec, Stream
+from . import objectives, regularizers
+from .param import ClipParam, clip_param
+from .settings import VisualizationSettings
+from .transforms import SpacetimeJitter
+
+MAX_BATCH = 64
+PER_ITEM_FIELDS = {"seed", "weights"}  # what may differ between the items of one batch
+
+
+@dataclass
+class Progress:
+    step: int  # 1-based step just finished
+    steps: int
+    objective: float  # current objective value of the first batch item
+    inputs: dict[str, np.ndarray]  # display space, first batch item: (T, H, W, C)
+
+
+@dataclass
+class Visualization:
+    inputs: dict[str, np.ndarray]  # per stream the layer depends on: float32 (B, T, H, W, C), display space
+    objective: list[float]  # final objective per batch item (on the untransformed result)
+    steps: int
+
+
+class Cancelled(Exception):
+    """The caller's cancel event was set; the optimisation stopped between two steps."""
+
+
+def _batch_items(
+    units: int | Sequence[int], settings: VisualizationSettings | Sequence[VisualizationSettings]
+) -> tuple[list[int], list[VisualizationSettings]]:
+    """Broadcast units and settings to one list each of the batch's length."""
+    unit_list = [units] if isinstance(units, int) else list(units)
+    settings_list = [settings] if isinstance(settings, VisualizationSettings) else list(settings)
+    batch = max(len(unit_list), len(settings_list))
+    if not unit_list or not settings_list:
+        raise ValueError("at least one unit and one settings object are needed")
+    if batch > MAX_BATCH:
+        raise ValueError(f"a batch of {batch} items exceeds the limit of {MAX_BATCH}")
+    for name, values in (("units", unit_list), ("settings", settings_list)):
+        if len(values) not in (1, batch):
+            raise ValueError(f"{len(values)} {name} do not broadcast to a batch of {batch}")
+    unit_list = unit_list * (batch // len(unit_list))
+    settings_list = settings_list * (batch // len(settings_list))
+    shared = settings_list[0].model_dump(exclude=PER_ITEM_FIELDS)
+    if any(s.model_dump(exclude=PER_ITEM_FIELDS) != shared for s in settings_list[1:]):
+        raise ValueError(f"the items of a batch may differ only in {sorted(PER_ITEM_FIELDS)}")
+    return unit_list, settings_list
+
+
+def build_objective(settings: VisualizationSettings, units: Sequence[int]) -> objectives.Objective:
+    """The settings' objective for batch item b looking at ``units[b]``."""
+    unit_objective = objectives.neuron(units) if settings.objective == "neuron" else objectives.channel(units)
+    if settings.direction == "min":
+        unit_objective = -unit_objective
+    if settings.diversity > 0:
+        return unit_objective + settings.diversity * objectives.diversity()
+    return unit_objective
+
+
+def _jitter(settings: VisualizationSettings, spec: InputSpec) -> SpacetimeJitter:
+    t = settings.transforms
+    return SpacetimeJitter(
+        jitter_px=round(t.jitter * min(spec.height, spec.width)), zoom_range=t.zoom, time_shift=t.time_shift
+    )
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast for the network on GPUs that support it (params, FFT and penalties stay float32)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _display_numpy(clip: torch.Tensor) -> np.ndarray:
+    """(..., C, T, H, W) tensor -> float32 (..., T, H, W, C) numpy."""
+    return clip.detach().to("cpu", torch.float32).movedim(-4, -1).numpy()
+
+
+class _Runner:
+    """Feeds model-space clips of the optimised streams to the truncated network."""
+
+    def __init__(self, model: LoadedModel, layer: str):
+        self.model = model
+        self.partial = getattr(model.module, "partial_inputs", False)
+        self.probe = LayerProbe(model.module, layer)
+
+    def __call__(self, inputs: dict[Stream, torch.Tensor]) -> torch.Tensor:
+        if not self.partial:
+            spec = self.model.spec
+            batch = next(iter(inputs.values())).shape[0]
+            constant = {  # a neutral input for the streams the layer does not depend on
+                s: torch.zeros(batch, *spec.inputs[s].shape, device=self.model.device)
+                for s in spec.streams
+                if s not in inputs
+            }
+            inputs = {**inputs, **constant}
+        with _autocast(self.model.device):
+            output = self.probe(inputs)
+        return output.float()
+
+    def close(self) -> None:
+        self.probe.close()
+
+
+def visualize(
+    model: LoadedModel,
+    layer: str,
+    units: int | Sequence[int],
+    settings: VisualizationSettings | Sequence[VisualizationSettings],
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    progress_every: int = 1,
+    cancel: threading.Event | None = None,
+) -> Visualization:
+    """Optimise the inputs that drive ``units`` of ``layer``.
+
+    ``units`` and ``settings`` broadcast to a batch (several units, several seeds or several
+    regulariser weights of one layer); the items may differ only in seed and weights.
+    Only the streams the layer depends on are optimised and returned.
+    """
+    info = model.layer(layer)
+    unit_list, settings_list = _batch_items(units, settings)
+    if any(not 0 <= u < info.units for u in unit_list):
+        raise ValueError(f"units {unit_list} out of range for layer {layer!r} with {info.units} units")
+    if progress_every < 1:
+        raise ValueError("progress_every must be at least 1")
+    first = settings_list[0]
+    device = model.device
+    streams = [s for s in info.inputs if s in model.spec.inputs]
+    specs = {s: model.spec.inputs[s] for s in streams}
+    generators = [torch.Generator().manual_seed(s.seed) for s in settings_list]
+    params: dict[Stream, ClipParam] = {s: clip_param(first.param, s, specs[s], generators, device) for s in streams}
+    jitter = _jitter(first, specs[streams[0]])
+    frames = max(spec.frames for spec in specs.values())
+    objective = build_objective(first, unit_list)
+
+    penalty_weights = {  # (B, 3): norm, tv_space, tv_time of each item
+        s: torch.tensor(
+            [[x.weights.norm, x.weights.tv_space, getattr(x.weights.tv_time, s)] for x in settings_list],
+            device=device,
+        )
+        for s in streams
+    }
+    optimizer = torch.optim.Adam([p for param in params.values() for p in param.parameters()], lr=first.lr)
+
+    with model.lock:
+        runner = _Runner(model, layer)
+        try:
+            for step in range(1, first.steps + 1):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(f"cancelled before step {step}")
+                clips = {s: params[s]() for s in streams}
+                model_space = {s: specs[s].to_model(clips[s]) for s in streams}
+                # the transforms are linear and keep constants, so they commute with to_model
+                draw = jitter.sample(generators, frames)
+                seen = {s: jitter.apply(model_space[s], draw, is_flow=s == "motion") for s in streams}
+                value = objective(runner(seen))
+                penalty = sum(regularizers.weighted_penalty(model_space[s], penalty_weights[s]) for s in streams)
+                optimizer.zero_grad(set_to_none=True)
+                (penalty - value).sum().backward()
+                optimizer.step()
+                if progress is not None and (step % progress_every == 0 or step == first.steps):
+                    progress(Progress(step, first.steps, float(value[0].detach()), {s: _display_numpy(clips[s][0]) for s in streams}))
+            with torch.no_grad():
+                final = {s: params[s]() for s in streams}
+                final_value = objective(runner({s: specs[s].to_model(final[s]) for s in streams}))
+        finally:
+            runner.close()
+    return Visualization(
+        inputs={s: _display_numpy(final[s]) for s in streams},
+        objective=[float(v) for v in final_value],
+        steps=first.steps,
+    )

@@ -1,0 +1,1 @@
+"""Turning optimised inputs into things a browser shows: strips, animations, videos, npz."""

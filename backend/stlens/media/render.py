@@ -1,0 +1,84 @@
+"""The media of one visualisation, by name, from its optimised inputs.
+
+Names come from the fixed table :data:`MEDIA_TYPES` (never from a path), and each belongs to a
+stream: a layer that depends on one stream only gets that stream's media.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..flow import coding
+from . import encode
+from .frames import display_factor, enlarge, strip, to_uint8
+
+MEDIA_TYPES: dict[str, str] = {
+    "appearance.gif": "image/gif",
+    "appearance.mp4": "video/mp4",
+    "appearance.png": "image/png",
+    "motion.gif": "image/gif",
+    "motion.mp4": "video/mp4",
+    "motion-direction.png": "image/png",
+    "motion-components.png": "image/png",
+    "motion-arrows.png": "image/png",
+    "flow-legend.png": "image/png",
+}
+MEDIA_STREAM = {name: "appearance" if name.startswith("appearance") else "motion" for name in MEDIA_TYPES}
+
+
+def media_names(streams: list[str] | tuple[str, ...]) -> list[str]:
+    return [name for name in MEDIA_TYPES if MEDIA_STREAM[name] in streams]
+
+
+def _appearance_media(rgb: np.ndarray) -> dict[str, bytes]:
+    frames = to_uint8(rgb)
+    big = enlarge(frames, display_factor(frames.shape[1]))
+    return {
+        "appearance.gif": encode.gif(big),
+        "appearance.mp4": encode.mp4(big),
+        "appearance.png": encode.png(strip(big)),
+    }
+
+
+def _motion_media(flow: np.ndarray) -> dict[str, bytes]:
+    factor = display_factor(flow.shape[1])
+    direction = enlarge(coding.direction_coding(flow), factor)
+    return {
+        "motion.gif": encode.gif(direction),
+        "motion.mp4": encode.mp4(direction),
+        "motion-direction.png": encode.png(strip(direction)),
+        "motion-components.png": encode.png(strip(enlarge(coding.component_coding(flow), factor))),
+        "motion-arrows.png": encode.png(strip(coding.arrows(flow, direction))),
+        "flow-legend.png": encode.png(coding.direction_legend()),
+    }
+
+
+def render_media(inputs: Mapping[str, np.ndarray]) -> dict[str, bytes]:
+    """Every medium for the streams present in ``inputs`` ({stream: (T, H, W, C) float32})."""
+    media: dict[str, bytes] = {}
+    if "appearance" in inputs:
+        media |= _appearance_media(inputs["appearance"])
+    if "motion" in inputs:
+        media |= _motion_media(inputs["motion"])
+    return media
+
+
+def preview_strips(inputs: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """Small JPEG data URLs for live progress: the T frames side by side at their own size,
+    the flow direction-coded."""
+    previews = {}
+    if "appearance" in inputs:
+        previews["appearance"] = encode.jpeg_data_url(strip(to_uint8(inputs["appearance"])))
+    if "motion" in inputs:
+        previews["motion"] = encode.jpeg_data_url(strip(coding.direction_coding(inputs["motion"])))
+    return previews
+
+
+def inputs_npz(inputs: Mapping[str, np.ndarray]) -> bytes:
+    """The inputs as an ``.npz`` of float32 arrays named by stream."""
+    out = io.BytesIO()
+    np.savez_compressed(out, **{stream: np.asarray(x, dtype=np.float32) for stream, x in inputs.items()})
+    return out.getvalue()

@@ -1,0 +1,199 @@
+"""Model files (the CONTRACT's "bring your own model"): a TOML file with one ``[[models]]`` table a model.
+
+Everything a file says is checked when it is loaded, so a mistake is reported once, at
+``stlens serve --models``, with the file and the model it is in: unknown keys, a factory that
+cannot be imported or is not callable, a checkpoint that does not match the module (strict),
+inputs the module cannot run on, logits of the wrong shape, stream prefixes that contradict
+what the layers depend on. Paths are relative to the TOML file, whose folder is also put on
+``sys.path`` so a factory may live beside it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tomllib
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from .downloads import load_state_dict
+from .introspect import discover_layers
+from .registry import ModelEntry
+from .spec import InputSpec, LayerInfo, ModelSpec, Stream
+
+MAX_MODELS = 64
+MAX_CLASSES = 100_000
+MAX_FILE_BYTES = 1 << 20
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used; the message names the file, the model and the fix."""
+
+
+class StreamPrefixes(BaseModel):
+    """Module-name prefixes of each stream's layers; checked against what the layers depend on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    appearance: str | None = None
+    motion: str | None = None
+    fusion: str | None = None
+
+
+class ModelFileModel(BaseModel):
+    """One ``[[models]]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str
+    factory: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module.path:callable")
+    factory_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the factory")
+    checkpoint: str | None = None
+    labels: str | None = None
+    num_classes: int | None = Field(default=None, ge=1, le=MAX_CLASSES)
+    description: str = ""
+    inputs: dict[Stream, InputSpec] = Field(min_length=1)
+    streams: StreamPrefixes = Field(default_factory=StreamPrefixes)
+
+
+class ModelFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelFileModel] = Field(min_length=1, max_length=MAX_MODELS)
+
+
+def import_factory(reference: str) -> Callable[..., Any]:
+    """``"package.module:name"`` -> the callable, with an error that says which part is missing."""
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelFileError(f"factory {reference!r}: cannot import module {module_name!r} ({exc})") from exc
+    factory = getattr(module, attribute, None)
+    if factory is None:
+        raise ModelFileError(f"factory {reference!r}: module {module_name!r} has no {attribute!r}")
+    if not callable(factory):
+        raise ModelFileError(f"factory {reference!r}: {attribute!r} is a {type(factory).__name__}, not callable")
+    return factory
+
+
+def build_module(factory: str, factory_kwargs: dict[str, Any], checkpoint: Path | None) -> nn.Module:
+    """Call the factory and load the checkpoint strictly (``torch.load(weights_only=True)``)."""
+    try:
+        module = import_factory(factory)(**factory_kwargs)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # the factory is the user's code: any failure is reported as theirs
+        raise ModelFileError(f"factory {factory!r} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(module, nn.Module):
+        raise ModelFileError(f"factory {factory!r} returned a {type(module).__name__}, not a torch.nn.Module")
+    if checkpoint is not None:
+        try:
+            state = load_state_dict(checkpoint)
+            module.load_state_dict(state, strict=True)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelFileError(
+                f"checkpoint {checkpoint} does not match the module built by {factory!r}: {exc}"
+            ) from exc
+    return module
+
+
+def _resolve(base: Path, relative: str, what: str) -> Path:
+    path = (base / relative).resolve()
+    if not path.is_file():
+        raise ModelFileError(f"{what} file {path} does not exist (paths are relative to the model file)")
+    return path
+
+
+def _read_labels(path: Path) -> tuple[str, ...]:
+    labels = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if not labels or len(labels) > MAX_CLASSES:
+        raise ModelFileError(f"labels file {path} must hold 1 to {MAX_CLASSES} class names, one a line")
+    return labels
+
+
+def _count_classes(module: nn.Module, inputs: dict[Stream, InputSpec]) -> int:
+    with torch.no_grad():
+        logits = module.eval()(**{s: torch.zeros(1, *spec.shape) for s, spec in inputs.items()})
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        raise ValueError(f"the module must return logits (N, K), got {getattr(logits, 'shape', type(logits))}")
+    return int(logits.shape[1])
+
+
+def check_stream_prefixes(layers: list[LayerInfo], prefixes: StreamPrefixes) -> None:
+    """A layer under the appearance (motion) prefix must depend on the RGB (flow) input only."""
+    for stream in ("appearance", "motion"):
+        prefix = getattr(prefixes, stream)
+        if prefix is None:
+            continue
+        for layer in layers:
+            if layer.id.startswith(prefix) and layer.stream != stream:
+                found = "both inputs" if layer.stream == "fusion" else f"the {layer.stream} input only"
+                raise ModelFileError(
+                    f"layer {layer.id!r} is under the {stream} prefix {prefix!r} but depends on {found}"
+                )
+
+
+def _entry(model: ModelFileModel, base: Path) -> ModelEntry:
+    checkpoint = _resolve(base, model.checkpoint, "checkpoint") if model.checkpoint else None
+    labels = _read_labels(_resolve(base, model.labels, "labels")) if model.labels else None
+    if labels and model.num_classes is not None and model.num_classes != len(labels):
+        raise ModelFileError(f"num_classes is {model.num_classes} but the labels file has {len(labels)} names")
+    build = partial(build_module, model.factory, model.factory_kwargs, checkpoint)
+    module = build().eval()
+    try:
+        num_classes = len(labels) if labels else model.num_classes or _count_classes(module, model.inputs)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"the module does not run on the declared inputs: {exc}") from exc
+    spec = ModelSpec(
+        id=model.id,
+        title=model.title,
+        inputs=model.inputs,
+        labels=labels or tuple(f"class {i}" for i in range(num_classes)),
+    )
+    try:
+        layers = discover_layers(module, spec)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"a dry run at the declared input sizes failed: {exc}") from exc
+    check_stream_prefixes(layers, model.streams)
+    return ModelEntry(spec=spec, build=build, description=model.description)
+
+
+def load_model_file(path: Path | str) -> list[ModelEntry]:
+    """The models of a model file, each built once and dry-run to check it; raises ModelFileError."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ModelFileError(f"model file {path} is over {MAX_FILE_BYTES} bytes")
+    try:
+        parsed = ModelFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelFileError(f"{path}: not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        raise ModelFileError(f"{path}: {_describe(exc)}") from exc
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
+    entries: list[ModelEntry] = []
+    for index, model in enumerate(parsed.models):
+        if any(e.spec.id == model.id for e in entries):
+            raise ModelFileError(f"{path}: two models share the id {model.id!r}")
+        try:
+            entries.append(_entry(model, path.parent))
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: model {index + 1} ({model.id!r}): {exc}") from exc
+        except ValidationError as exc:
+            raise ModelFileError(f"{path}: model {index + 1} ({model.id!r}): {_describe(exc)}") from exc
+    return entries
+
+
+def _describe(error: ValidationError) -> str:
+    """Pydantic's errors as ``where: what`` lines, e.g. ``models.0.inputs.appearance.chanels: extra ...``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())

@@ -1,0 +1,149 @@
+"""Benchmark of the visualisation engine (figures go to docs/benchmarks.md).
+
+    python bench/engine_bench.py [--threads 1] [--steps 32] [--repeats 3] [--device cpu]
+
+1. per-step cost of ``visualize`` over a bare forward+backward of the same truncated network on
+   an input of the same size (goal <= 1.15x), at an early layer and at the logits;
+2. batched throughput (units per second) for 1, 4 and 16 units of one layer;
+3. against Lucent 0.1.8 on torchvision resnet18 (random weights), a layer2 channel at 128 px,
+   equal steps, Fourier + decorrelated colour parameterisation and standard transforms on both
+   sides, run side by side (needs ``pip install torch-lucent==0.1.8 kornia==0.4.1 decorator --no-deps``).
+
+Every figure is the best of ``--repeats`` interleaved runs (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import types
+from collections.abc import Callable
+
+import torch
+import torchvision
+
+from stlens.engine import VisualizationSettings, visualize
+from stlens.models.builtin import builtin_entries
+from stlens.models.image2d import image_classifier_entry
+from stlens.models.introspect import probe
+from stlens.models.registry import LoadedModel, prepare
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bare_steps(model: LoadedModel, layer: str, unit: int, batch: int, steps: int) -> None:
+    """Forward to ``layer`` and backward to model-space inputs, nothing else."""
+    streams = model.layer(layer).inputs
+    inputs = {s: torch.randn(batch, *model.spec.inputs[s].shape, device=model.device, requires_grad=True) for s in streams}
+    with probe(model.module, layer) as run:
+        for _ in range(steps):
+            for x in inputs.values():
+                x.grad = None
+            run(inputs)[:, unit].mean().backward()
+
+
+def engine_steps(model: LoadedModel, layer: str, units: list[int], steps: int) -> None:
+    visualize(model, layer, units, VisualizationSettings(steps=steps))
+
+
+def overhead(model: LoadedModel, layers: list[str], steps: int, repeats: int) -> None:
+    print("\n## Per-step cost over a bare forward+backward (synth-conv-fusion, batch 1)\n")
+    print("| layer | bare ms/step | engine ms/step | ratio |")
+    print("|---|---|---|---|")
+    for layer in layers:
+        bare = engine = float("inf")
+        for _ in range(repeats):
+            bare = min(bare, best_of(1, lambda: bare_steps(model, layer, 0, 1, steps)))
+            engine = min(engine, best_of(1, lambda: engine_steps(model, layer, [0], steps)))
+        print(f"| {layer} | {1000 * bare / steps:.1f} | {1000 * engine / steps:.1f} | {engine / bare:.2f}x |")
+
+
+def throughput(model: LoadedModel, layer: str, steps: int, repeats: int) -> None:
+    print(f"\n## Batched throughput ({layer}, {steps} steps a unit)\n")
+    print("| units in one batch | s per batch | units/s | speed-up over one at a time |")
+    print("|---|---|---|---|")
+    single = None
+    for batch in (1, 4, 16):
+        seconds = best_of(repeats, lambda: engine_steps(model, layer, list(range(batch)), steps))
+        rate = batch / seconds
+        single = single or rate
+        print(f"| {batch} | {seconds:.2f} | {rate:.2f} | {rate / single:.2f}x |")
+
+
+def import_lucent():
+    """Lucent imports IPython only to show images inline; the benchmark never shows one."""
+    if "IPython" not in sys.modules:
+        ipython = types.ModuleType("IPython")
+        ipython.display = types.ModuleType("IPython.display")
+        sys.modules["IPython"] = ipython
+        sys.modules["IPython.display"] = ipython.display
+    from lucent.optvis import param, render
+
+    return param, render
+
+
+def versus_lucent(steps: int, repeats: int, device: torch.device) -> None:
+    param, render = import_lucent()
+    size, channel = 128, 5
+
+    def resnet() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torchvision.models.resnet18(weights=None)
+
+    entry = image_classifier_entry(
+        "resnet18", "resnet18", resnet, [str(i) for i in range(1000)], size=size, layers=["layer2"]
+    )
+    model = prepare(entry, device)
+    lucent_net = resnet().to(device).eval()
+    for p in lucent_net.parameters():
+        p.requires_grad_(False)
+
+    def lucent() -> None:
+        render.render_vis(
+            lucent_net, f"layer2:{channel}", lambda: param.image(size, fft=True, decorrelate=True),
+            thresholds=(steps,), show_image=False, progress=False, fixed_image_size=size,
+        )
+
+    def ours() -> None:
+        visualize(model, "classifier.layer2", channel, VisualizationSettings(steps=steps))
+
+    ours_s = lucent_s = float("inf")
+    for _ in range(repeats):
+        lucent_s = min(lucent_s, best_of(1, lucent))
+        ours_s = min(ours_s, best_of(1, ours))
+    print(f"\n## Against Lucent 0.1.8 (resnet18 random weights, layer2 channel {channel}, {size} px, {steps} steps)\n")
+    print("| | wall s | ms/step |")
+    print("|---|---|---|")
+    print(f"| Lucent render_vis | {lucent_s:.2f} | {1000 * lucent_s / steps:.0f} |")
+    print(f"| stlens visualize | {ours_s:.2f} | {1000 * ours_s / steps:.0f} |")
+    print(f"\nstlens / Lucent wall time: {ours_s / lucent_s:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: stable on a shared machine)")
+    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-lucent", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), device {device}")
+    model = prepare(builtin_entries()[0], device)
+    overhead(model, ["appearance.conv1", "motion.conv3", "fusion.conv", "logits"], args.steps, args.repeats)
+    throughput(model, "fusion.conv", args.steps, args.repeats)
+    if not args.skip_lucent:
+        versus_lucent(args.steps, args.repeats, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+// Wires the page together: pick a unit, run it live over the WebSocket, show and share the result;
+// around it the sweeps, the atlas, the pinned comparisons and the presentation mode.
+
+import * as api from './api.js';
+import { Atlas, layerKey } from './atlas.js';
+import { ChoiceForm } from './choice.js';
+import { CODINGS } from './media.js';
+import { PinBoard } from './pins.js';
+import { Presentation } from './presentation.js';
+import { ResultView } from './result-view.js';
+import { SettingsPanel } from './settings.js';
+import { Sweep } from './sweep.js';
+import { Timeline } from './timeline.js';
+import { bindKeys, bindTransport } from './transport.js';
+import * as urlstate from './urlstate.js';
+
+const BUILTIN_TOUR = 'builtin';
+
+const timeline = new Timeline();
+const view = new ResultView(document, timeline);
+const choice = new ChoiceForm(document.querySelector('#choice'));
+const describe = (modelId) => choice.describe(modelId);
+const settings = new SettingsPanel(document.querySelector('#settings'));
+const sweep = new Sweep(document.querySelector('#sweep'), timeline);
+const sweepButtons = { speed: document.querySelector('#sweep-speed'), seeds: document.querySelector('#sweep-seeds') };
+const atlas = new Atlas(document.querySelector('#atlas'), timeline);
+const pins = new PinBoard(document.querySelector('#pins'), timeline, describe);
+// Made before the page's own shortcuts are bound, so that its keys come first while it is open.
+const presentation = new Presentation(document.querySelector('#presentation'), describe);
+
+let running = null; // AbortController of the run on screen
+let shownId = null; // the id of the result on screen, while the choice still matches it
+let addressReady = false; // the address is left alone until the page has read it and loaded the choice
+
+function request() {
+  return { ...choice.value(), settings: settings.overrides() };
+}
+
+/** Keep the address in step with the page: a tour stop, the result's share link, or the choice. */
+function updateAddress() {
+  if (!addressReady) return;
+  if (presentation.active) {
+    urlstate.writeTour(presentation.name, presentation.stop);
+    return;
+  }
+  const viewEntries = view.coding === CODINGS[0] ? [] : [['coding', view.coding]];
+  if (sweep.active) viewEntries.push(['sweep', sweep.kind]);
+  if (atlas.active) viewEntries.push(['atlas', '1']);
+  if (pins.ids().length) viewEntries.push(['pins', pins.ids().join(',')]);
+  if (shownId) {
+    urlstate.writeShare(shownId, viewEntries);
+    view.setShareUrl(location.href);
+  } else {
+    urlstate.writeChoice(choice.value(), [...settings.queryEntries(), ...viewEntries]);
+  }
+}
+
+/** Run `body` (or get it from the cache) and show it; the address becomes the share link. */
+async function visualise(body) {
+  running?.abort();
+  const controller = (running = new AbortController());
+  const started = performance.now();
+  let firstPreview = null;
+  view.start('Connecting…');
+  choice.setBusy(true);
+  try {
+    const model = await describe(body.model);
+    const done = await api.runLive(body, {
+      accepted: () => view.setStatus('Optimising…', 'busy'),
+      progress: (message) => {
+        firstPreview ??= performance.now() - started;
+        view.setStatus(`Optimising… step ${message.step} / ${message.steps}`, 'busy');
+        return view.showProgress(message);
+      },
+    }, controller.signal);
+    await showDone(done, model);
+    const total = seconds(performance.now() - started);
+    view.setStatus(firstPreview === null
+      ? `From the cache in ${total}.`
+      : `Done in ${total} (first preview after ${seconds(firstPreview)}).`, 'done');
+  } catch (error) {
+    if (error.name !== 'AbortError') view.setStatus(`Failed: ${error.message}`, 'error');
+  } finally {
+    if (running === controller) choice.setBusy(false);
+  }
+}
+
+async function showDone(visualization, model) {
+  if (visualization.status !== 'done') throw new Error(`the visualisation ${visualization.status}`);
+  await view.showResult(visualization, model);
+  shownId = visualization.id;
+  updateAddress();
+}
+
+/** Open a share link: the cached result at once, or watch it being computed. */
+async function openShared(id) {
+  const started = performance.now();
+  view.start('Loading the shared visualisation…');
+  const visualization = await api.getVisualization(id);
+  const { model, layer, unit } = visualization.request;
+  settings.setValues(visualization.request.settings ?? {});
+  await choice.load({ model, layer, unit });
+  addressReady = true;
+  if (visualization.status === 'done') {
+    await showDone(visualization, choice.model);
+    view.setStatus(`From the cache in ${seconds(performance.now() - started)}.`, 'done');
+  } else {
+    await visualise(visualization.request);
+  }
+}
+
+/** The current choice several times side by side: at several temporal weights, or seeds. */
+async function runSweep(kind) {
+  const body = request();
+  const model = await describe(body.model);
+  const pending = sweep.run(kind, body, settings.values(), model);
+  updateAddress();
+  await pending;
+}
+
+/** Every unit of the chosen layer, with the chosen settings. */
+async function showAtlas() {
+  const { unit, ...body } = request();
+  const pending = atlas.show(body, await describe(body.model));
+  updateAddress();
+  await pending;
+}
+
+/** A unit chosen in the atlas: show it (its result is in the cache already, or soon). */
+async function openUnit(unit) {
+  await choice.select({ ...choice.value(), unit });
+  shownId = null;
+  window.scrollTo({ top: 0, behavior: 'smooth' });
+  await visualise(request());
+}
+
+function pinShown() {
+  if (shownId) pins.add(shownId);
+}
+
+async function present(name = BUILTIN_TOUR, stop = 0) {
+  try {
+    await presentation.open(name, stop);
+  } catch (error) {
+    view.setStatus(`Cannot present: ${error.message}`, 'error');
+  }
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+async function showHealth() {
+  const badge = document.querySelector('#health');
+  try {
+    const status = await api.health();
+    badge.textContent = `${status.device} · cache ${status.cache}`;
+    badge.dataset.state = status.cache === 'ok' ? 'ok' : 'warn';
+  } catch {
+    badge.textContent = 'server unreachable';
+    badge.dataset.state = 'error';
+  }
+}
+
+function bindPage() {
+  bindTransport(document, timeline);
+  bindKeys(timeline, { p: pinShown, t: () => present() });
+  const choiceChanged = () => {
+    shownId = null;
+    updateAddress();
+    if (atlas.active && atlas.layerKey !== layerKey(choice.value())) showAtlas(); // follow the layer
+  };
+  choice.addEventListener('change', choiceChanged);
+  settings.addEventListener('change', choiceChanged);
+  choice.form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    visualise(request());
+  });
+  view.addEventListener('coding', updateAddress);
+  pins.addEventListener('change', updateAddress);
+  presentation.addEventListener('change', updateAddress);
+  document.querySelector('#pin').addEventListener('click', pinShown);
+  document.querySelector('#present').addEventListener('click', () => present());
+  for (const [kind, button] of Object.entries(sweepButtons)) {
+    button.addEventListener('click', () => choice.form.reportValidity() && runSweep(kind));
+  }
+  document.querySelector('#atlas-run').addEventListener('click', () => showAtlas());
+  document.querySelector('#atlas-close').addEventListener('click', () => {
+    atlas.close();
+    updateAddress();
+  });
+  atlas.addEventListener('open', (event) => openUnit(event.detail));
+  document.querySelector('#sweep-close').addEventListener('click', () => {
+    sweep.close();
+    updateAddress();
+  });
+}
+
+/** Show what the address asks for: a share link, a tour stop, or a choice (run at once if complete). */
+async function start() {
+  bindPage();
+  showHealth();
+  const wanted = urlstate.readLocation();
+  view.setCoding(wanted.params.get('coding'));
+  try {
+    await settings.load();
+    // A sweep varies settings whose values the panel knows.
+    for (const button of Object.values(sweepButtons)) button.hidden = settings.root.hidden;
+    const restorePins = () => Promise.all(PinBoard.remembered(wanted.params).map((id) => pins.add(id)));
+    if (wanted.shareId) {
+      await Promise.all([openShared(wanted.shareId), restorePins()]);
+    } else {
+      settings.setFromQuery(wanted.params);
+      await choice.load(wanted);
+      addressReady = true;
+      restorePins();
+      const tour = wanted.params.get('tour');
+      if (tour) await present(tour, Number(wanted.params.get('stop')) || 0);
+      else if (wanted.model && wanted.layer && wanted.unit !== null) await visualise(request());
+      else updateAddress();
+    }
+    if (wanted.params.get('atlas') === '1') showAtlas();
+    const sweepKind = wanted.params.get('sweep');
+    if (Object.hasOwn(sweepButtons, sweepKind) && !settings.root.hidden) await runSweep(sweepKind);
+  } catch (error) {
+    view.setStatus(`Failed: ${error.message}`, 'error');
+  }
+}
+
+start();

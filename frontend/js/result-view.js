@@ -1,0 +1,156 @@
+// The stage: progress, the appearance and motion clips (live previews, then the result), share link.
+
+import { inputsUrl } from './api.js';
+import { CODINGS, previewStrips, resultStrips, STREAMS } from './media.js';
+import { StripPlayer } from './strip-player.js';
+
+const CODING_CAPTIONS = {
+  direction: 'the optical flow: hue is the direction, saturation the speed, white is still',
+  components: 'the optical flow: x in red, y in green, speed in blue, grey is still',
+  arrows: 'the optical flow: arrows over the direction coding',
+};
+
+export class ResultView extends EventTarget {
+  constructor(root, timeline) {
+    super();
+    this.timeline = timeline;
+    this.coding = 'direction';
+    this.shown = null; // {visualization, model} of the finished result on screen
+    this.codingInputs = [...root.querySelectorAll('input[name="coding"]')];
+    this.codingCaption = root.querySelector('#coding-caption');
+    this.legend = root.querySelector('#flow-legend');
+    this.exports = root.querySelector('#exports');
+    this.statusText = root.querySelector('#status-text');
+    this.objective = root.querySelector('#objective');
+    this.progress = root.querySelector('#progress');
+    this.empty = root.querySelector('#empty');
+    this.share = root.querySelector('#share');
+    this.shareInput = root.querySelector('#share-url');
+    this.viewers = Object.fromEntries(STREAMS.map((stream) => {
+      const figure = root.querySelector(`#viewer-${stream}`);
+      return [stream, { figure, player: new StripPlayer(figure.querySelector('canvas'), timeline) }];
+    }));
+    root.querySelector('#copy').addEventListener('click', () => this._copyShare());
+    for (const input of this.codingInputs) {
+      input.addEventListener('change', () => {
+        this.setCoding(input.value);
+        this.dispatchEvent(new Event('coding'));
+      });
+    }
+    this._showCoding();
+  }
+
+  /** Show the flow as `coding` (one of CODINGS); live previews always come direction-coded. */
+  setCoding(coding) {
+    if (!CODINGS.includes(coding)) return;
+    this.coding = coding;
+    this._showCoding();
+    if (this.shown) this._showStrips(this._resultStrips(), true);
+  }
+
+  /** A new run begins: forget the old clips. */
+  start(message) {
+    this.setStatus(message, 'busy');
+    this.progress.removeAttribute('value'); // indeterminate until the first progress message
+    this.objective.textContent = '';
+    this.share.hidden = true;
+    this.shown = null;
+    this._showCoding();
+    for (const { figure, player } of Object.values(this.viewers)) {
+      player.clear();
+      figure.hidden = true;
+    }
+    this.empty.hidden = false;
+  }
+
+  async showProgress(message) {
+    this.progress.max = message.steps;
+    this.progress.value = message.step;
+    this.objective.textContent = `objective ${formatNumber(message.objective)}`;
+    this.timeline.setFrames(message.frames);
+    await this._showStrips(previewStrips(message));
+  }
+
+  /** Show a finished visualisation (`GET /api/visualizations/{id}` object) of a model description. */
+  async showResult(visualization, model) {
+    const { result } = visualization;
+    this.shown = { visualization, model };
+    this.progress.max = result.steps;
+    this.progress.value = result.steps;
+    this.objective.textContent = `objective ${formatNumber(result.objective)}`;
+    const strips = this._resultStrips();
+    this.timeline.setFrames(Math.max(...Object.values(strips).map((s) => s.frames)));
+    this._showCoding();
+    this._showExports(visualization);
+    await this._showStrips(strips, true);
+    this.share.hidden = false;
+  }
+
+  setShareUrl(url) {
+    this.shareInput.value = url;
+  }
+
+  _resultStrips() {
+    return resultStrips(this.shown.visualization, this.shown.model, this.coding);
+  }
+
+  _showCoding() {
+    const live = !this.shown;
+    const coding = live ? 'direction' : this.coding;
+    for (const input of this.codingInputs) {
+      input.checked = input.value === coding;
+      input.disabled = live && input.value !== 'direction';
+    }
+    this.codingCaption.textContent = CODING_CAPTIONS[coding];
+    const legend = this.shown?.visualization.result.media['flow-legend.png'];
+    this.legend.hidden = !(legend && coding === 'direction');
+    if (legend) this.legend.src = legend;
+  }
+
+  _showExports({ id, result }) {
+    const files = [...Object.entries(result.media), ['inputs.npz', result.inputs ?? inputsUrl(id)]];
+    this.exports.replaceChildren(...files.map(([name, url]) => {
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = `${id}-${name}`;
+      link.textContent = name;
+      return link;
+    }));
+  }
+
+  setStatus(text, state = '') {
+    this.statusText.textContent = text;
+    this.statusText.dataset.state = state;
+  }
+
+  async _showStrips(strips, exclusive = false) {
+    const shown = [];
+    for (const [stream, { figure, player }] of Object.entries(this.viewers)) {
+      const strip = strips[stream];
+      if (strip) {
+        figure.hidden = false;
+        shown.push(player.show(strip.src, strip));
+      } else if (exclusive) {
+        player.clear();
+        figure.hidden = true;
+      }
+    }
+    this.empty.hidden = Object.values(this.viewers).some(({ figure }) => !figure.hidden);
+    await Promise.all(shown);
+  }
+
+  async _copyShare() {
+    this.shareInput.select();
+    try {
+      await navigator.clipboard.writeText(this.shareInput.value);
+      this.setStatus('Share link copied.', 'done');
+    } catch {
+      this.setStatus('Select the link and copy it (the browser refused clipboard access).', 'error');
+    }
+  }
+}
+
+export function formatNumber(value) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return '–';
+  return Math.abs(value) >= 1000 || (Math.abs(value) < 0.01 && value !== 0) ? value.toExponential(2) : value.toFixed(3);
+}

@@ -1,0 +1,33 @@
+// The page's address mirrors what it shows: `/?model=&layer=&unit=&<settings>` for a choice,
+// `/v/{id}` for a finished visualisation (its share link).
+
+/** What the current address asks for: a share id, or a (possibly partial) choice and its query. */
+export function readLocation(loc = location) {
+  const match = loc.pathname.match(/^\/v\/([^/]+)\/?$/);
+  const params = new URLSearchParams(loc.search);
+  const unit = params.get('unit');
+  return {
+    shareId: match ? decodeURIComponent(match[1]) : null,
+    model: params.get('model'),
+    layer: params.get('layer'),
+    unit: unit !== null && /^\d+$/.test(unit) ? Number(unit) : null,
+    params,
+  };
+}
+
+/** Show a choice in the address: model, layer, unit, then `extra` entries (the changed settings). */
+export function writeChoice({ model, layer, unit }, extra = []) {
+  const params = new URLSearchParams({ model, layer, unit: String(unit) });
+  for (const [key, value] of extra) params.set(key, value);
+  history.replaceState(null, '', `/?${params}`);
+}
+
+/** Show a share link in the address, with `extra` entries (how it is viewed) as its query. */
+export function writeShare(id, extra = []) {
+  const query = new URLSearchParams(extra).toString();
+  history.replaceState(null, '', `/v/${encodeURIComponent(id)}${query ? `?${query}` : ''}`);
+}
+
+export function writeTour(name, stop) {
+  history.replaceState(null, '', `/?${new URLSearchParams({ tour: name, stop: String(stop) })}`);
+}

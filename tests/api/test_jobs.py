@@ -1,0 +1,53 @@
+"""The pure parts of the job runner: content ids and the newest-only mailbox of a viewer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from stlens.engine.settings import VisualizationSettings
+from stlens.jobs import ID_LENGTH, Job, Subscription, content_id
+
+
+def test_content_id_covers_model_weights_layer_unit_and_settings():
+    base = ("m", "w" * 64, "layer", 3, VisualizationSettings())
+    reference = content_id(*base)
+    assert len(reference) == ID_LENGTH and int(reference, 16) >= 0
+    assert content_id(*base) == reference
+    assert content_id("m", "w" * 64, "layer", 3, VisualizationSettings.model_validate({"steps": 128})) == reference
+    changed = [
+        ("n", *base[1:]),
+        ("m", "v" * 64, *base[2:]),
+        (*base[:2], "other", *base[3:]),
+        (*base[:3], 4, base[4]),
+        (*base[:4], VisualizationSettings(seed=1)),
+        (*base[:4], VisualizationSettings.model_validate({"weights": {"tv_time": {"motion": 2.0}}})),
+    ]
+    assert len({content_id(*args) for args in changed} | {reference}) == len(changed) + 1
+
+
+def test_a_slow_viewer_gets_only_the_newest_message():
+    async def scenario() -> list[dict]:
+        mailbox = Subscription()
+        for step in range(1, 6):
+            mailbox.offer({"type": "progress", "step": step})
+        first = await mailbox.next()
+        mailbox.offer({"type": "done"})
+        return [first, await mailbox.next()]
+
+    assert asyncio.run(scenario()) == [{"type": "progress", "step": 5}, {"type": "done"}]
+
+
+def test_a_late_viewer_starts_from_the_latest_progress_and_leaving_cancels_unkept_jobs():
+    async def scenario() -> tuple[dict, bool, bool]:
+        kept, unkept = Job(id="a", request={}, keep=True), Job(id="b", request={})
+        for job in (kept, unkept):
+            job.publish({"type": "progress", "step": 7})
+        late = unkept.subscribe()
+        first = await late.next()
+        unkept.unsubscribe(late)
+        kept.unsubscribe(kept.subscribe())
+        return first, unkept.cancel.is_set(), kept.cancel.is_set()
+
+    first, unkept_cancelled, kept_cancelled = asyncio.run(scenario())
+    assert first == {"type": "progress", "step": 7}
+    assert unkept_cancelled and not kept_cancelled

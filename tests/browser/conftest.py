@@ -1,0 +1,142 @@
+"""Browser tests: a real ``stlens serve`` in a subprocess, driven by Playwright on Debian's Chromium."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+SERVER_START_S = 90
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not CHROMIUM.exists():
+        skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+        for item in items:
+            if "browser" in item.keywords:
+                item.add_marker(skip)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a real ``stlens serve`` with its own embedded Redis in a fresh folder."""
+    data_dir = tmp_path_factory.mktemp("stlens-data")
+    port = _free_port()
+    log = (data_dir / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stlens.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
+         "--log-level", "warning"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"stlens serve exited with {process.returncode}: {(data_dir / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"stlens serve did not answer /api/health within {SERVER_START_S} s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator["playwright_api.Browser"]:
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Tab:
+    """A page in its own fresh browser context (no shared cache or storage), with what it saw."""
+
+    page: "playwright_api.Page"
+    console_errors: list[str] = field(default_factory=list)
+    socket_messages: list[dict] = field(default_factory=list)
+
+    def message_types(self) -> list[str]:
+        return [m.get("type") for m in self.socket_messages]
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def open_tab(browser: "playwright_api.Browser") -> Iterator[Callable[..., Tab]]:
+    """Opens tabs that record console errors and WebSocket messages; fails the test on a console error."""
+    contexts = []
+    tabs: list[Tab] = []
+
+    def open_(width: int = 1280, height: int = 720) -> Tab:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        tab = Tab(context.new_page())
+        tab.page.on("console", lambda m: m.type == "error" and tab.console_errors.append(m.text))
+        tab.page.on("pageerror", lambda e: tab.console_errors.append(str(e)))
+        tab.page.on(
+            "websocket",
+            lambda ws: ws.on("framereceived", lambda payload: tab.socket_messages.append(json.loads(payload))),
+        )
+        tab.page.add_init_script(TEXT_RECORDER)
+        tabs.append(tab)
+        return tab
+
+    yield open_
+    for context in contexts:
+        context.close()
+    errors = [e for tab in tabs for e in tab.console_errors]
+    assert not errors, f"console errors: {errors}"
+
+
+# Records every text that the status line and the atlas summary show, so a test can tell what was on
+# screen along the way even when it was too quick to catch with a poll.
+TEXT_RECORDER = """
+window.textLog = {};
+document.addEventListener('DOMContentLoaded', () => {
+  for (const selector of ['#status-text', '.atlas-summary']) {
+    const element = document.querySelector(selector);
+    if (!element) continue;
+    const log = (window.textLog[selector] = []);
+    new MutationObserver(() => log.push(element.textContent))
+      .observe(element, { childList: true, characterData: true, subtree: true });
+  }
+});
+"""

@@ -1,0 +1,49 @@
+// Unit tests of the frontend's pure modules, run by Node's own test runner (see test_js_modules.py).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { previewStrips, resultStrips } from '../../../frontend/js/media.js';
+import { sweepColumns, sweptTemporalWeights } from '../../../frontend/js/sweep.js';
+import { readLocation } from '../../../frontend/js/urlstate.js';
+
+test('temporal weights scale by the factor, stay in bounds, and a zero weight takes the factor', () => {
+  assert.deepEqual(sweptTemporalWeights({ appearance: 2, motion: 50 }, 100), { appearance: 200, motion: 1000 });
+  assert.deepEqual(sweptTemporalWeights({ appearance: 0, motion: 1 / 3 }, 0.1), { appearance: 0.1, motion: 0.0333 });
+});
+
+test('a speed sweep runs fast to slow and changes only the temporal weights', () => {
+  const columns = sweepColumns('speed', { seed: 0, weights: { tv_time: { appearance: 1, motion: 1 } } });
+  const motion = columns.map((c) => c.settings.weights.tv_time.motion);
+  assert.deepEqual(motion, [...motion].sort((a, b) => a - b));
+  assert.equal(new Set(motion).size, columns.length);
+  assert.ok(columns.every((c) => Object.keys(c.settings).join() === 'weights'));
+});
+
+test('a seed sweep starts at the chosen seed and wraps within the valid range', () => {
+  const seeds = sweepColumns('seeds', { seed: 2 ** 31 - 2, weights: {} }).map((c) => c.settings.seed);
+  assert.deepEqual(seeds, [2 ** 31 - 2, 2 ** 31 - 1, 0, 1, 2]);
+  assert.throws(() => sweepColumns('colours', {}), /no sweep/);
+});
+
+test('the address is read as a share id or a choice; a bad unit is ignored', () => {
+  const shared = readLocation(new URL('http://host/v/0123abcd?coding=arrows'));
+  assert.equal(shared.shareId, '0123abcd');
+  assert.equal(shared.params.get('coding'), 'arrows');
+  const choice = readLocation(new URL('http://host/?model=m&layer=fusion.conv&unit=7'));
+  assert.deepEqual([choice.shareId, choice.model, choice.layer, choice.unit], [null, 'm', 'fusion.conv', 7]);
+  assert.equal(readLocation(new URL('http://host/?unit=-1')).unit, null);
+  assert.equal(readLocation(new URL('http://host/?unit=1e3')).unit, null);
+});
+
+test('result strips follow the flow coding and the model input shapes', () => {
+  const visualization = { result: { media: { 'appearance.png': '/a', 'motion-arrows.png': '/m' } } };
+  const model = { inputs: { appearance: { frames: 8, width: 64, height: 32 }, motion: { frames: 8, width: 64, height: 32 } } };
+  assert.deepEqual(resultStrips(visualization, model, 'arrows'), {
+    appearance: { src: '/a', frames: 8, aspect: 2 },
+    motion: { src: '/m', frames: 8, aspect: 2 },
+  });
+  assert.deepEqual(Object.keys(resultStrips(visualization, model)), ['appearance']); // no direction strip
+  const message = { frames: 4, width: 10, height: 5, previews: { motion: 'data:' } };
+  assert.deepEqual(previewStrips(message), { motion: { src: 'data:', frames: 4, aspect: 2 } });
+});

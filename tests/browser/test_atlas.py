@@ -1,0 +1,55 @@
+"""Issue 6: the atlas, every unit of a layer as a thumbnail, filled in progressively; a click opens one."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from .helpers import canvas_is_drawn, wait_for_choices, wait_for_result
+
+pytestmark = pytest.mark.browser
+
+
+def smallest_layer(page) -> tuple[str, int]:
+    """The layer with the fewest units (the quickest atlas) and its unit count."""
+    return page.evaluate(
+        """async () => {
+          const model = document.querySelector('#model').value;
+          const layers = (await (await fetch(`/api/models/${model}`)).json()).layers;
+          const small = layers.reduce((a, b) => (b.units < a.units ? b : a));
+          return [small.id, small.units];
+        }"""
+    )
+
+
+def test_atlas_fills_in_and_opens_a_unit(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    layer, units = smallest_layer(page)
+    page.select_option("#layer", layer)
+    page.click("#settings summary")
+    page.fill("#setting-steps", "4")
+    page.dispatch_event("#setting-steps", "change")
+    page.click("#atlas-run")
+    expect(page.locator(".atlas-grid .card")).to_have_count(units)
+    expect(page).to_have_url(re.compile(r"atlas=1"))
+    page.wait_for_function(
+        "n => document.querySelectorAll('.atlas-grid .card-status[data-state=done]').length === n",
+        arg=units,
+        timeout=240_000,
+    )
+    expect(page.locator(".atlas-summary")).to_have_text(f"{units} / {units} units")
+    counts = [int(text.split(" / ")[0]) for text in page.evaluate("window.textLog['.atlas-summary']")]
+    assert counts == sorted(counts) and len(set(counts)) == units + 1  # filled in one unit at a time
+    assert canvas_is_drawn(page, f".atlas-grid .card[data-unit='{units - 1}'] canvas:not([hidden])")
+    tab.screenshot("atlas")
+
+    page.click(".atlas-grid .card[data-unit='3'] .card-actions button")
+    vid = wait_for_result(page)
+    expect(page.locator("#status-text")).to_contain_text("From the cache")
+    assert page.input_value("#unit") == "3"
+    assert tab.socket_messages[-1]["id"] == vid and tab.socket_messages[-1]["request"]["unit"] == 3

@@ -1,0 +1,98 @@
+"""Issue 6 in the unit view: a control for every setting, the three flow codings, the export links."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from .helpers import canvas_is_drawn, first_layer_of, pick, set_setting, wait_for_choices, wait_for_result
+
+pytestmark = pytest.mark.browser
+
+
+def setting_paths(schemas: dict, name: str = "VisualizationSettings", prefix: str = "") -> list[str]:
+    """Every leaf of the settings schema as a dotted path, e.g. ``weights.tv_time.motion``."""
+    paths = []
+    for key, prop in schemas[name]["properties"].items():
+        ref = prop.get("$ref") or (prop.get("allOf") or [{}])[0].get("$ref")
+        if ref:
+            paths += setting_paths(schemas, ref.rsplit("/", 1)[1], f"{prefix}{key}.")
+        else:
+            paths.append(prefix + key)
+    return paths
+
+
+def test_every_setting_has_a_control_and_travels_with_the_link(dashboard, open_tab):
+    schemas = httpx.get(f"{dashboard}/openapi.json").json()["components"]["schemas"]
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    page.click("#settings summary")
+    for path in setting_paths(schemas):
+        expect(page.locator(f"#setting-{path.replace('.', '-')}")).to_be_attached()
+
+    pick(page, first_layer_of(page, "fusion"), unit=4)
+    page.locator("#setting-weights-tv_time-motion + input[type=range]").fill("2")  # the slow end
+    expect(page.locator("#setting-weights-tv_time-motion")).to_have_value("100")
+    set_setting(page, "param", "pixel")
+    expect(page).to_have_url(re.compile(r"weights\.tv_time\.motion=100&param=pixel"))
+    tab.screenshot("settings-panel")
+
+    page.click("#visualise")
+    vid = wait_for_result(page)
+    settings = tab.socket_messages[-1]["request"]["settings"]
+    assert settings["weights"]["tv_time"]["motion"] == 100 and settings["param"] == "pixel"
+
+    page.click("#settings-reset")
+    expect(page.locator("#setting-param")).to_have_value(schemas["VisualizationSettings"]["properties"]["param"]["default"])
+    expect(page).not_to_have_url(re.compile("param="))
+
+    shared = open_tab()
+    shared.page.goto(f"{dashboard}/v/{vid}")
+    wait_for_result(shared.page)
+    expect(shared.page.locator("#setting-weights-tv_time-motion")).to_have_value("100")
+    expect(shared.page.locator("#setting-param")).to_have_value("pixel")
+
+
+def motion_pixels(page) -> str:
+    return page.eval_on_selector("#viewer-motion canvas", "c => c.toDataURL()")
+
+
+def test_flow_codings_and_exports(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    pick(page, first_layer_of(page, "fusion"), unit=5)
+    page.click("#visualise")
+    vid = wait_for_result(page)
+    page.locator("body").press(" ")  # pause, so only the coding changes the picture
+    legend = page.locator("#flow-legend")
+    expect(legend).to_be_visible()
+    direction = motion_pixels(page)
+
+    page.click("#viewer-motion label:has-text('Components')")
+    expect(page).to_have_url(re.compile(rf"/v/{vid}\?coding=components$"))
+    expect(legend).to_be_hidden()
+    page.wait_for_function("d => document.querySelector('#viewer-motion canvas').toDataURL() !== d", arg=direction)
+    page.click("#viewer-motion label:has-text('Arrows')")
+    expect(page.locator("#share-url")).to_have_value(f"{dashboard}/v/{vid}?coding=arrows")
+    assert canvas_is_drawn(page, "#viewer-motion canvas")
+    tab.screenshot("flow-arrows")
+
+    links = page.locator("#exports a")
+    names = links.all_inner_texts()
+    assert {"appearance.gif", "motion.gif", "appearance.png", "motion-direction.png", "inputs.npz"} <= set(names)
+    for href in links.evaluate_all("links => links.map(a => a.href)"):
+        response = page.request.get(href)
+        assert response.ok and len(response.body()) > 0, href
+
+    again = open_tab()
+    again.page.goto(f"{dashboard}/v/{vid}?coding=arrows")
+    wait_for_result(again.page)
+    expect(again.page.locator("#viewer-motion input[value=arrows]")).to_be_checked()
+    expect(again.page.locator("#flow-legend")).to_be_hidden()

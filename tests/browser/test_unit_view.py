@@ -1,0 +1,113 @@
+"""Issue 2's page: pick a unit, watch it live, loop the result, share it, reopen it from the cache."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from .helpers import TEST_STEPS, canvas_is_drawn, first_layer_of, pick, wait_for_choices, wait_for_result
+
+pytestmark = pytest.mark.browser
+
+
+def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    layer = first_layer_of(page, "fusion")
+    pick(page, layer, unit=1)
+    expect(page).to_have_url(re.compile(rf"\?model=[\w-]+&layer={re.escape(layer)}&unit=1&steps={TEST_STEPS}$"))
+    tab.screenshot("unit-view-picked")
+
+    page.click("#visualise")
+    vid = wait_for_result(page)
+    tab.screenshot("unit-view-result")
+
+    types = tab.message_types()
+    assert types[0] == "accepted" and types[-1] == "done", types
+    progress = [m for m in tab.socket_messages if m["type"] == "progress"]
+    assert progress and all({"appearance", "motion"} <= set(m["previews"]) for m in progress)
+    assert any(re.search(rf"step \d+ / {TEST_STEPS}", text) for text in page.evaluate("window.textLog['#status-text']"))
+    expect(page.locator("#status-text")).to_contain_text("Done in")
+    assert canvas_is_drawn(page, "#viewer-appearance canvas")
+    assert canvas_is_drawn(page, "#viewer-motion canvas")
+    share_url = page.input_value("#share-url")
+    assert share_url == f"{dashboard}/v/{vid}"
+
+    fresh = open_tab(390, 844)  # a fresh browser at phone width
+    with fresh.page.expect_response(f"**/api/visualizations/{vid}") as first_get:
+        fresh.page.goto(share_url)
+    assert first_get.value.json()["status"] == "done"
+    assert wait_for_result(fresh.page) == vid
+    expect(fresh.page.locator("#status-text")).to_contain_text("From the cache")
+    assert fresh.socket_messages == []  # nothing recomputed, no live run opened
+    assert canvas_is_drawn(fresh.page, "#viewer-motion canvas")
+    assert fresh.page.input_value("#layer") == layer and fresh.page.input_value("#unit") == "1"
+    assert fresh.page.input_value("#setting-steps") == str(TEST_STEPS)
+    fresh.screenshot("unit-view-shared-phone")
+
+
+def test_choice_address_reopens_the_cached_result_without_progress(dashboard, open_tab):
+    first = open_tab()
+    first.page.goto(dashboard + "/")
+    wait_for_choices(first.page)
+    layer = first_layer_of(first.page, "motion")
+    pick(first.page, layer, unit=2)
+    choice_url = first.page.url
+    first.page.click("#visualise")
+    vid = wait_for_result(first.page)
+
+    again = open_tab()
+    again.page.goto(choice_url)  # the address of the choice, not the share link
+    assert wait_for_result(again.page) == vid
+    assert again.message_types() == ["accepted", "done"]
+    expect(again.page.locator("#viewer-appearance")).to_be_hidden()  # a motion layer needs no RGB
+    expect(again.page.locator("#viewer-motion")).to_be_visible()
+
+
+def test_playback_controls_and_keyboard(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    pick(page, first_layer_of(page, "appearance"), unit=0)
+    page.click("#visualise")
+    wait_for_result(page)
+    label = page.locator("#frame-label")
+
+    page.locator("body").press(" ")
+    expect(page.locator("#play")).to_have_attribute("aria-label", "Play")
+    frame, frames = map(int, re.search(r"frame (\d+) / (\d+)", label.inner_text()).groups())
+    page.locator("body").press("ArrowRight")
+    expected = frame % frames + 1
+    expect(label).to_have_text(re.compile(rf"frame {expected} / "))
+    page.click("#prev")
+    expect(label).to_have_text(re.compile(rf"frame {frame} / "))
+    page.locator("#scrub").fill("0")
+    expect(label).to_have_text(re.compile(r"frame 1 / "))
+    page.click("#play")
+    expect(page.locator("#play")).to_have_attribute("aria-label", "Pause")
+
+
+def test_out_of_range_choice_in_the_address_is_corrected(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(
+        f"{dashboard}/?model=no-such-model&layer=no-such-layer&unit=999999&steps={TEST_STEPS}"
+        "&lr=99&objective=no-such-objective&weights.norm=-1"
+    )
+    wait_for_choices(page)
+    units = int(page.get_attribute("#unit", "max"))
+    assert page.input_value("#unit") == str(units)
+    assert page.input_value("#model") != "no-such-model"
+    defaults = httpx.get(f"{dashboard}/openapi.json").json()["components"]["schemas"]["VisualizationSettings"]
+    assert float(page.input_value("#setting-lr")) == defaults["properties"]["lr"]["default"]
+    assert page.input_value("#setting-objective") == defaults["properties"]["objective"]["default"]
+    wait_for_result(page)
+    settings = tab.socket_messages[-1]["request"]["settings"]
+    assert settings["steps"] == TEST_STEPS and settings["weights"]["norm"] >= 0
+    wait_for_result(page)

@@ -1,0 +1,66 @@
+"""Tiny two-stream nets with hand-set weights whose units have known preferences."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from stlens.models.registry import LoadedModel, ModelEntry, prepare
+from stlens.models.spec import InputSpec, ModelSpec
+
+FRAMES = 4
+SIZE = 16
+FLOW_SCALE = 2.0
+
+
+def tiny_inputs(frames: int = FRAMES, size: int = SIZE) -> dict[str, InputSpec]:
+    return {
+        "appearance": InputSpec(channels=3, frames=frames, height=size, width=size, mean=(0.5,) * 3, std=(0.25,) * 3),
+        "motion": InputSpec(channels=2, frames=frames, height=size, width=size, scale=FLOW_SCALE),
+    }
+
+
+def load(module: nn.Module, inputs: dict[str, InputSpec] | None = None, classes: int = 2) -> LoadedModel:
+    spec = ModelSpec(id="tiny", title="tiny", inputs=inputs or tiny_inputs(), labels=tuple(f"c{i}" for i in range(classes)))
+    return prepare(ModelEntry(spec=spec, build=lambda: module), torch.device("cpu"))
+
+
+def pointwise(weights: list[list[float]], bias: list[float] | None = None, in_channels: int | None = None) -> nn.Conv3d:
+    """A 1x1x1 conv with the given (out, in) weights."""
+    w = torch.tensor(weights, dtype=torch.float32)
+    conv = nn.Conv3d(in_channels or w.shape[1], w.shape[0], 1, bias=bias is not None)
+    with torch.no_grad():
+        conv.weight.copy_(w.view(*w.shape, 1, 1, 1))
+        if bias is not None:
+            conv.bias.copy_(torch.tensor(bias))
+    return conv
+
+
+def direction(degrees: float) -> list[float]:
+    """Unit vector (x, y) of a flow direction, in degrees."""
+    return [math.cos(math.radians(degrees)), math.sin(math.radians(degrees))]
+
+
+class TwoTowers(nn.Module):
+    """``appearance.*`` and ``motion.*`` towers, pooled and summed into logits.
+
+    ``partial_inputs`` as in the built-in models: a tower runs only when its stream is given.
+    """
+
+    def __init__(self, appearance: nn.Module, motion: nn.Module, features: int, classes: int = 2, partial_inputs: bool = True):
+        super().__init__()
+        self.appearance = appearance
+        self.motion = motion
+        self.partial_inputs = partial_inputs
+        self.head = nn.Linear(features, classes)
+
+    def forward(self, appearance: torch.Tensor | None = None, motion: torch.Tensor | None = None) -> torch.Tensor:
+        features = []
+        for name, x in (("appearance", appearance), ("motion", motion)):
+            if x is not None:
+                features.append(getattr(self, name)(x).flatten(2).mean(2))
+        if len(features) < 2:
+            raise ValueError("the logits need both streams")
+        return self.head(torch.cat(features, 1))

@@ -1,0 +1,281 @@
+"""Model files: a good file loads; each mistake gives a clear error naming the file and the model."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from stlens.engine import VisualizationSettings, visualize
+from stlens.models.modelfile import ModelFileError, load_model_file
+from stlens.models.registry import ModelRegistry
+
+NETS = """
+import torch
+from torch import nn
+
+
+class TwoStream(nn.Module):
+    def __init__(self, num_classes=4, rgb_channels=3):
+        super().__init__()
+        self.appearance = nn.Conv3d(rgb_channels, 6, 3, padding=1)
+        self.motion = nn.Conv3d(2, 6, 3, padding=1)
+        self.fusion = nn.Conv3d(12, 8, 1)
+        self.classifier = nn.Linear(8, num_classes)
+
+    def forward(self, appearance, motion):
+        x = torch.cat([self.appearance(appearance).relu(), self.motion(motion).relu()], dim=1)
+        return self.classifier(self.fusion(x).relu().mean(dim=(2, 3, 4)))
+
+
+def build(num_classes=4):
+    return TwoStream(num_classes)
+
+
+def build_rgb5():
+    return TwoStream(rgb_channels=5)
+
+
+def not_a_module():
+    return "hello"
+
+
+NOT_CALLABLE = 3
+"""
+
+INPUTS = """
+[models.inputs.appearance]
+channels = 3
+frames = 4
+height = 16
+width = 16
+mean = [0.45, 0.45, 0.45]
+std = [0.225, 0.225, 0.225]
+[models.inputs.motion]
+channels = 2
+frames = 4
+height = 16
+width = 16
+scale = 20.0
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder with a factory module (a unique name per test, importable from beside the TOML)."""
+    (tmp_path / "weights").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def module_name(folder: Path, request: pytest.FixtureRequest) -> str:
+    name = "byo_" + "".join(c if c.isalnum() else "_" for c in request.node.name)
+    (folder / f"{name}.py").write_text(NETS)
+    return name
+
+
+def write(folder: Path, body: str, inputs: str = INPUTS) -> Path:
+    path = folder / "models.toml"
+    path.write_text(textwrap.dedent(body) + inputs)
+    return path
+
+
+def test_a_good_file_loads_with_checkpoint_labels_and_streams(folder: Path, module_name: str) -> None:
+    torch.manual_seed(3)
+    (folder / "labels.txt").write_text("run\njump\nswim\n\n")
+    path = write(
+        folder,
+        f"""
+        [[models]]
+        id = "my-two-stream"
+        title = "My two-stream net"
+        factory = "{module_name}:build"
+        factory_kwargs = {{ num_classes = 3 }}
+        checkpoint = "weights/my.pt"
+        labels = "labels.txt"
+        [models.streams]
+        appearance = "appearance"
+        motion = "motion"
+        fusion = "fusion"
+    """,
+    )
+    sys.path.append(str(folder))
+    try:
+        reference = importlib.import_module(module_name).build(3)
+    finally:
+        sys.path.remove(str(folder))
+    torch.save(reference.state_dict(), folder / "weights" / "my.pt")
+    (entry,) = load_model_file(path)
+    assert entry.spec.id == "my-two-stream" and entry.spec.labels == ("run", "jump", "swim")
+    assert entry.spec.streams == ["appearance", "motion"] and entry.spec.inputs["motion"].scale == 20.0
+    loaded = ModelRegistry([entry], torch.device("cpu")).get("my-two-stream")
+    assert torch.equal(loaded.module.classifier.weight, reference.classifier.weight)
+    assert [(layer.id, layer.stream) for layer in loaded.layers] == [
+        ("appearance", "appearance"),
+        ("motion", "motion"),
+        ("fusion", "fusion"),
+        ("classifier", "fusion"),
+        ("logits", "fusion"),
+    ]
+    # a module without partial inputs: the engine feeds zeros to the stream a layer does not use
+    assert set(visualize(loaded, "motion", 0, VisualizationSettings(steps=2)).inputs) == {"motion"}
+
+
+def test_without_labels_the_classes_are_counted(folder: Path, module_name: str) -> None:
+    (entry,) = load_model_file(
+        write(
+            folder,
+            f"""
+        [[models]]
+        id = "counted"
+        title = "Counted"
+        factory = "{module_name}:build"
+    """,
+        )
+    )
+    assert entry.spec.labels == ("class 0", "class 1", "class 2", "class 3")
+
+
+def bad(folder: Path, body: str, match: str, inputs: str = INPUTS) -> None:
+    path = write(folder, body, inputs)
+    with pytest.raises(ModelFileError, match=match) as error:
+        load_model_file(path)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        ("no_such_package.nets:build", "cannot import module 'no_such_package.nets'"),
+        ("{m}:missing", "has no 'missing'"),
+        ("{m}:NOT_CALLABLE", "'NOT_CALLABLE' is a int, not callable"),
+        ("{m}:not_a_module", "returned a str, not a torch.nn.Module"),
+    ],
+)
+def test_factory_errors(folder: Path, module_name: str, factory: str, match: str) -> None:
+    bad(
+        folder,
+        f"""
+        [[models]]
+        id = "m"
+        title = "M"
+        factory = "{factory.format(m=module_name)}"
+    """,
+        match,
+    )
+
+
+def test_a_checkpoint_that_does_not_match_the_module(folder: Path, module_name: str) -> None:
+    torch.save({"appearance.weight": torch.zeros(1)}, folder / "weights" / "other.pt")
+    bad(
+        folder,
+        f"""
+        [[models]]
+        id = "m"
+        title = "M"
+        factory = "{module_name}:build"
+        checkpoint = "weights/other.pt"
+    """,
+        r"(?s)checkpoint .*other.pt does not match the module.*Missing key",
+    )
+
+
+def test_a_missing_checkpoint_file_names_the_resolved_path(folder: Path, module_name: str) -> None:
+    bad(
+        folder,
+        f"""
+        [[models]]
+        id = "m"
+        title = "M"
+        factory = "{module_name}:build"
+        checkpoint = "weights/absent.pt"
+    """,
+        f"{folder / 'weights' / 'absent.pt'} does not exist",
+    )
+
+
+def test_inputs_the_module_cannot_run_on(folder: Path, module_name: str) -> None:
+    bad(
+        folder,
+        f"""
+        [[models]]
+        id = "m"
+        title = "M"
+        factory = "{module_name}:build_rgb5"
+    """,
+        "does not run on the declared inputs",
+    )
+
+
+def test_logits_that_do_not_match_the_labels(folder: Path, module_name: str) -> None:
+    (folder / "labels.txt").write_text("a\nb\n")
+    bad(
+        folder,
+        f"""
+        [[models]]
+        id = "m"
+        title = "M"
+        factory = "{module_name}:build"
+        labels = "labels.txt"
+    """,
+        r"dry run .* failed: the model returned logits of shape \(1, 4\); expected \(N, 2\)",
+    )
+
+
+def test_a_stream_prefix_that_contradicts_the_dependencies(folder: Path, module_name: str) -> None:
+    bad(
+        folder,
+        f"""
+        [[models]]
+        id = "m"
+        title = "M"
+        factory = "{module_name}:build"
+        [models.streams]
+        appearance = "fusion"
+    """,
+        "layer 'fusion' is under the appearance prefix 'fusion' but depends on both inputs",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "inputs", "match"),
+    [
+        (
+            '[[models]]\nid = "m"\ntitle = "M"\nfactory = "x:y"\ncolour = "red"\n',
+            INPUTS,
+            "models.0.colour: Extra inputs",
+        ),
+        ('[[models]]\nid = "m"\ntitle = "M"\nfactory = "x:y"\n', INPUTS.replace("scale", "scael"), "motion.scael"),
+        ('[[models]]\nid = "m"\ntitle = "M"\nfactory = "x.y"\n', INPUTS, "models.0.factory: String should match"),
+        ('[[models]]\nid = "m"\ntitle = "M"\nfactory = "x:y"\n', "", "models.0.inputs: Field required"),
+        (
+            '[[models]]\nid = "m"\ntitle = "M"\nfactory = "x:y"\n',
+            INPUTS.replace("channels = 3", "channels = 2"),
+            "mean has 3 values but the stream has 2 channels",
+        ),
+        ("[[models]\n", "", "not valid TOML"),
+        ("", "", "models: Field required"),
+    ],
+)
+def test_malformed_files(folder: Path, body: str, inputs: str, match: str) -> None:
+    bad(folder, body, match, inputs)
+
+
+def test_duplicate_ids_and_bad_ids(folder: Path, module_name: str) -> None:
+    table = f'[[models]]\nid = "{{id}}"\ntitle = "M"\nfactory = "{module_name}:build"\n' + INPUTS
+    path = folder / "models.toml"
+    path.write_text(table.format(id="same") + table.format(id="same"))
+    with pytest.raises(ModelFileError, match="two models share the id 'same'"):
+        load_model_file(path)
+    path.write_text(table.format(id="bad id!"))
+    with pytest.raises(ModelFileError, match=r"model 1 \('bad id!'\): id: String should match"):
+        load_model_file(path)
+
+
+def test_a_missing_file() -> None:
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_model_file("/no/such/models.toml")
