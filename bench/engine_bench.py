@@ -9,12 +9,14 @@
    equal steps, Fourier + decorrelated colour parameterisation and standard transforms on both
    sides, run side by side (needs ``pip install torch-lucent==0.1.8 kornia==0.4.1 decorator --no-deps``).
 
-Every figure is the best of ``--repeats`` interleaved runs (the machine is shared).
+Per-step figures are medians over ``--repeats`` interleaved runs, wall times the best of them
+(the machine is shared, and a median step ignores the moments another process took the CPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 import types
@@ -30,52 +32,56 @@ from stlens.models.introspect import probe
 from stlens.models.registry import LoadedModel, prepare
 
 
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def bare_steps(model: LoadedModel, layer: str, unit: int, batch: int, steps: int) -> None:
-    """Forward to ``layer`` and backward to model-space inputs, nothing else."""
+def bare_step_times(model: LoadedModel, layer: str, unit: int, batch: int, steps: int) -> list[float]:
+    """Seconds per step of a forward to ``layer`` and backward to model-space inputs, nothing else."""
     streams = model.layer(layer).inputs
     inputs = {s: torch.randn(batch, *model.spec.inputs[s].shape, device=model.device, requires_grad=True) for s in streams}
+    times = []
     with probe(model.module, layer) as run:
         for _ in range(steps):
+            start = time.perf_counter()
             for x in inputs.values():
                 x.grad = None
             run(inputs)[:, unit].mean().backward()
+            times.append(time.perf_counter() - start)
+    return times
 
 
-def engine_steps(model: LoadedModel, layer: str, units: list[int], steps: int) -> None:
-    visualize(model, layer, units, VisualizationSettings(steps=steps))
+def engine_step_times(model: LoadedModel, layer: str, units: list[int], steps: int) -> list[float]:
+    """Seconds per step of ``visualize`` (progress reported every step, as a live view would)."""
+    stamps = [time.perf_counter()]
+    visualize(model, layer, units, VisualizationSettings(steps=steps), progress=lambda _: stamps.append(time.perf_counter()))
+    return [b - a for a, b in zip(stamps[1:], stamps[2:])]  # the first interval holds the set-up
+
+
+def median_ms(times: list[float]) -> float:
+    return 1000 * statistics.median(times)
 
 
 def overhead(model: LoadedModel, layers: list[str], steps: int, repeats: int) -> None:
-    print("\n## Per-step cost over a bare forward+backward (synth-conv-fusion, batch 1)\n")
+    print("\n## Per-step cost over a bare forward+backward (synth-conv-fusion, batch 1, median step)\n")
     print("| layer | bare ms/step | engine ms/step | ratio |")
     print("|---|---|---|---|")
     for layer in layers:
-        bare = engine = float("inf")
-        for _ in range(repeats):
-            bare = min(bare, best_of(1, lambda: bare_steps(model, layer, 0, 1, steps)))
-            engine = min(engine, best_of(1, lambda: engine_steps(model, layer, [0], steps)))
-        print(f"| {layer} | {1000 * bare / steps:.1f} | {1000 * engine / steps:.1f} | {engine / bare:.2f}x |")
+        bare, engine = [], []
+        for _ in range(repeats):  # interleaved, so both see the same load
+            bare += bare_step_times(model, layer, 0, 1, steps)
+            engine += engine_step_times(model, layer, [0], steps)
+        print(f"| {layer} | {median_ms(bare):.1f} | {median_ms(engine):.1f} | {median_ms(engine) / median_ms(bare):.2f}x |")
 
 
 def throughput(model: LoadedModel, layer: str, steps: int, repeats: int) -> None:
-    print(f"\n## Batched throughput ({layer}, {steps} steps a unit)\n")
-    print("| units in one batch | s per batch | units/s | speed-up over one at a time |")
+    print(f"\n## Batched throughput ({layer}, units visualised per second at 128 steps each)\n")
+    print("| units in one batch | ms/step | units/s | speed-up over one at a time |")
     print("|---|---|---|---|")
     single = None
     for batch in (1, 4, 16):
-        seconds = best_of(repeats, lambda: engine_steps(model, layer, list(range(batch)), steps))
-        rate = batch / seconds
+        times = []
+        for _ in range(repeats):
+            times += engine_step_times(model, layer, list(range(batch)), steps)
+        rate = batch / (128 * median_ms(times) / 1000)
         single = single or rate
-        print(f"| {batch} | {seconds:.2f} | {rate:.2f} | {rate / single:.2f}x |")
+        print(f"| {batch} | {median_ms(times):.0f} | {rate:.2f} | {rate / single:.2f}x |")
 
 
 def import_lucent():
@@ -115,10 +121,15 @@ def versus_lucent(steps: int, repeats: int, device: torch.device) -> None:
     def ours() -> None:
         visualize(model, "classifier.layer2", channel, VisualizationSettings(steps=steps))
 
+    def wall(fn: Callable[[], None]) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
     ours_s = lucent_s = float("inf")
-    for _ in range(repeats):
-        lucent_s = min(lucent_s, best_of(1, lucent))
-        ours_s = min(ours_s, best_of(1, ours))
+    for _ in range(repeats):  # interleaved, best of each
+        lucent_s = min(lucent_s, wall(lucent))
+        ours_s = min(ours_s, wall(ours))
     print(f"\n## Against Lucent 0.1.8 (resnet18 random weights, layer2 channel {channel}, {size} px, {steps} steps)\n")
     print("| | wall s | ms/step |")
     print("|---|---|---|")

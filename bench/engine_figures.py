@@ -2,8 +2,9 @@
 
     python bench/engine_figures.py [--out docs/images/engine] [--model synth-conv-fusion]
 
-Each figure is a grid: one row a visualisation, the frames left to right; the appearance clip
-above its flow clip (direction coding: hue = direction, saturation = magnitude).
+Each figure is a grid: one row a visualisation, every other frame left to right; the appearance
+clip above its flow clip (direction coding: hue = direction, saturation = magnitude, scaled to
+the clip's largest vector, which the label gives). Saved as 64-colour PNGs to stay small.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ from stlens.models.builtin import builtin_entries
 from stlens.models.registry import LoadedModel, prepare
 
 LABEL_WIDTH = 150
+FRAME_STEP = 2  # show every other frame
+COLOURS = 64
 
 
 def rgb_frames(clip: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) in [0, 1] -> (H, T*W, 3) uint8."""
-    return (np.concatenate(list(clip), axis=1) * 255).round().astype(np.uint8)
+    return (np.concatenate(list(clip[::FRAME_STEP]), axis=1) * 255).round().astype(np.uint8)
 
 
 def flow_frames(clip: np.ndarray) -> np.ndarray:
     """(T, H, W, 2) flow px -> (H, T*W, 3) uint8, all frames on one magnitude scale."""
-    flow = torch.from_numpy(clip).permute(0, 3, 1, 2)  # (T, 2, H, W)
+    flow = torch.from_numpy(clip[::FRAME_STEP]).permute(0, 3, 1, 2)  # (T, 2, H, W)
     images = flow_to_image(flow)  # normalised by the largest vector of the whole clip
     return np.concatenate(list(images.permute(0, 2, 3, 1).numpy()), axis=1)
 
@@ -47,14 +50,16 @@ def rows_of(result_inputs: dict[str, np.ndarray], index: int, label: str) -> lis
     if "appearance" in result_inputs:
         rows.append(labelled(rgb_frames(result_inputs["appearance"][index]), label))
     if "motion" in result_inputs:
-        rows.append(labelled(flow_frames(result_inputs["motion"][index]), label if not rows else ""))
+        flow = result_inputs["motion"][index]
+        note = f"max |flow| {np.linalg.norm(flow, axis=-1).max():.1f} px"
+        rows.append(labelled(flow_frames(flow), note if rows else f"{label}\n{note}"))
     return rows
 
 
 def save_grid(rows: list[np.ndarray], path: Path) -> None:
     gap = np.full((2, rows[0].shape[1], 3), 255, np.uint8)
     grid = np.concatenate([r for row in rows for r in (row, gap)][:-1], axis=0)
-    Image.fromarray(grid).save(path, optimize=True)
+    Image.fromarray(grid).quantize(COLOURS).save(path, optimize=True)
     print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 
@@ -72,7 +77,9 @@ def temporal_sweep(model: LoadedModel, out: Path) -> None:
     result = visualize(model, "fusion.conv", 1, batch)
     rows = []
     for i, w in enumerate(weights):
-        rows += rows_of(result.inputs, i, f"tv_time {w:g}\nobjective {result.objective[i]:.2f}")
+        change = {s: np.abs(np.diff(x[i], axis=0)).mean() for s, x in result.inputs.items()}
+        label = f"tv_time {w:g}\nobjective {result.objective[i]:.2f}\nmean |d/dt|: RGB {change['appearance']:.3f}"
+        rows += rows_of(result.inputs, i, f"{label}\n  flow {change['motion']:.2f} px")
     save_grid(rows, out / "tv_time.png")
 
 

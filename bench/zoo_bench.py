@@ -56,7 +56,9 @@ def main() -> None:
             if of_kind:
                 picked.append(of_kind[len(of_kind) // 2])
         picked.append(model.layers[-1].id)
-        cells = ", ".join(f"{layer}: {seconds_per_step(registry, entry.spec.id, layer, args.steps):.2f}" for layer in picked)
+        cells = ", ".join(
+            f"{layer}: {seconds_per_step(registry, entry.spec.id, layer, args.steps):.2f}" for layer in picked
+        )
         print(f"| {entry.spec.id} | {built:.1f} | {cells} |", flush=True)
 
 

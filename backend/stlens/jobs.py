@@ -15,10 +15,10 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from .models.registry import LoadedModel, ModelRegistry
 from .models.spec import LayerInfo
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Status = Literal["queued", "running", "done", "failed"]
 ID_LENGTH = 20
@@ -108,26 +109,63 @@ def resolve(
 
 
 class Busy(RuntimeError):
-    """Too many jobs queued or running: a new one is refused until some finish."""
+    """Too many jobs queued or running (``status`` 503), or too many of one client's (429)."""
+
+    def __init__(self, detail: str, status: int):
+        super().__init__(detail)
+        self.status = status
+
+
+class FairQueue(Generic[T]):
+    """Items waiting for a worker, taken round-robin across clients, FIFO within one client:
+    a client that queues many jobs delays each other client by at most one job a round."""
+
+    def __init__(self) -> None:
+        self._rotation: OrderedDict[str, deque[T]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return sum(len(items) for items in self._rotation.values())
+
+    def push(self, client: str, item: T) -> None:
+        self._rotation.setdefault(client, deque()).append(item)
+
+    def pop(self) -> T | None:
+        if not self._rotation:
+            return None
+        client, items = next(iter(self._rotation.items()))
+        item = items.popleft()
+        del self._rotation[client]
+        if items:
+            self._rotation[client] = items  # back of the line
+        return item
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a job tells its viewers: progress (its WebSocket message, JSON-encoded once for all
+    viewers, in the worker thread), or that it is done or failed."""
+
+    type: Literal["progress", "done", "failed"]
+    message: str = ""
 
 
 class Subscription:
-    """One viewer's mailbox: holds the newest undelivered message only."""
+    """One viewer's mailbox: holds the newest undelivered event only."""
 
     def __init__(self) -> None:
-        self._message: dict[str, Any] | None = None
+        self._event: Event | None = None
         self._ready = asyncio.Event()
 
-    def offer(self, message: dict[str, Any]) -> None:
-        self._message = message
+    def offer(self, event: Event) -> None:
+        self._event = event
         self._ready.set()
 
-    async def next(self) -> dict[str, Any]:
+    async def next(self) -> Event:
         await self._ready.wait()
         self._ready.clear()
-        message, self._message = self._message, None
-        assert message is not None
-        return message
+        event, self._event = self._event, None
+        assert event is not None
+        return event
 
 
 @dataclass
@@ -137,10 +175,11 @@ class Job:
 
     id: str
     request: dict[str, Any]
+    client: str = ""  # who asked first: the per-client limit and the fair queue count the job against them
     keep: bool = False
     status: Status = "queued"
     detail: str | None = None
-    latest: dict[str, Any] | None = None
+    latest: Event | None = None
     subscribers: set[Subscription] = field(default_factory=set)
     cancel: threading.Event = field(default_factory=threading.Event)
     task: asyncio.Task[None] | None = None  # held so the event loop does not drop it
@@ -170,11 +209,11 @@ class Job:
         if self.status == "queued":
             self.status = "running"
 
-    def publish(self, message: dict[str, Any]) -> None:
-        """Called on the event loop: remember the message and hand it to every viewer."""
-        self.latest = message
+    def publish(self, event: Event) -> None:
+        """Called on the event loop: remember the event and hand it to every viewer."""
+        self.latest = event
         for subscription in self.subscribers:
-            subscription.offer(message)
+            subscription.offer(event)
 
 
 def result_record(objective: float, steps: int, streams: list[str]) -> dict[str, Any]:
@@ -188,7 +227,8 @@ def result_record(objective: float, steps: int, streams: list[str]) -> dict[str,
 
 
 class JobManager:
-    """Runs jobs on a thread pool; ``submit`` returns the running job of an id if there is one."""
+    """Runs jobs on ``workers`` threads, taken fairly from the clients' queues; ``submit`` returns
+    the running job of an id if there is one."""
 
     def __init__(
         self,
@@ -197,11 +237,17 @@ class JobManager:
         torch_threads: int = 0,
         preview_interval_s: float = 0.25,
         max_pending: int = 64,
+        max_pending_per_client: int = 16,
     ):
         self.cache = cache
         self.max_pending = max_pending
+        self.max_pending_per_client = max_pending_per_client
         self.preview_interval_s = preview_interval_s
+        self.workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stlens-job")
+        self._waiting: FairQueue[tuple[Job, ResolvedRequest]] = FairQueue()
+        self._busy_workers = 0
+        self._closing = False
         threads = torch_threads or max(1, (os.cpu_count() or 1) // workers)
         torch.set_num_threads(threads)  # process-wide: the cores are shared out between the workers
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -213,20 +259,33 @@ class JobManager:
     def running_count(self) -> int:
         return sum(1 for job in self._jobs.values() if not job.finished)
 
-    def submit(self, resolved: ResolvedRequest, keep: bool) -> Job:
-        """The active job of this id, or a new one; ``keep``: run it to the end even without viewers."""
+    def submit(self, resolved: ResolvedRequest, keep: bool, client: str) -> Job:
+        """The active job of this id, or a new one queued for ``client``.
+
+        ``keep``: run it to the end even without viewers. Raises Busy past the limits."""
         job = self._jobs.get(resolved.id)
         if job is not None and job.active:
             job.keep = job.keep or keep
             return job
-        if self.running_count() >= self.max_pending:
-            raise Busy(f"{self.max_pending} visualisations are queued or running; try again when they finish")
-        job = Job(id=resolved.id, request=resolved.as_json(), keep=keep)
+        pending = [j for j in self._jobs.values() if not j.finished]
+        if len(pending) >= self.max_pending:
+            raise Busy(f"{self.max_pending} visualisations are queued or running; try again when they finish", 503)
+        if sum(j.client == client for j in pending) >= self.max_pending_per_client:
+            raise Busy(f"you have {self.max_pending_per_client} visualisations queued or running; wait for them", 429)
+        job = Job(id=resolved.id, request=resolved.as_json(), client=client, keep=keep)
         self._jobs[resolved.id] = job
         self.started += 1
         self._forget_old()
-        job.task = asyncio.get_running_loop().create_task(self._drive(job, resolved))
+        self._waiting.push(client, (job, resolved))
+        self._dispatch()
         return job
+
+    def _dispatch(self) -> None:
+        """Start waiting jobs while workers are free (none once shutting down)."""
+        while not self._closing and self._busy_workers < self.workers and (item := self._waiting.pop()) is not None:
+            job, resolved = item
+            self._busy_workers += 1
+            job.task = asyncio.get_running_loop().create_task(self._drive(job, resolved))
 
     def _forget_old(self) -> None:
         finished = [vid for vid, job in self._jobs.items() if job.finished]
@@ -235,8 +294,10 @@ class JobManager:
 
     async def _drive(self, job: Job, resolved: ResolvedRequest) -> None:
         loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._executor, self._compute, job, resolved, loop)
+        work.add_done_callback(self._worker_free)
         try:
-            record, npz, media = await loop.run_in_executor(self._executor, self._compute, job, resolved, loop)
+            record, npz, media = await work
         except Cancelled:
             job.status, job.detail = "failed", "cancelled: every viewer left"
             if self._jobs.get(job.id) is job:
@@ -247,7 +308,11 @@ class JobManager:
         else:
             await self.cache.put_result(job.id, {"request": job.request, "result": record}, npz, media)
             job.status = "done"
-        job.publish({"type": job.status})
+        job.publish(Event(job.status))
+
+    def _worker_free(self, _work: asyncio.Future[Any]) -> None:
+        self._busy_workers -= 1
+        self._dispatch()
 
     def _compute(
         self, job: Job, resolved: ResolvedRequest, loop: asyncio.AbstractEventLoop
@@ -262,7 +327,7 @@ class JobManager:
             if progress.step < progress.steps and now - last_preview < self.preview_interval_s:
                 return
             last_preview = now
-            loop.call_soon_threadsafe(job.publish, progress_message(progress))
+            loop.call_soon_threadsafe(job.publish, Event("progress", json.dumps(progress_message(progress))))
 
         vis = visualize(
             resolved.model,
@@ -278,6 +343,7 @@ class JobManager:
         return record, inputs_npz(inputs), render_media(inputs)
 
     def shutdown(self) -> None:
+        self._closing = True
         for job in self._jobs.values():
             job.cancel.set()
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -4,6 +4,7 @@
 // the server's cache, so a second visit, or opening a unit, is immediate.
 
 import * as api from './api.js';
+import { LOGITS } from './choice.js';
 import { ClipCard } from './clip-card.js';
 import { resultStrips } from './media.js';
 
@@ -38,7 +39,8 @@ export class Atlas extends EventTarget {
     this.layerKey = layerKey(body);
     this.root.hidden = false;
     this.root.querySelector('h2').textContent = `Atlas of ${layer.id}`;
-    const tiles = Array.from({ length: count }, (_, unit) => this._tile(unit));
+    const name = (unit) => (layer.id === LOGITS ? `#${unit} ${model.labels[unit] ?? ''}` : `#${unit}`);
+    const tiles = Array.from({ length: count }, (_, unit) => this._tile(unit, name(unit)));
     let finished = 0;
     const report = () => {
       const shown = count < layer.units ? ` (the first ${count} of ${layer.units})` : '';
@@ -68,8 +70,8 @@ export class Atlas extends EventTarget {
     this.root.hidden = true;
   }
 
-  _tile(unit) {
-    const card = new ClipCard(this.timeline, `#${unit}`);
+  _tile(unit, title) {
+    const card = new ClipCard(this.timeline, title);
     card.element.classList.add('tile');
     card.element.dataset.unit = String(unit);
     card.setStatus('waiting', 'queued');

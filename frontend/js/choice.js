@@ -7,7 +7,8 @@ const STREAM_GROUPS = [
   ['motion', 'Motion stream'],
   ['fusion', 'Fusion (both streams)'],
 ];
-const LOGITS = 'logits';
+/** The id of the class logits layer, whose units are the model's classes. */
+export const LOGITS = 'logits';
 
 export class ChoiceForm extends EventTarget {
   constructor(form) {
@@ -79,10 +80,6 @@ export class ChoiceForm extends EventTarget {
   /** The current choice: {model, layer, unit}. */
   value() {
     return { model: this.modelSelect.value, layer: this.layerSelect.value, unit: Number(this.unitInput.value) };
-  }
-
-  setBusy(busy) {
-    this.form.querySelector('button[type=submit]').disabled = busy;
   }
 
   _layerChanged() {

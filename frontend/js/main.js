@@ -15,6 +15,7 @@ import { bindKeys, bindTransport } from './transport.js';
 import * as urlstate from './urlstate.js';
 
 const BUILTIN_TOUR = 'builtin';
+const HEALTH_EVERY_MS = 15_000;
 
 const timeline = new Timeline();
 const view = new ResultView(document, timeline);
@@ -28,7 +29,7 @@ const pins = new PinBoard(document.querySelector('#pins'), timeline, describe);
 // Made before the page's own shortcuts are bound, so that its keys come first while it is open.
 const presentation = new Presentation(document.querySelector('#presentation'), describe);
 
-let running = null; // AbortController of the run on screen
+let running = null; // AbortController of the run being watched, null when none is
 let shownId = null; // the id of the result on screen, while the choice still matches it
 let addressReady = false; // the address is left alone until the page has read it and loaded the choice
 
@@ -62,7 +63,6 @@ async function visualise(body) {
   const started = performance.now();
   let firstPreview = null;
   view.start('Connecting…');
-  choice.setBusy(true);
   try {
     const model = await describe(body.model);
     const done = await api.runLive(body, {
@@ -81,7 +81,7 @@ async function visualise(body) {
   } catch (error) {
     if (error.name !== 'AbortError') view.setStatus(`Failed: ${error.message}`, 'error');
   } finally {
-    if (running === controller) choice.setBusy(false);
+    if (running === controller) running = null;
   }
 }
 
@@ -94,7 +94,6 @@ async function showDone(visualization, model) {
 
 /** Open a share link: the cached result at once, or watch it being computed. */
 async function openShared(id) {
-  const started = performance.now();
   view.start('Loading the shared visualisation…');
   const visualization = await api.getVisualization(id);
   const { model, layer, unit } = visualization.request;
@@ -103,7 +102,8 @@ async function openShared(id) {
   addressReady = true;
   if (visualization.status === 'done') {
     await showDone(visualization, choice.model);
-    view.setStatus(`From the cache in ${seconds(performance.now() - started)}.`, 'done');
+    // performance.now() counts from the start of the page load: the time to the first paint of the result.
+    view.setStatus(`From the cache in ${seconds(performance.now())}.`, 'done');
   } else {
     await visualise(visualization.request);
   }
@@ -164,9 +164,18 @@ async function showHealth() {
 
 function bindPage() {
   bindTransport(document, timeline);
-  bindKeys(timeline, { p: pinShown, t: () => present() });
+  const shortcuts = document.querySelector('#shortcuts');
+  const showShortcuts = () => shortcuts.open || shortcuts.showModal();
+  bindKeys(timeline, { p: pinShown, t: () => present(), '?': showShortcuts });
+  document.querySelector('#help').addEventListener('click', showShortcuts);
   const choiceChanged = () => {
     shownId = null;
+    if (running) {
+      // The page shows what the form says: stop watching a run of another choice (the server finishes
+      // it and caches it all the same).
+      running.abort();
+      view.setStatus('The choice changed: press Visualise to see it.');
+    }
     updateAddress();
     if (atlas.active && atlas.layerKey !== layerKey(choice.value())) showAtlas(); // follow the layer
   };
@@ -174,6 +183,7 @@ function bindPage() {
   settings.addEventListener('change', choiceChanged);
   choice.form.addEventListener('submit', (event) => {
     event.preventDefault();
+    event.submitter?.blur(); // so that Space then plays / pauses the result rather than pressing Visualise again
     visualise(request());
   });
   view.addEventListener('coding', updateAddress);
@@ -200,6 +210,7 @@ function bindPage() {
 async function start() {
   bindPage();
   showHealth();
+  setInterval(showHealth, HEALTH_EVERY_MS);
   const wanted = urlstate.readLocation();
   view.setCoding(wanted.params.get('coding'));
   try {

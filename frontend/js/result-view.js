@@ -14,7 +14,7 @@ export class ResultView extends EventTarget {
   constructor(root, timeline) {
     super();
     this.timeline = timeline;
-    this.coding = 'direction';
+    this.coding = CODINGS[0];
     this.shown = null; // {visualization, model} of the finished result on screen
     this.codingInputs = [...root.querySelectorAll('input[name="coding"]')];
     this.codingCaption = root.querySelector('#coding-caption');
@@ -45,7 +45,10 @@ export class ResultView extends EventTarget {
     if (!CODINGS.includes(coding)) return;
     this.coding = coding;
     this._showCoding();
-    if (this.shown) this._showStrips(this._resultStrips(), true);
+    if (this.shown) {
+      this._showStrips(this._resultStrips(), true)
+        .catch((error) => this.setStatus(`Cannot show the ${coding} coding: ${error.message}`, 'error'));
+    }
   }
 
   /** A new run begins: forget the old clips. */
@@ -90,20 +93,25 @@ export class ResultView extends EventTarget {
     this.shareInput.value = url;
   }
 
+  setStatus(text, state = '') {
+    this.statusText.textContent = text;
+    this.statusText.dataset.state = state;
+  }
+
   _resultStrips() {
     return resultStrips(this.shown.visualization, this.shown.model, this.coding);
   }
 
   _showCoding() {
     const live = !this.shown;
-    const coding = live ? 'direction' : this.coding;
+    const coding = live ? CODINGS[0] : this.coding; // live previews come direction-coded
     for (const input of this.codingInputs) {
       input.checked = input.value === coding;
-      input.disabled = live && input.value !== 'direction';
+      input.disabled = live && input.value !== coding;
     }
     this.codingCaption.textContent = CODING_CAPTIONS[coding];
     const legend = this.shown?.visualization.result.media['flow-legend.png'];
-    this.legend.hidden = !(legend && coding === 'direction');
+    this.legend.hidden = !(legend && coding === 'direction'); // the wheel is the key to this coding only
     if (legend) this.legend.src = legend;
   }
 
@@ -116,11 +124,6 @@ export class ResultView extends EventTarget {
       link.textContent = name;
       return link;
     }));
-  }
-
-  setStatus(text, state = '') {
-    this.statusText.textContent = text;
-    this.statusText.dataset.state = state;
   }
 
   async _showStrips(strips, exclusive = false) {

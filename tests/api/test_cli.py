@@ -91,3 +91,12 @@ def test_stlens_serve_starts_answers_and_stops_its_redis(tmp_path: Path):
     log = (data_dir / "redis" / "redis.log").read_text()
     assert "ready to exit" in log  # the embedded Redis was shut down with the app
     assert (data_dir / "redis" / "stlens.rdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "module"), [("train", "stlens.synth.train"), ("export-dataset", "stlens.synth.export")]
+)
+def test_delegated_subcommands_are_wired_to_their_modules(command, module, tmp_path):
+    argv = [command] if command == "train" else [command, str(tmp_path)]
+    args = build_parser(argv).parse_args(argv)
+    assert args.run.__module__ == module

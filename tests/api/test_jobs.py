@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from stlens.engine.settings import VisualizationSettings
-from stlens.jobs import ID_LENGTH, Job, Subscription, content_id
+from stlens.jobs import ID_LENGTH, Event, FairQueue, Job, Subscription, content_id
 
 
 def test_content_id_covers_model_weights_layer_unit_and_settings():
@@ -26,22 +26,22 @@ def test_content_id_covers_model_weights_layer_unit_and_settings():
 
 
 def test_a_slow_viewer_gets_only_the_newest_message():
-    async def scenario() -> list[dict]:
+    async def scenario() -> list[Event]:
         mailbox = Subscription()
         for step in range(1, 6):
-            mailbox.offer({"type": "progress", "step": step})
+            mailbox.offer(Event("progress", f"step {step}"))
         first = await mailbox.next()
-        mailbox.offer({"type": "done"})
+        mailbox.offer(Event("done"))
         return [first, await mailbox.next()]
 
-    assert asyncio.run(scenario()) == [{"type": "progress", "step": 5}, {"type": "done"}]
+    assert asyncio.run(scenario()) == [Event("progress", "step 5"), Event("done")]
 
 
 def test_a_late_viewer_starts_from_the_latest_progress_and_leaving_cancels_unkept_jobs():
-    async def scenario() -> tuple[dict, bool, bool]:
+    async def scenario() -> tuple[Event, bool, bool]:
         kept, unkept = Job(id="a", request={}, keep=True), Job(id="b", request={})
         for job in (kept, unkept):
-            job.publish({"type": "progress", "step": 7})
+            job.publish(Event("progress", "step 7"))
         late = unkept.subscribe()
         first = await late.next()
         unkept.unsubscribe(late)
@@ -49,5 +49,18 @@ def test_a_late_viewer_starts_from_the_latest_progress_and_leaving_cancels_unkep
         return first, unkept.cancel.is_set(), kept.cancel.is_set()
 
     first, unkept_cancelled, kept_cancelled = asyncio.run(scenario())
-    assert first == {"type": "progress", "step": 7}
+    assert first == Event("progress", "step 7")
     assert unkept_cancelled and not kept_cancelled
+
+
+def test_fair_queue_takes_clients_in_turn_and_each_in_order():
+    queue: FairQueue[str] = FairQueue()
+    for item in ("a1", "a2", "a3"):
+        queue.push("a", item)
+    queue.push("b", "b1")
+    queue.push("c", "c1")
+    assert len(queue) == 5
+    assert queue.pop() == "a1"
+    queue.push("b", "b2")
+    assert [queue.pop() for _ in range(5)] == ["b1", "c1", "a2", "b2", "a3"]
+    assert queue.pop() is None and len(queue) == 0

@@ -137,3 +137,16 @@ def test_new_jobs_are_refused_while_too_many_are_pending(make_server):
     assert [m["type"] for m in messages] == ["accepted", "error"]
     joined = server.http.post("/api/visualizations", json=request(unit=22, steps=MAX_STEPS)).json()
     assert joined == first | {"status": joined["status"]}  # joining the running job is always allowed
+
+
+def test_one_client_cannot_fill_the_queue_for_everyone(make_server):
+    server = make_server(max_pending_per_client=2)
+    alice, bob = {"X-Forwarded-For": "10.0.0.1"}, {"X-Forwarded-For": "10.0.0.2"}
+    for unit in (24, 25):
+        created = server.http.post("/api/visualizations", json=request(unit=unit, steps=MAX_STEPS), headers=alice)
+        assert created.status_code == 202
+    third = server.http.post("/api/visualizations", json=request(unit=26), headers=alice)
+    assert third.status_code == 429 and "wait for them" in third.json()["detail"]
+    assert server.http.post("/api/visualizations", json=request(unit=26), headers=bob).status_code == 202
+    joined = server.http.post("/api/visualizations", json=request(unit=24, steps=MAX_STEPS), headers=alice)
+    assert joined.status_code == 202  # joining one's own running job is not a new one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import av
 import numpy as np
@@ -128,3 +129,12 @@ def test_evicted_result_is_recomputed_from_its_stored_request(make_server):
     assert again["status"] == "done"
     assert again["result"]["objective"] == pytest.approx(first["result"]["objective"])
     assert server.http.get("/api/health").json()["jobs_started"] == 3
+
+
+def test_a_stored_request_that_no_longer_validates_is_reported_not_crashed(server):
+    vid = "0123456789abcdef0000"
+    stale = {"model": "synth-conv-fusion", "layer": "fusion.conv", "unit": 1, "settings": {"retired_setting": 1}}
+    with redis.Redis(unix_socket_path=str(server.services.embedded_redis.socket_path)) as client:
+        client.set(f"stlens:v1:request:{vid}", json.dumps(stale))
+    body = server.http.get(f"/api/visualizations/{vid}").json()
+    assert body["status"] == "failed" and "not valid" in body["detail"]

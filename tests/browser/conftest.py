@@ -16,18 +16,28 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 SERVER_START_S = 90
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if not CHROMIUM.exists():
-        skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+        skip = pytest.mark.skip(
+            reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+        )
         for item in items:
             if "browser" in item.keywords:
                 item.add_marker(skip)
@@ -46,23 +56,38 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log = (data_dir / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "stlens.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "stlens.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
         while True:
             if process.poll() is not None:
-                pytest.fail(f"stlens serve exited with {process.returncode}: {(data_dir / 'server.log').read_text()}")
+                pytest.fail(
+                    f"stlens serve exited with {process.returncode}: {(data_dir / 'server.log').read_text()}"
+                )
             try:
                 if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"stlens serve did not answer /api/health within {SERVER_START_S} s")
+                pytest.fail(
+                    f"stlens serve did not answer /api/health within {SERVER_START_S} s"
+                )
             time.sleep(0.3)
         yield base
     finally:
@@ -76,7 +101,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator["playwright_api.Browser"]:
+def browser() -> Iterator[playwright_api.Browser]:
     with playwright_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
@@ -87,7 +112,7 @@ def browser() -> Iterator["playwright_api.Browser"]:
 class Tab:
     """A page in its own fresh browser context (no shared cache or storage), with what it saw."""
 
-    page: "playwright_api.Page"
+    page: playwright_api.Page
     console_errors: list[str] = field(default_factory=list)
     socket_messages: list[dict] = field(default_factory=list)
 
@@ -100,7 +125,7 @@ class Tab:
 
 
 @pytest.fixture
-def open_tab(browser: "playwright_api.Browser") -> Iterator[Callable[..., Tab]]:
+def open_tab(browser: playwright_api.Browser) -> Iterator[Callable[..., Tab]]:
     """Opens tabs that record console errors and WebSocket messages; fails the test on a console error."""
     contexts = []
     tabs: list[Tab] = []
@@ -109,11 +134,16 @@ def open_tab(browser: "playwright_api.Browser") -> Iterator[Callable[..., Tab]]:
         context = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         tab = Tab(context.new_page())
-        tab.page.on("console", lambda m: m.type == "error" and tab.console_errors.append(m.text))
+        tab.page.on(
+            "console", lambda m: m.type == "error" and tab.console_errors.append(m.text)
+        )
         tab.page.on("pageerror", lambda e: tab.console_errors.append(str(e)))
         tab.page.on(
             "websocket",
-            lambda ws: ws.on("framereceived", lambda payload: tab.socket_messages.append(json.loads(payload))),
+            lambda ws: ws.on(
+                "framereceived",
+                lambda payload: tab.socket_messages.append(json.loads(payload)),
+            ),
         )
         tab.page.add_init_script(TEXT_RECORDER)
         tabs.append(tab)

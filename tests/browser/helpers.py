@@ -17,7 +17,9 @@ def wait_for_choices(page: Page) -> None:
 
 
 def first_layer_of(page: Page, stream: str) -> str:
-    return page.eval_on_selector(f"#layer optgroup[data-stream='{stream}'] option", "o => o.value")
+    return page.eval_on_selector(
+        f"#layer optgroup[data-stream='{stream}'] option", "o => o.value"
+    )
 
 
 def set_setting(page: Page, key: str, value: str) -> None:

@@ -43,13 +43,23 @@ def test_atlas_fills_in_and_opens_a_unit(dashboard, open_tab):
         timeout=240_000,
     )
     expect(page.locator(".atlas-summary")).to_have_text(f"{units} / {units} units")
-    counts = [int(text.split(" / ")[0]) for text in page.evaluate("window.textLog['.atlas-summary']")]
-    assert counts == sorted(counts) and len(set(counts)) == units + 1  # filled in one unit at a time
-    assert canvas_is_drawn(page, f".atlas-grid .card[data-unit='{units - 1}'] canvas:not([hidden])")
+    counts = [
+        int(text.split(" / ")[0])
+        for text in page.evaluate("window.textLog['.atlas-summary']")
+    ]
+    assert (
+        counts == sorted(counts) and len(set(counts)) == units + 1
+    )  # filled in one unit at a time
+    assert canvas_is_drawn(
+        page, f".atlas-grid .card[data-unit='{units - 1}'] canvas:not([hidden])"
+    )
     tab.screenshot("atlas")
 
     page.click(".atlas-grid .card[data-unit='3'] .card-actions button")
     vid = wait_for_result(page)
     expect(page.locator("#status-text")).to_contain_text("From the cache")
     assert page.input_value("#unit") == "3"
-    assert tab.socket_messages[-1]["id"] == vid and tab.socket_messages[-1]["request"]["unit"] == 3
+    assert (
+        tab.socket_messages[-1]["id"] == vid
+        and tab.socket_messages[-1]["request"]["unit"] == 3
+    )

@@ -8,12 +8,21 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from .helpers import canvas_is_drawn, first_layer_of, pick, set_setting, wait_for_choices, wait_for_result
+from .helpers import (
+    canvas_is_drawn,
+    first_layer_of,
+    pick,
+    set_setting,
+    wait_for_choices,
+    wait_for_result,
+)
 
 pytestmark = pytest.mark.browser
 
 
-def setting_paths(schemas: dict, name: str = "VisualizationSettings", prefix: str = "") -> list[str]:
+def setting_paths(
+    schemas: dict, name: str = "VisualizationSettings", prefix: str = ""
+) -> list[str]:
     """Every leaf of the settings schema as a dotted path, e.g. ``weights.tv_time.motion``."""
     paths = []
     for key, prop in schemas[name]["properties"].items():
@@ -36,7 +45,9 @@ def test_every_setting_has_a_control_and_travels_with_the_link(dashboard, open_t
         expect(page.locator(f"#setting-{path.replace('.', '-')}")).to_be_attached()
 
     pick(page, first_layer_of(page, "fusion"), unit=4)
-    page.locator("#setting-weights-tv_time-motion + input[type=range]").fill("2")  # the slow end
+    page.locator("#setting-weights-tv_time-motion + input[type=range]").fill(
+        "2"
+    )  # the slow end
     expect(page.locator("#setting-weights-tv_time-motion")).to_have_value("100")
     set_setting(page, "param", "pixel")
     expect(page).to_have_url(re.compile(r"weights\.tv_time\.motion=100&param=pixel"))
@@ -45,10 +56,14 @@ def test_every_setting_has_a_control_and_travels_with_the_link(dashboard, open_t
     page.click("#visualise")
     vid = wait_for_result(page)
     settings = tab.socket_messages[-1]["request"]["settings"]
-    assert settings["weights"]["tv_time"]["motion"] == 100 and settings["param"] == "pixel"
+    assert (
+        settings["weights"]["tv_time"]["motion"] == 100 and settings["param"] == "pixel"
+    )
 
     page.click("#settings-reset")
-    expect(page.locator("#setting-param")).to_have_value(schemas["VisualizationSettings"]["properties"]["param"]["default"])
+    expect(page.locator("#setting-param")).to_have_value(
+        schemas["VisualizationSettings"]["properties"]["param"]["default"]
+    )
     expect(page).not_to_have_url(re.compile("param="))
 
     shared = open_tab()
@@ -78,15 +93,26 @@ def test_flow_codings_and_exports(dashboard, open_tab):
     page.click("#viewer-motion label:has-text('Components')")
     expect(page).to_have_url(re.compile(rf"/v/{vid}\?coding=components$"))
     expect(legend).to_be_hidden()
-    page.wait_for_function("d => document.querySelector('#viewer-motion canvas').toDataURL() !== d", arg=direction)
+    page.wait_for_function(
+        "d => document.querySelector('#viewer-motion canvas').toDataURL() !== d",
+        arg=direction,
+    )
     page.click("#viewer-motion label:has-text('Arrows')")
-    expect(page.locator("#share-url")).to_have_value(f"{dashboard}/v/{vid}?coding=arrows")
+    expect(page.locator("#share-url")).to_have_value(
+        f"{dashboard}/v/{vid}?coding=arrows"
+    )
     assert canvas_is_drawn(page, "#viewer-motion canvas")
     tab.screenshot("flow-arrows")
 
     links = page.locator("#exports a")
     names = links.all_inner_texts()
-    assert {"appearance.gif", "motion.gif", "appearance.png", "motion-direction.png", "inputs.npz"} <= set(names)
+    assert {
+        "appearance.gif",
+        "motion.gif",
+        "appearance.png",
+        "motion-direction.png",
+        "inputs.npz",
+    } <= set(names)
     for href in links.evaluate_all("links => links.map(a => a.href)"):
         response = page.request.get(href)
         assert response.ok and len(response.body()) > 0, href

@@ -7,7 +7,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .helpers import canvas_is_drawn, first_layer_of, pick, wait_for_choices, wait_for_result
+from .helpers import (
+    canvas_is_drawn,
+    first_layer_of,
+    pick,
+    wait_for_choices,
+    wait_for_result,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -34,10 +40,19 @@ def test_speed_sweep_runs_fast_to_slow_and_is_a_link(dashboard, open_tab):
     tab.screenshot("speed-sweep")
 
     done = [m for m in tab.socket_messages if m["type"] == "done"]
-    motion_weights = [m["request"]["settings"]["weights"]["tv_time"]["motion"] for m in done]
-    assert motion_weights == sorted(motion_weights) and len(set(motion_weights)) == SWEEP_COLUMNS
-    assert canvas_is_drawn(page, ".sweep-grid .card:first-child canvas[data-stream=motion]")
-    links = page.locator(".sweep-grid .card-actions a").evaluate_all("links => links.map(a => a.pathname)")
+    motion_weights = [
+        m["request"]["settings"]["weights"]["tv_time"]["motion"] for m in done
+    ]
+    assert (
+        motion_weights == sorted(motion_weights)
+        and len(set(motion_weights)) == SWEEP_COLUMNS
+    )
+    assert canvas_is_drawn(
+        page, ".sweep-grid .card:first-child canvas[data-stream=motion]"
+    )
+    links = page.locator(".sweep-grid .card-actions a").evaluate_all(
+        "links => links.map(a => a.pathname)"
+    )
     assert links == [f"/v/{m['id']}" for m in done]
 
     again = open_tab()
@@ -86,7 +101,9 @@ def test_pins_compare_visualisations_and_travel_with_the_link(dashboard, open_ta
     shared = open_tab(390, 844)
     shared.page.goto(page.url)
     wait_for_cards(shared.page, ".pin-grid", 2)
-    assert shared.page.locator(".pin-grid .card").evaluate_all("cards => cards.map(c => c.dataset.id)") == [first, second]
+    assert shared.page.locator(".pin-grid .card").evaluate_all(
+        "cards => cards.map(c => c.dataset.id)"
+    ) == [first, second]
     shared.screenshot("compare-pins-phone")
 
     page.click(f".pin-grid .card[data-id='{first}'] button[aria-label=Unpin]")

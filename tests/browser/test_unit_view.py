@@ -8,7 +8,14 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from .helpers import TEST_STEPS, canvas_is_drawn, first_layer_of, pick, wait_for_choices, wait_for_result
+from .helpers import (
+    TEST_STEPS,
+    canvas_is_drawn,
+    first_layer_of,
+    pick,
+    wait_for_choices,
+    wait_for_result,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -20,7 +27,11 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
     wait_for_choices(page)
     layer = first_layer_of(page, "fusion")
     pick(page, layer, unit=1)
-    expect(page).to_have_url(re.compile(rf"\?model=[\w-]+&layer={re.escape(layer)}&unit=1&steps={TEST_STEPS}$"))
+    expect(page).to_have_url(
+        re.compile(
+            rf"\?model=[\w-]+&layer={re.escape(layer)}&unit=1&steps={TEST_STEPS}$"
+        )
+    )
     tab.screenshot("unit-view-picked")
 
     page.click("#visualise")
@@ -30,8 +41,13 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
     types = tab.message_types()
     assert types[0] == "accepted" and types[-1] == "done", types
     progress = [m for m in tab.socket_messages if m["type"] == "progress"]
-    assert progress and all({"appearance", "motion"} <= set(m["previews"]) for m in progress)
-    assert any(re.search(rf"step \d+ / {TEST_STEPS}", text) for text in page.evaluate("window.textLog['#status-text']"))
+    assert progress and all(
+        {"appearance", "motion"} <= set(m["previews"]) for m in progress
+    )
+    assert any(
+        re.search(rf"step \d+ / {TEST_STEPS}", text)
+        for text in page.evaluate("window.textLog['#status-text']")
+    )
     expect(page.locator("#status-text")).to_contain_text("Done in")
     assert canvas_is_drawn(page, "#viewer-appearance canvas")
     assert canvas_is_drawn(page, "#viewer-motion canvas")
@@ -46,7 +62,10 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
     expect(fresh.page.locator("#status-text")).to_contain_text("From the cache")
     assert fresh.socket_messages == []  # nothing recomputed, no live run opened
     assert canvas_is_drawn(fresh.page, "#viewer-motion canvas")
-    assert fresh.page.input_value("#layer") == layer and fresh.page.input_value("#unit") == "1"
+    assert (
+        fresh.page.input_value("#layer") == layer
+        and fresh.page.input_value("#unit") == "1"
+    )
     assert fresh.page.input_value("#setting-steps") == str(TEST_STEPS)
     fresh.screenshot("unit-view-shared-phone")
 
@@ -65,7 +84,9 @@ def test_choice_address_reopens_the_cached_result_without_progress(dashboard, op
     again.page.goto(choice_url)  # the address of the choice, not the share link
     assert wait_for_result(again.page) == vid
     assert again.message_types() == ["accepted", "done"]
-    expect(again.page.locator("#viewer-appearance")).to_be_hidden()  # a motion layer needs no RGB
+    expect(
+        again.page.locator("#viewer-appearance")
+    ).to_be_hidden()  # a motion layer needs no RGB
     expect(again.page.locator("#viewer-motion")).to_be_visible()
 
 
@@ -81,7 +102,9 @@ def test_playback_controls_and_keyboard(dashboard, open_tab):
 
     page.locator("body").press(" ")
     expect(page.locator("#play")).to_have_attribute("aria-label", "Play")
-    frame, frames = map(int, re.search(r"frame (\d+) / (\d+)", label.inner_text()).groups())
+    frame, frames = map(
+        int, re.search(r"frame (\d+) / (\d+)", label.inner_text()).groups()
+    )
     page.locator("body").press("ArrowRight")
     expected = frame % frames + 1
     expect(label).to_have_text(re.compile(rf"frame {expected} / "))
@@ -91,6 +114,12 @@ def test_playback_controls_and_keyboard(dashboard, open_tab):
     expect(label).to_have_text(re.compile(r"frame 1 / "))
     page.click("#play")
     expect(page.locator("#play")).to_have_attribute("aria-label", "Pause")
+
+    page.locator("body").press("?")
+    expect(page.locator("#shortcuts")).to_be_visible()
+    tab.screenshot("shortcuts")
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts")).to_be_hidden()
 
 
 def test_out_of_range_choice_in_the_address_is_corrected(dashboard, open_tab):
@@ -104,10 +133,37 @@ def test_out_of_range_choice_in_the_address_is_corrected(dashboard, open_tab):
     units = int(page.get_attribute("#unit", "max"))
     assert page.input_value("#unit") == str(units)
     assert page.input_value("#model") != "no-such-model"
-    defaults = httpx.get(f"{dashboard}/openapi.json").json()["components"]["schemas"]["VisualizationSettings"]
-    assert float(page.input_value("#setting-lr")) == defaults["properties"]["lr"]["default"]
-    assert page.input_value("#setting-objective") == defaults["properties"]["objective"]["default"]
+    defaults = httpx.get(f"{dashboard}/openapi.json").json()["components"]["schemas"][
+        "VisualizationSettings"
+    ]
+    assert (
+        float(page.input_value("#setting-lr"))
+        == defaults["properties"]["lr"]["default"]
+    )
+    assert (
+        page.input_value("#setting-objective")
+        == defaults["properties"]["objective"]["default"]
+    )
     wait_for_result(page)
     settings = tab.socket_messages[-1]["request"]["settings"]
     assert settings["steps"] == TEST_STEPS and settings["weights"]["norm"] >= 0
     wait_for_result(page)
+
+
+def test_changing_the_choice_stops_watching_the_run(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    layer = first_layer_of(page, "appearance")
+    pick(
+        page, layer, unit=2, steps=300
+    )  # long enough to be still running when the unit changes
+    page.click("#visualise")
+    expect(page.locator("#status-text")).to_contain_text("step", timeout=60_000)
+    page.fill("#unit", "3")
+    expect(page.locator("#status-text")).to_have_text(
+        "The choice changed: press Visualise to see it."
+    )
+    expect(page).to_have_url(re.compile(rf"layer={re.escape(layer)}&unit=3&steps=300$"))
+    expect(page.locator("#share")).to_be_hidden()

@@ -67,7 +67,7 @@ def test_params_are_in_display_range_and_seeded_per_item(kind: str):
         for p in (*rgb.parameters(), *flow.parameters()):
             p.mul_(1e4)  # far outside any range
     assert 0 <= rgb().min() and rgb().max() <= 1
-    assert flow().abs().max() <= FLOW_BOUND * FLOW_SCALE + 1e-4
+    assert flow().norm(dim=1).max() <= FLOW_BOUND * FLOW_SCALE + 1e-4
     alone = clip_param(kind, "appearance", specs["appearance"], generators(1), torch.device("cpu"))
     batched = clip_param(kind, "appearance", specs["appearance"], generators(0, 1), torch.device("cpu"))
     torch.testing.assert_close(batched()[1:], alone())
@@ -82,16 +82,17 @@ def test_fourier_init_is_smooth_in_space_and_time():
         return float(x.diff(dim=dim).abs().mean() / x.abs().mean())
 
     for dim in (2, 3, 4):  # time, y, x
-        assert relative_change(fourier, dim) < 0.5 * relative_change(pixel, dim)
+        assert relative_change(fourier, dim) < 0.7 * relative_change(pixel, dim)
 
 
-def test_weighted_penalty_gradient_matches_autograd():
+@pytest.mark.parametrize("vectors", [False, True])
+def test_weighted_penalty_gradient_matches_autograd(vectors: bool):
     clip = torch.randn(2, 2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
     weights = torch.tensor([[0.3, 1.0, 2.0], [0.0, 0.5, 0.1]], dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda c: regularizers.weighted_penalty(c, weights), (clip,))
-    plain = weights[:, 0] * regularizers.range_norm(clip) + weights[:, 1] * regularizers.tv_space(clip)
+    assert torch.autograd.gradcheck(lambda c: regularizers.weighted_penalty(c, weights, vectors), (clip,))
+    plain = weights[:, 0] * regularizers.range_norm(clip, vectors) + weights[:, 1] * regularizers.tv_space(clip)
     plain = plain + weights[:, 2] * regularizers.tv_time(clip)
-    torch.testing.assert_close(regularizers.weighted_penalty(clip, weights), plain)
+    torch.testing.assert_close(regularizers.weighted_penalty(clip, weights, vectors), plain)
 
 
 def test_regularizer_values():
@@ -100,6 +101,9 @@ def test_regularizer_values():
     assert regularizers.tv_time(ramp).item() == pytest.approx((1 + 1 + 1 + 9) / 4)  # the wrap 3 -> 0 counts
     assert regularizers.tv_time(ramp[:, :, :1]).item() == 0
     assert regularizers.range_norm(torch.full((1, 1, 1, 2, 2), 2.0)).item() == pytest.approx(2.0**6)
+    axis, diagonal = torch.tensor([1.0, 0.0]), torch.tensor([0.5**0.5, 0.5**0.5])
+    as_flow = [v.view(1, 2, 1, 1, 1) for v in (axis, diagonal)]
+    assert regularizers.range_norm(as_flow[0], vectors=True) == pytest.approx(regularizers.range_norm(as_flow[1], vectors=True))
 
 
 def test_objectives_and_their_algebra():

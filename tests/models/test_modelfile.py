@@ -65,14 +65,16 @@ scale = 20.0
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """A folder with a factory module (a unique name per test, importable from beside the TOML)."""
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The model file's folder; ``sys.path``, which loading extends, is restored after the test."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
     (tmp_path / "weights").mkdir()
     return tmp_path
 
 
 @pytest.fixture
 def module_name(folder: Path, request: pytest.FixtureRequest) -> str:
+    """A factory module beside the model file, with a name unique to the test (imports are cached)."""
     name = "byo_" + "".join(c if c.isalnum() else "_" for c in request.node.name)
     (folder / f"{name}.py").write_text(NETS)
     return name

@@ -29,7 +29,7 @@ def test_listing_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("listing the zoo built a model")
 
-    for name in ("TwoStreamI3D", "two_stream_vgg16", "spatiotemporal_resnet_small", "spatiotemporal_resnet50"):
+    for name in ("two_stream_i3d", "two_stream_vgg16", "spatiotemporal_resnet_small", "spatiotemporal_resnet50"):
         monkeypatch.setattr(zoo, name, refuse)
     monkeypatch.setattr(VideoArchitecture, "build", refuse)
     assert [e.spec.id for e in zoo.zoo_entries()] == SMALL_IDS
@@ -121,3 +121,14 @@ def test_s3d_layers_skip_the_pools() -> None:
     arch = next(a for a in VIDEO_ARCHITECTURES if a.name == "s3d")
     layers, views = arch.layers(tv.s3d())
     assert views == {} and layers == [f"features.{i}" for i in (0, 2, 3, 5, 6, 8, 9, 10, 11, 12, 14, 15)]
+
+
+@pytest.mark.parametrize("model_id", HEAVY_IDS)
+def test_each_heavy_entry_fits_its_declared_inputs(model_id: str) -> None:
+    """Built on the meta device: shapes and the autograd graph without memory or computation."""
+    (entry,) = [e for e in zoo.zoo_entries(include_heavy=True) if e.spec.id == model_id]
+    with torch.device("meta"):
+        layers = discover_layers(entry.build().eval(), entry.spec, "meta")
+    assert layers[-1].id == LOGITS and layers[-1].units == entry.spec.num_classes
+    expected = {"appearance", "motion", "fusion"} if len(entry.spec.streams) == 2 else {"appearance"}
+    assert {layer.stream for layer in layers} == expected

@@ -18,7 +18,7 @@ from ..models.modelfile import load_model_file
 from ..models.registry import ModelEntry, ModelRegistry
 from ..models.zoo import zoo_entries
 from .deps import Services
-from .routes import health, models, pages, visualizations
+from .routes import explain, health, insights, models, pages, visualizations
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +32,22 @@ def model_entries(settings: ServerSettings) -> list[ModelEntry]:
 
 
 class BodySizeLimit:
-    """Answers 413 to an HTTP request body larger than ``limit`` bytes, declared or streamed."""
+    """Answers 413 to an HTTP request body larger than ``limit`` bytes, declared or streamed;
+    ``larger`` gives some paths (uploads) their own limit."""
 
-    def __init__(self, app: ASGIApp, limit: int):
+    def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.limit)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._reject(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._reject(send, limit)
             return
         received = 0
 
@@ -52,17 +55,17 @@ class BodySizeLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
-            await self._reject(send)
+            await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        body = b'{"detail":"request body too large (at most %d bytes)"}' % self.limit
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = b'{"detail":"request body too large (at most %d bytes)"}' % limit
         await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
@@ -85,7 +88,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not await cache.ping():
         log.warning("redis at %s is not reachable; starting without the cache", url)
     jobs = JobManager(
-        cache, settings.job_workers, settings.torch_threads, settings.preview_interval_s, settings.max_pending_jobs
+        cache,
+        workers=settings.job_workers,
+        torch_threads=settings.torch_threads,
+        preview_interval_s=settings.preview_interval_s,
+        max_pending=settings.max_pending_jobs,
+        max_pending_per_client=settings.max_pending_per_client,
     )
     app.state.services = Services(settings, registry.device, registry, cache, jobs, embedded)
     try:
@@ -110,8 +118,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.registry = registry
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    for module in (health, models, visualizations, pages):
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, larger={"/api/explain": explain.UPLOAD_BODY_LIMIT})
+    for module in (health, models, visualizations, explain, insights, pages):
         app.include_router(module.router)
     pages.mount_static(app, settings.frontend_dir)
     return app

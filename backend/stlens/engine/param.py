@@ -2,8 +2,8 @@
 
 A clip is (B, C, T, H, W). A *basis* turns the learnable tensor into an unconstrained signal
 (pixels directly, or a spectrum over space AND time); an *output map* turns that signal into
-display space: RGB in [0, 1] through decorrelated colour and a sigmoid, flow in pixels through a
-tanh bound of FLOW_BOUND model-space units (never colour-decorrelated: its two channels are a
+display space: RGB in [0, 1] through decorrelated colour and a sigmoid, flow in pixels with its
+vectors' length squashed below FLOW_BOUND model-space units (never colour-decorrelated: its two channels are a
 vector, not correlated colours). Bounding both in the parameterisation keeps every unit's result
 in the data's range whatever the scale of its objective; the norm penalty only shapes it inside.
 """
@@ -32,12 +32,20 @@ _COLOR_CORRELATION_SQRT = torch.tensor(
 COLOR_DECORRELATION = _COLOR_CORRELATION_SQRT / _COLOR_CORRELATION_SQRT.norm(dim=0).max()
 
 
-def spacetime_frequencies(frames: int, height: int, width: int) -> torch.Tensor:
-    """|f| over the rfftn grid of a (T, H, W) clip: cycles per pixel in space, per frame in time."""
-    ft = torch.fft.fftfreq(frames).view(-1, 1, 1)
-    fy = torch.fft.fftfreq(height).view(1, -1, 1)
-    fx = torch.fft.rfftfreq(width).view(1, 1, -1)
-    return torch.sqrt(ft**2 + fy**2 + fx**2)
+TIME_DECAY = 2.0  # amplitude falls as (1 + cycles per clip)^-2: few frames, mostly slow change
+
+
+def spacetime_scale(frames: int, height: int, width: int, decay: float = 1.0) -> torch.Tensor:
+    """Amplitude of each rfftn coefficient of a (T, H, W) clip: 1/|f|^decay in space (f in cycles
+    per pixel, as natural images) times a steep fall-off in temporal frequency, so a clip starts
+    and stays smooth in time unless the unit asks for change. Lowest frequencies get sqrt(N)."""
+    fy = torch.fft.fftfreq(height).view(-1, 1)
+    fx = torch.fft.rfftfreq(width).view(1, -1)
+    lowest = 1.0 / max(height, width)
+    space = (lowest / torch.sqrt(fy**2 + fx**2).clamp(min=lowest)) ** decay
+    cycles_per_clip = torch.fft.fftfreq(frames).abs().view(-1, 1, 1) * frames
+    time = (1 + cycles_per_clip) ** -TIME_DECAY
+    return space * time * math.sqrt(frames * height * width)
 
 
 class PixelBasis(nn.Module):
@@ -52,21 +60,18 @@ class PixelBasis(nn.Module):
 
 
 class FourierBasis(nn.Module):
-    """A spectrum over (T, H, W) scaled by 1/|f|.
+    """A spectrum over (T, H, W) scaled by :func:`spacetime_scale`.
 
-    With the 1/f scaling an Adam step moves low spatial and temporal frequencies as much as high
-    ones relative to natural-video statistics, so clips come out smooth in space and time from the
-    parameterisation itself, not only from penalties. The scale is sqrt(N) at the lowest
-    frequencies, so a step moves the clip's mean as much as a pixel step moves a pixel and one
-    learning rate suits both bases. The FFT always runs in float32.
+    With the scaling an Adam step moves each frequency in proportion to its share in natural
+    video, so clips come out smooth in space and time from the parameterisation itself, not only
+    from penalties. The scale is sqrt(N) at the lowest frequencies, so a step moves the clip's
+    mean as much as a pixel step moves a pixel and one learning rate suits both bases. The FFT
+    always runs in float32.
     """
 
     def __init__(self, init: torch.Tensor, shape: tuple[int, int, int], decay: float = 1.0):
         super().__init__()
-        frames, height, width = shape
-        freqs = spacetime_frequencies(frames, height, width)
-        lowest = 1.0 / max(frames, height, width)
-        scale = (lowest / freqs.clamp(min=lowest)) ** decay * math.sqrt(frames * height * width)
+        scale = spacetime_scale(*shape, decay=decay)
         self.register_buffer("scale", scale.to(init.device), persistent=False)
         self.shape = shape
         self.spectrum = nn.Parameter(init)
@@ -74,6 +79,13 @@ class FourierBasis(nn.Module):
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.spectrum) * self.scale
         return torch.fft.irfftn(spectrum, s=self.shape, dim=(-3, -2, -1), norm="ortho")
+
+
+def _bound_vectors(signal: torch.Tensor, bound: float) -> torch.Tensor:
+    """Squash each (x, y) vector's length through bound * tanh(length / bound), keeping its
+    direction (a per-component bound would bend saturated flow towards the diagonals)."""
+    length = signal.square().sum(1, keepdim=True).add(1e-12).sqrt()
+    return signal * (torch.tanh(length / bound) * bound / length)
 
 
 class ClipParam(nn.Module):
@@ -89,7 +101,7 @@ class ClipParam(nn.Module):
     def forward(self) -> torch.Tensor:
         signal = self.basis()
         if self.stream == "motion":
-            return torch.tanh(signal / FLOW_BOUND) * (FLOW_BOUND * self.flow_px)
+            return _bound_vectors(signal, FLOW_BOUND) * self.flow_px
         if self.decorrelate:
             signal = torch.einsum("ij,bjthw->bithw", COLOR_DECORRELATION.to(signal.device), signal)
         return torch.sigmoid(signal)

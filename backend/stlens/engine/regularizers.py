@@ -8,6 +8,8 @@ autograd record every difference and power (the penalties run on every step of e
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 NORM_ALPHA = 6  # an even power: nearly free inside the data's range, steep outside (Mahendran & Vedaldi)
@@ -17,9 +19,15 @@ def _per_item_mean(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).mean(1)
 
 
-def range_norm(clip: torch.Tensor) -> torch.Tensor:
-    """Bounded-range / L-alpha penalty: mean x^alpha."""
-    return _per_item_mean(clip.square().pow(NORM_ALPHA // 2))
+def _squares(clip: torch.Tensor, vectors: bool) -> torch.Tensor:
+    """x^2 per value, or |v|^2 per position when the channels are the components of a vector."""
+    return clip.square().sum(1, keepdim=True) if vectors else clip.square()
+
+
+def range_norm(clip: torch.Tensor, vectors: bool = False) -> torch.Tensor:
+    """Bounded-range / L-alpha penalty: mean x^alpha per value (RGB: a soft box), or mean |v|^alpha
+    per position for flow (``vectors``: a soft disc, which favours no direction)."""
+    return _per_item_mean(_squares(clip, vectors).pow(NORM_ALPHA // 2))
 
 
 def tv_space(clip: torch.Tensor) -> torch.Tensor:
@@ -37,9 +45,9 @@ def tv_time(clip: torch.Tensor) -> torch.Tensor:
     return _per_item_mean((clip.roll(-1, dims=2) - clip).square())
 
 
-def _range_norm_grad(clip: torch.Tensor) -> torch.Tensor:
-    per_item = clip[0].numel()
-    return clip * clip.square().pow(NORM_ALPHA // 2 - 1) * (NORM_ALPHA / per_item)
+def _range_norm_grad(clip: torch.Tensor, vectors: bool) -> torch.Tensor:
+    terms = clip[0].numel() // (clip.shape[1] if vectors else 1)
+    return clip * _squares(clip, vectors).pow(NORM_ALPHA // 2 - 1) * (NORM_ALPHA / terms)
 
 
 def _neighbour_grad(clip: torch.Tensor, dim: int) -> torch.Tensor:
@@ -66,21 +74,25 @@ def _tv_time_grad(clip: torch.Tensor) -> torch.Tensor:
 
 class _WeightedPenalty(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, clip: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, clip: torch.Tensor, weights: torch.Tensor, vectors: bool) -> torch.Tensor:
         ctx.save_for_backward(clip, weights)
-        return weights[:, 0] * range_norm(clip) + weights[:, 1] * tv_space(clip) + weights[:, 2] * tv_time(clip)
+        ctx.vectors = vectors
+        norm = range_norm(clip, vectors)
+        return weights[:, 0] * norm + weights[:, 1] * tv_space(clip) + weights[:, 2] * tv_time(clip)
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         clip, weights = ctx.saved_tensors
         scale = (weights * grad_out.unsqueeze(1)).view(*weights.shape, 1, 1, 1, 1)
+        terms = (partial(_range_norm_grad, vectors=ctx.vectors), _tv_space_grad, _tv_time_grad)
         grad = torch.zeros_like(clip)
-        for i, term in enumerate((_range_norm_grad, _tv_space_grad, _tv_time_grad)):
+        for i, term in enumerate(terms):
             if bool((scale[:, i] != 0).any()):
                 grad.add_(term(clip) * scale[:, i])
-        return grad, None
+        return grad, None, None
 
 
-def weighted_penalty(clip: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Per item b: weights[b] . (range_norm, tv_space, tv_time) of clip[b]; ``weights`` is (B, 3)."""
-    return _WeightedPenalty.apply(clip, weights)
+def weighted_penalty(clip: torch.Tensor, weights: torch.Tensor, vectors: bool = False) -> torch.Tensor:
+    """Per item b: weights[b] . (range_norm, tv_space, tv_time) of clip[b]; ``weights`` is (B, 3);
+    ``vectors``: the channels are the components of a vector (flow)."""
+    return _WeightedPenalty.apply(clip, weights, vectors)

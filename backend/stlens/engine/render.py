@@ -178,7 +178,10 @@ def visualize(
                 draw = jitter.sample(generators, frames)
                 seen = {s: jitter.apply(model_space[s], draw, is_flow=s == "motion") for s in streams}
                 value = objective(runner(seen))
-                penalty = sum(regularizers.weighted_penalty(model_space[s], penalty_weights[s]) for s in streams)
+                penalty = sum(
+                    regularizers.weighted_penalty(model_space[s], penalty_weights[s], vectors=s == "motion")
+                    for s in streams
+                )
                 optimizer.zero_grad(set_to_none=True)
                 (penalty - value).sum().backward()
                 optimizer.step()

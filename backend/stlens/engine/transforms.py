@@ -65,13 +65,15 @@ def _resampling_matrices(size: int, zoom: torch.Tensor, shift: torch.Tensor) -> 
 
 
 def _warp(clip: torch.Tensor, draw: Draw, is_flow: bool) -> torch.Tensor:
-    """Zoom + shift, separable in y and x: two small batched matmuls instead of a grid sample."""
-    height, width = clip.shape[-2:]
+    """Zoom + shift, separable in x and y: two small batched matmuls instead of a grid sample."""
+    batch, channels, frames, height, width = clip.shape
     zoom = draw.zoom.to(clip.device)
     shift = draw.shift_xy.to(clip.device)
-    rows = _resampling_matrices(height, zoom, shift[:, 1]).view(-1, 1, 1, height, height)
-    cols = _resampling_matrices(width, zoom, shift[:, 0]).view(-1, 1, 1, width, width)
-    out = rows @ clip @ cols.transpose(-1, -2)
+    rows = _resampling_matrices(height, zoom, shift[:, 1])
+    cols = _resampling_matrices(width, zoom, shift[:, 0])
+    out = torch.bmm(clip.reshape(batch, -1, width), cols.transpose(1, 2))  # along x
+    out = rows.unsqueeze(1) @ out.view(batch, channels * frames, height, width)  # along y
+    out = out.view_as(clip)
     return out * zoom.view(-1, 1, 1, 1, 1) if is_flow else out
 
 

@@ -179,4 +179,5 @@ class TwoStreamI3D(nn.Module):
 
 
 def two_stream_i3d(num_classes: int = NUM_CLASSES, dropout: float = 0.5) -> TwoStreamI3D:
+    """Kinetics-400 two-stream I3D with random weights; ``load_stream_checkpoints`` loads the public ones."""
     return TwoStreamI3D(num_classes=num_classes, dropout=dropout)

@@ -58,7 +58,11 @@ class StreamTower(nn.Module):
 
 
 class LateFusionHead(nn.Module):
-    """Pool one stream's features and classify them."""
+    """Global max-pool one stream's features and classify them.
+
+    Max, not mean: the actor fills a small part of the clip, and a mean over all positions dilutes its
+    features so much that training stalls (measured: docs/dataset.md).
+    """
 
     def __init__(self, channels: int, num_classes: int, dropout: float):
         super().__init__()
@@ -66,11 +70,11 @@ class LateFusionHead(nn.Module):
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(x.mean(dim=(2, 3, 4))))
+        return self.fc(self.dropout(x.amax(dim=(2, 3, 4))))
 
 
 class ConvFusion(nn.Module):
-    """3D conv + 3D max-pool over the concatenated stream features, then fc6/fc7-style layers.
+    """3D conv over the concatenated stream features, global 3D max-pool, then fc6/fc7-style layers.
 
     The fusion conv is strided ((N, 2C, 8, 8, 8) -> (N, width, 4, 4, 4)): at full resolution it would cost
     more than both towers together.
@@ -79,14 +83,13 @@ class ConvFusion(nn.Module):
     def __init__(self, channels: int, num_classes: int, width: int, hidden: int, dropout: float):
         super().__init__()
         self.conv = ConvBlock(channels, width, (3, 3, 3), (2, 2, 2))
-        self.pool = nn.MaxPool3d((2, 2, 2))
         self.fc6 = nn.Linear(width, hidden)
         self.relu = nn.ReLU()
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.conv(x)).mean(dim=(2, 3, 4))
+        x = self.conv(x).amax(dim=(2, 3, 4))
         return self.fc(self.dropout(self.relu(self.fc6(x))))
 
 

@@ -9,7 +9,7 @@ each block's output as an (N, C, T, H, W) volume, so every layer is visualised t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -103,7 +103,6 @@ class VideoArchitecture:
     size: int
     layers: Callable[[nn.Module], tuple[list[str], dict[str, tuple[str, VolumeConvert]]]]
     heavy: bool
-    builder_kwargs: dict[str, object] = field(default_factory=dict)
 
     @property
     def checkpoint(self) -> Checkpoint:
@@ -124,7 +123,7 @@ class VideoArchitecture:
     def build(self, state_dict: dict[str, torch.Tensor] | None = None) -> VideoClassifier:
         """The classifier with the given Kinetics-400 state dict (strict), or seeded random weights."""
         torch.manual_seed(0)
-        net = self.builder(weights=None, num_classes=len(self.labels), **self.builder_kwargs)
+        net = self.builder(weights=None, num_classes=len(self.labels))
         if state_dict is not None:
             net.load_state_dict(state_dict, strict=True)
         layers, views = self.layers(net)

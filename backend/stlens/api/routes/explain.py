@@ -1,0 +1,77 @@
+"""Explain a video: ``POST /api/explain`` with an upload or a sample name."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, UploadFile
+
+from ...analysis import video
+from ...analysis.clip import MAX_STRIDE, MIN_STRIDE, clip_inputs
+from ...analysis.explain import Explanation, explain
+from ...analysis.samples import sample_frames, sample_names
+from ...analysis.units import MAX_TOP_UNITS, default_layer
+from ...jobs import InvalidRequest, load_model
+from ..deps import ServicesDep
+
+router = APIRouter(tags=["explain"])
+
+# the upload body may be this large (the file plus the form's other fields); app.py raises its body limit for it
+UPLOAD_BODY_LIMIT = video.MAX_BYTES + 64 * 1024
+_running = asyncio.Semaphore(1)  # one explanation at a time: each takes the CPU for a moment
+
+
+@router.get("/api/explain/samples", response_model=list[str])
+async def list_samples() -> list[str]:
+    """Names of the sample clips that ``POST /api/explain`` accepts as ``sample``."""
+    return sample_names()
+
+
+@router.post(
+    "/api/explain",
+    response_model=Explanation,
+    responses={400: {"description": "not a video we accept"}, 404: {"description": "unknown model or sample"},
+               413: {"description": "upload too large"}, 422: {"description": "bad field"}},
+)
+async def explain_video(
+    s: ServicesDep,
+    model: Annotated[str, Form(max_length=64)],
+    layer: Annotated[str | None, Form(max_length=256, description="default: the deepest fusion layer before the logits")] = None,
+    target: Annotated[int | None, Form(ge=0, description="class index; default: the top fused class")] = None,
+    units: Annotated[int, Form(ge=1, le=MAX_TOP_UNITS)] = 8,
+    stride: Annotated[float, Form(ge=MIN_STRIDE, le=MAX_STRIDE, description="source frames between sampled frames")] = 1.0,
+    sample: Annotated[str | None, Form(max_length=64, description="a name from GET /api/explain/samples")] = None,
+    file: UploadFile | None = None,
+) -> Explanation:
+    """Decode the video (MP4, WebM, AVI or GIF, by content), take a clip from its middle, compute flow with
+    the training estimator, and return the prediction, a space-time Grad-CAM per stream and the top units."""
+    if (file is None) == (sample is None):
+        raise HTTPException(422, "send exactly one of 'file' (an upload) and 'sample' (a sample name)")
+    try:
+        loaded = await asyncio.to_thread(load_model, s.registry, model)
+    except InvalidRequest as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+    if layer is None:
+        layer = default_layer(loaded)
+    try:
+        loaded.layer(layer)
+    except KeyError:
+        raise HTTPException(422, f"model {model!r} has no layer {layer!r}") from None
+    if target is not None and target >= loaded.spec.num_classes:
+        raise HTTPException(422, f"target must be below {loaded.spec.num_classes}")
+    if file is not None:
+        data = await file.read(video.MAX_BYTES + 1)
+        try:
+            frames = (await asyncio.to_thread(video.decode_video, data)).frames
+        except video.VideoError as exc:
+            status = 413 if len(data) > video.MAX_BYTES else 400
+            raise HTTPException(status, str(exc)) from None
+    else:
+        try:
+            frames = await asyncio.to_thread(sample_frames, sample)
+        except KeyError:
+            raise HTTPException(404, f"unknown sample {sample!r}; GET /api/explain/samples lists them") from None
+    async with _running:
+        clip = await asyncio.to_thread(clip_inputs, frames, loaded.spec.inputs, stride)
+        return await asyncio.to_thread(explain, loaded, clip, layer, target, units)

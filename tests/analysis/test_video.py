@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stlens.analysis import video
+from stlens.analysis.clip import clip_inputs, frame_indices
+from stlens.analysis.video import VideoError, decode_video
+from stlens.models.builtin import small_inputs
+
+from .conftest import SAMPLES, VIDEO_KINDS, encode, moving_square
+
+
+@pytest.mark.parametrize("kind", sorted(VIDEO_KINDS))
+def test_decodes_each_accepted_format(kind: str) -> None:
+    frames = moving_square()
+    decoded = decode_video(VIDEO_KINDS[kind](frames))
+    assert decoded.frames.shape == (12, 48, 64, 3)
+    assert decoded.frames.dtype == np.uint8
+    # the square is where it was drawn (lossy codecs: compare coarsely)
+    assert abs(int(decoded.frames[5, 24, 20, 0]) - 230) < 40
+    assert decoded.fps == pytest.approx(25, rel=0.05)
+
+
+def test_large_frames_are_shrunk_while_decoding() -> None:
+    frames = np.repeat(moving_square(4, 48, 64), 4, axis=1).repeat(4, axis=2)  # 192 x 256
+    decoded = decode_video(VIDEO_KINDS["mp4"](frames))
+    assert decoded.frames.shape[1:3] == (video.WORK_SIDE, round(256 * video.WORK_SIDE / 192))
+    assert decoded.source_size == (256, 192)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"this is not a video at all" * 100, "could not be decoded"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(200), "not accepted"),
+    ],
+)
+def test_rejects_non_videos(data: bytes, message: str) -> None:
+    with pytest.raises(VideoError, match=message):
+        decode_video(data)
+
+
+def test_rejects_truncated_file() -> None:
+    data = VIDEO_KINDS["mp4"](moving_square())
+    with pytest.raises(VideoError):
+        decode_video(data[: len(data) // 3])
+
+
+def test_rejects_zero_frame_video() -> None:
+    import io
+
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height = 64, 48
+    with pytest.raises(VideoError):
+        decode_video(buffer.getvalue())
+
+
+def test_rejects_an_image_format_not_offered() -> None:
+    from PIL import Image
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(moving_square(1)[0]).save(buffer, format="PNG")
+    with pytest.raises(VideoError):
+        decode_video(buffer.getvalue())
+
+
+def test_caps(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = VIDEO_KINDS["mp4"](moving_square(12))
+    monkeypatch.setattr(video, "MAX_BYTES", len(data) - 1)
+    with pytest.raises(VideoError, match="bytes"):
+        decode_video(data)
+    monkeypatch.undo()
+    monkeypatch.setattr(video, "MAX_FRAMES", 10)
+    with pytest.raises(VideoError, match="more than 10 frames"):
+        decode_video(data)
+    monkeypatch.undo()
+    monkeypatch.setattr(video, "MAX_DURATION_S", 0.2)
+    with pytest.raises(VideoError, match="longer than"):
+        decode_video(data)
+    monkeypatch.undo()
+    monkeypatch.setattr(video, "MAX_SIDE", 60)
+    with pytest.raises(VideoError, match="64x48"):
+        decode_video(data)
+
+
+def test_frame_indices_centre_and_stride() -> None:
+    assert frame_indices(20, 5, 1.0).tolist() == [8, 9, 10, 11, 12]
+    assert frame_indices(20, 3, 2.0).tolist() == [8, 10, 12]
+    assert frame_indices(3, 5, 1.0).tolist() == [0, 0, 1, 2, 2]
+    with pytest.raises(ValueError):
+        frame_indices(20, 5, 100.0)
+
+
+def test_clip_inputs_match_the_model_and_see_the_motion() -> None:
+    clip = clip_inputs(moving_square(), small_inputs())
+    assert clip.streams["appearance"].shape == (8, 64, 64, 3)
+    assert clip.streams["motion"].shape == (8, 64, 64, 2)
+    assert 0.0 <= clip.streams["appearance"].min() and clip.streams["appearance"].max() <= 1.0
+    # the square moves right by 2 px a frame at 48 px height: 2 * 64 / 48 px at the model's size
+    flow = clip.streams["motion"]
+    assert np.percentile(flow[..., 0], 95) == pytest.approx(2 * 64 / 48, abs=0.6)
+    assert flow[..., 0].min() > -0.5
+    assert np.percentile(np.abs(flow[..., 1]), 95) < 0.5
+
+
+@pytest.mark.skipif(not (SAMPLES / "bikes.mp4").exists(), reason="sample videos are not present (/work/shared absent)")
+@pytest.mark.parametrize("name", ["bikes.mp4", "carphone_pristine.mp4", "ucf101_CricketShot_g04_c01_rgb.gif"])
+def test_decodes_the_samples(name: str) -> None:
+    decoded = decode_video((SAMPLES / name).read_bytes())
+    assert len(decoded.frames) >= 79
+    assert min(decoded.frames.shape[1:3]) <= video.WORK_SIDE
