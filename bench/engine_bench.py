@@ -9,13 +9,15 @@
    equal steps, Fourier + decorrelated colour parameterisation and standard transforms on both
    sides, run side by side (needs ``pip install torch-lucent==0.1.8 kornia==0.4.1 decorator --no-deps``).
 
-Per-step figures are medians over ``--repeats`` interleaved runs, wall times the best of them
-(the machine is shared, and a median step ignores the moments another process took the CPU).
+Per-step figures are the CPU time of the one compute thread (``time.thread_time``: what other
+processes on a shared machine do barely moves it), medians over ``--repeats`` interleaved runs;
+the Lucent comparison gives wall times, the best of ``--repeats``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -24,7 +26,6 @@ from collections.abc import Callable
 
 import torch
 import torchvision
-
 from stlens.engine import VisualizationSettings, visualize
 from stlens.models.builtin import builtin_entries
 from stlens.models.image2d import image_classifier_entry
@@ -39,19 +40,20 @@ def bare_step_times(model: LoadedModel, layer: str, unit: int, batch: int, steps
     times = []
     with probe(model.module, layer) as run:
         for _ in range(steps):
-            start = time.perf_counter()
+            start = time.thread_time()
             for x in inputs.values():
                 x.grad = None
             run(inputs)[:, unit].mean().backward()
-            times.append(time.perf_counter() - start)
+            times.append(time.thread_time() - start)
     return times
 
 
 def engine_step_times(model: LoadedModel, layer: str, units: list[int], steps: int) -> list[float]:
     """Seconds per step of ``visualize`` (progress reported every step, as a live view would)."""
-    stamps = [time.perf_counter()]
-    visualize(model, layer, units, VisualizationSettings(steps=steps), progress=lambda _: stamps.append(time.perf_counter()))
-    return [b - a for a, b in zip(stamps[1:], stamps[2:])]  # the first interval holds the set-up
+    stamps = [time.thread_time()]
+    settings = VisualizationSettings(steps=steps)
+    visualize(model, layer, units, settings, progress=lambda _: stamps.append(time.thread_time()))
+    return [b - a for a, b in itertools.pairwise(stamps[1:])]  # the first interval holds the set-up
 
 
 def median_ms(times: list[float]) -> float:
@@ -59,7 +61,7 @@ def median_ms(times: list[float]) -> float:
 
 
 def overhead(model: LoadedModel, layers: list[str], steps: int, repeats: int) -> None:
-    print("\n## Per-step cost over a bare forward+backward (synth-conv-fusion, batch 1, median step)\n")
+    print(f"\n## Per-step cost over a bare forward+backward ({model.spec.id}, batch 1, median step)\n")
     print("| layer | bare ms/step | engine ms/step | ratio |")
     print("|---|---|---|---|")
     for layer in layers:
@@ -145,6 +147,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-lucent", action="store_true")
+    parser.add_argument("--zoo", action="store_true", help="also the overhead on the zoo's vgg16-twostream-small (112 px)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -152,6 +155,11 @@ def main() -> None:
     model = prepare(builtin_entries()[0], device)
     overhead(model, ["appearance.conv1", "motion.conv3", "fusion.conv", "logits"], args.steps, args.repeats)
     throughput(model, "fusion.conv", args.steps, args.repeats)
+    if args.zoo:
+        from stlens.models.zoo import zoo_entries
+
+        vgg = prepare(next(e for e in zoo_entries() if e.spec.id == "vgg16-twostream-small"), device)
+        overhead(vgg, ["appearance.conv1_1", "fusion.conv", "logits"], max(4, args.steps // 4), 1)
     if not args.skip_lucent:
         versus_lucent(args.steps, args.repeats, device)
 

@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 import torch
-
 from stlens.engine import VisualizationSettings, visualize
 from stlens.engine.render import build_objective
 from stlens.engine.transforms import SpacetimeJitter

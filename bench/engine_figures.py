@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torchvision.utils import flow_to_image
-
 from stlens.engine import VisualizationSettings, visualize
 from stlens.models.builtin import builtin_entries
 from stlens.models.registry import LoadedModel, prepare
+from torchvision.utils import flow_to_image
 
 LABEL_WIDTH = 150
 FRAME_STEP = 2  # show every other frame
@@ -83,6 +82,30 @@ def temporal_sweep(model: LoadedModel, out: Path) -> None:
     save_grid(rows, out / "tv_time.png")
 
 
+def animation(model: LoadedModel, out: Path) -> None:
+    """The fast -> slow sweep as a looping GIF: one row a temporal weight, RGB | flow."""
+    weights = [0.0, 0.3, 3.0]
+    batch = [VisualizationSettings(weights={"tv_time": {"appearance": w, "motion": w}}) for w in weights]
+    result = visualize(model, "fusion.conv", 1, batch)
+    rgb, flow = result.inputs["appearance"], result.inputs["motion"]
+    frames = []
+    for t in range(rgb.shape[1]):
+        rows = [
+            np.concatenate([rgb_frames(rgb[i, t : t + 1]), flow_frames_at(flow[i], t)], axis=1)
+            for i in range(len(weights))
+        ]
+        frames.append(Image.fromarray(np.concatenate(rows, axis=0)).quantize(COLOURS))
+    path = out / "tv_time.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=125, loop=0, optimize=True)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+
+
+def flow_frames_at(clip: np.ndarray, t: int) -> np.ndarray:
+    """Frame t of a flow clip in direction coding, scaled to the whole clip's largest vector."""
+    images = flow_to_image(torch.from_numpy(clip).permute(0, 3, 1, 2))
+    return images[t].permute(1, 2, 0).numpy()
+
+
 def parameterisations(model: LoadedModel, out: Path) -> None:
     rows = []
     for param in ("pixel", "fourier"):
@@ -95,13 +118,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/images/engine"))
     parser.add_argument("--model", default="synth-conv-fusion")
-    parser.add_argument("--only", nargs="*", default=["layers", "tv_time", "param"])
+    parser.add_argument("--only", nargs="*", default=["layers", "tv_time", "param", "animation"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     entry = next(e for e in builtin_entries() if e.spec.id == args.model)
     model = prepare(entry, torch.device("cpu"))
-    figures = {"layers": layer_gallery, "tv_time": temporal_sweep, "param": parameterisations}
+    figures = {"layers": layer_gallery, "tv_time": temporal_sweep, "param": parameterisations, "animation": animation}
     for name in args.only:
         figures[name](model, args.out)
 

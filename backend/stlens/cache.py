@@ -180,11 +180,12 @@ class ResultCache:
         raw = await self._call("get", self._key("request", vid))
         return json.loads(raw) if raw else None
 
-    async def put_result(self, vid: str, record: dict[str, Any], npz: bytes, media: dict[str, bytes]) -> None:
+    async def put_result(self, vid: str, record: dict[str, Any], npz: bytes, media: dict[str, bytes]) -> bool:
+        """Store a finished result; False if only this process's memory has it (Redis is down)."""
         entry = self._remember(vid)
         entry.record, entry.npz, entry.media = record, npz, dict(media)
         fields: dict[str, bytes | str] = {RECORD_FIELD: json.dumps(record), NPZ_FIELD: npz, **media}
-        await self._call("hset", self._key("result", vid), mapping=fields)
+        return await self._call("hset", self._key("result", vid), mapping=fields) is not None
 
     async def get_record(self, vid: str) -> dict[str, Any] | None:
         if vid in self._recent and self._recent[vid].record is not None:

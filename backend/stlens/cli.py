@@ -1,4 +1,4 @@
-"""The ``stlens`` command: ``serve`` the dashboard, ``train`` the synthetic models, ``export-dataset``.
+"""The ``stlens`` command: ``serve`` the dashboard, ``worker`` for it, ``train`` the synthetic models, ``export-dataset``.
 
 A subcommand's module is imported only when that subcommand runs, so ``stlens serve`` does not
 pay for the training code and vice versa.
@@ -20,6 +20,12 @@ DELEGATED = {
         "run_train",
         "train the built-in models on the synthetic world",
     ),
+    "worker": (
+        "stlens.queue.worker",
+        "add_worker_arguments",
+        "run_worker",
+        "run visualisations from a Redis queue, for API nodes started with --workers external",
+    ),
     "export-dataset": (
         "stlens.synth.export",
         "add_export_arguments",
@@ -39,6 +45,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="where the embedded Redis keeps its data (default ./var)")
     parser.add_argument(
         "--include-heavy", action="store_true", default=None, help="also offer the zoo's full-size models (GPU)"
+    )
+    parser.add_argument(
+        "--workers",
+        choices=["in-process", "external"],
+        help="in-process (default): this server optimises; external: `stlens worker` processes do, via Redis",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 

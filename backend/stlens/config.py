@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
@@ -27,6 +27,9 @@ class ServerSettings(BaseSettings):
     frontend_dir: Path = REPO_FRONTEND
     redis_maxmemory: str = Field(default="512mb", pattern=r"^[0-9]+(kb|mb|gb)?$")
     max_resident_models: int = Field(default=4, ge=1, le=64)
+    workers: Literal["in-process", "external"] = Field(
+        default="in-process", description="external: `stlens worker` processes run the jobs, taken from Redis"
+    )
     job_workers: int = Field(default=1, ge=1, le=16, description="visualisations optimised at once")
     max_pending_jobs: int = Field(default=64, ge=1, le=100_000, description="queued or running; more are refused")
     max_pending_per_client: int = Field(default=16, ge=1, le=100_000, description="the same, per client address")
@@ -35,6 +38,12 @@ class ServerSettings(BaseSettings):
     preview_interval_s: float = Field(default=0.25, ge=0.05, le=1.0, description="least time between previews")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     cache_retry_s: float = Field(default=1.0, gt=0, le=60, description="wait before reconnecting to a lost Redis")
+
+    @model_validator(mode="after")
+    def _external_workers_need_a_shared_redis(self) -> ServerSettings:
+        if self.workers == "external" and self.redis_url is None:
+            raise ValueError("--workers external needs --redis-url: the workers take their jobs from that Redis")
+        return self
 
     def torch_device(self) -> torch.device:
         if self.device == "cuda" and not torch.cuda.is_available():

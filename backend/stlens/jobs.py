@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -216,6 +217,22 @@ class Job:
             subscription.offer(event)
 
 
+def admit(jobs: Iterable[Job], client: str, max_pending: int, max_pending_per_client: int) -> None:
+    """Raise Busy if one more job would pass the limits on jobs queued or running."""
+    pending = [j for j in jobs if not j.finished]
+    if len(pending) >= max_pending:
+        raise Busy(f"{max_pending} visualisations are queued or running; try again when they finish", 503)
+    if sum(j.client == client for j in pending) >= max_pending_per_client:
+        raise Busy(f"you have {max_pending_per_client} visualisations queued or running; wait for them", 429)
+
+
+def forget_finished(jobs: OrderedDict[str, Job]) -> None:
+    """Keep only the newest FINISHED_JOBS_KEPT finished jobs (their status answers lookups)."""
+    finished = [vid for vid, job in jobs.items() if job.finished]
+    for vid in finished[: max(0, len(finished) - FINISHED_JOBS_KEPT)]:
+        del jobs[vid]
+
+
 def result_record(objective: float, steps: int, streams: list[str]) -> dict[str, Any]:
     """What is kept of a finished run besides its arrays: the objective and the media names."""
     return {
@@ -267,15 +284,11 @@ class JobManager:
         if job is not None and job.active:
             job.keep = job.keep or keep
             return job
-        pending = [j for j in self._jobs.values() if not j.finished]
-        if len(pending) >= self.max_pending:
-            raise Busy(f"{self.max_pending} visualisations are queued or running; try again when they finish", 503)
-        if sum(j.client == client for j in pending) >= self.max_pending_per_client:
-            raise Busy(f"you have {self.max_pending_per_client} visualisations queued or running; wait for them", 429)
+        admit(self._jobs.values(), client, self.max_pending, self.max_pending_per_client)
         job = Job(id=resolved.id, request=resolved.as_json(), client=client, keep=keep)
         self._jobs[resolved.id] = job
         self.started += 1
-        self._forget_old()
+        forget_finished(self._jobs)
         self._waiting.push(client, (job, resolved))
         self._dispatch()
         return job
@@ -286,11 +299,6 @@ class JobManager:
             job, resolved = item
             self._busy_workers += 1
             job.task = asyncio.get_running_loop().create_task(self._drive(job, resolved))
-
-    def _forget_old(self) -> None:
-        finished = [vid for vid, job in self._jobs.items() if job.finished]
-        for vid in finished[: max(0, len(finished) - FINISHED_JOBS_KEPT)]:
-            del self._jobs[vid]
 
     async def _drive(self, job: Job, resolved: ResolvedRequest) -> None:
         loop = asyncio.get_running_loop()
@@ -317,36 +325,57 @@ class JobManager:
     def _compute(
         self, job: Job, resolved: ResolvedRequest, loop: asyncio.AbstractEventLoop
     ) -> tuple[dict[str, Any], bytes, dict[str, bytes]]:
-        """The worker-thread part: optimise, then encode the arrays and media."""
+        """The worker-thread part: progress goes to the job's viewers on the event loop."""
         loop.call_soon_threadsafe(job.mark_running)
-        last_preview = 0.0
-
-        def on_progress(progress: Progress) -> None:
-            nonlocal last_preview
-            now = time.monotonic()
-            if progress.step < progress.steps and now - last_preview < self.preview_interval_s:
-                return
-            last_preview = now
-            loop.call_soon_threadsafe(job.publish, Event("progress", json.dumps(progress_message(progress))))
-
-        vis = visualize(
-            resolved.model,
-            resolved.layer.id,
-            [resolved.unit],
-            resolved.settings,
-            progress=on_progress,
-            progress_every=1,
-            cancel=job.cancel,
+        return compute(
+            resolved,
+            job.cancel,
+            lambda message: loop.call_soon_threadsafe(job.publish, Event("progress", message)),
+            self.preview_interval_s,
         )
-        inputs = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in vis.inputs.items()}
-        record = result_record(vis.objective[0], vis.steps, list(inputs))
-        return record, inputs_npz(inputs), render_media(inputs)
+
+    async def aclose(self) -> None:
+        """Cancel the jobs and wait for the threads (the lifespan's end)."""
+        await asyncio.to_thread(self.shutdown)
 
     def shutdown(self) -> None:
         self._closing = True
         for job in self._jobs.values():
             job.cancel.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def compute(
+    resolved: ResolvedRequest,
+    cancel: threading.Event,
+    on_progress_message: Callable[[str], None],
+    preview_interval_s: float,
+) -> tuple[dict[str, Any], bytes, dict[str, bytes]]:
+    """Optimise one request (blocking), then encode its arrays and media: the part that is the
+    same in a server's thread and in a ``stlens worker`` process. Progress messages, JSON-encoded
+    once, come at most every ``preview_interval_s`` (and at the last step); raises Cancelled."""
+    last_preview = 0.0
+
+    def on_progress(progress: Progress) -> None:
+        nonlocal last_preview
+        now = time.monotonic()
+        if progress.step < progress.steps and now - last_preview < preview_interval_s:
+            return
+        last_preview = now
+        on_progress_message(json.dumps(progress_message(progress)))
+
+    vis = visualize(
+        resolved.model,
+        resolved.layer.id,
+        [resolved.unit],
+        resolved.settings,
+        progress=on_progress,
+        progress_every=1,
+        cancel=cancel,
+    )
+    inputs = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in vis.inputs.items()}
+    record = result_record(vis.objective[0], vis.steps, list(inputs))
+    return record, inputs_npz(inputs), render_media(inputs)
 
 
 def progress_message(progress: Progress) -> dict[str, Any]:

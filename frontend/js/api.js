@@ -18,15 +18,15 @@ export const getVisualization = (id) => getJSON(`/api/visualizations/${encodeURI
 export const inputsUrl = (id) => `/api/visualizations/${encodeURIComponent(id)}/inputs.npz`;
 
 /**
- * Run (or fetch from the cache) one visualisation over the live WebSocket.
- * Calls `on.accepted(id)`, `on.progress(msg)` for each progress message, then resolves with the
- * `done` object; rejects with the server's `detail` on an `error` message or a dropped socket.
- * `signal` (an AbortSignal) closes the socket and rejects with an AbortError.
+ * Send `body` as the one message of a WebSocket conversation at `path` (see CONTRACT.md); every
+ * message but the last goes to `onMessage`. Resolves with the `done` message; rejects with the
+ * server's `detail` on an `error` message or a dropped socket. `signal` (an AbortSignal) closes the
+ * socket and rejects with an AbortError.
  */
-export function runLive(body, on = {}, signal) {
+function converse(path, body, onMessage, signal) {
   return new Promise((resolve, reject) => {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(`${scheme}//${location.host}/api/visualizations/live`);
+    const socket = new WebSocket(`${scheme}//${location.host}${path}`);
     let settled = false;
     const finish = (fn, value) => {
       if (settled) return;
@@ -43,11 +43,34 @@ export function runLive(body, on = {}, signal) {
     socket.addEventListener('open', () => (settled ? socket.close() : socket.send(JSON.stringify(body))));
     socket.addEventListener('message', (event) => {
       const message = JSON.parse(event.data);
-      if (message.type === 'accepted') on.accepted?.(message.id);
-      else if (message.type === 'progress') on.progress?.(message);
-      else if (message.type === 'done') finish(resolve, message);
+      if (message.type === 'done') finish(resolve, message);
       else if (message.type === 'error') finish(reject, new Error(message.detail ?? 'the server reported an error'));
+      else onMessage(message);
     });
     socket.addEventListener('close', () => finish(reject, new Error('the connection to the server closed early')));
   });
+}
+
+/**
+ * Run (or fetch from the cache) one visualisation over the live WebSocket.
+ * Calls `on.accepted(id)`, `on.progress(msg)` for each progress message, then resolves with the
+ * `done` object (see converse).
+ */
+export function runLive(body, on = {}, signal) {
+  return converse('/api/visualizations/live', body, (message) => {
+    if (message.type === 'accepted') on.accepted?.(message.id);
+    else if (message.type === 'progress') on.progress?.(message);
+  }, signal);
+}
+
+/**
+ * Every unit of a layer ({model, layer, settings}), computed by the server in the background.
+ * Calls `on.atlas(state)` with every unit's status, then `on.unit(unit)` as each one changes, and
+ * resolves with the final state once every unit is done or failed (see converse).
+ */
+export function runAtlas(body, on = {}, signal) {
+  return converse('/api/atlas/live', body, (message) => {
+    if (message.type === 'atlas') on.atlas?.(message);
+    else if (message.type === 'unit') on.unit?.(message);
+  }, signal);
 }

@@ -1,15 +1,17 @@
 // The atlas: a grid of every unit of a layer, each a small looping thumbnail, filling in as they
-// finish; a click opens the unit. Until the server computes atlases itself (in batches, in the
-// background), the page asks for the units one by one over the live socket; each result lands in
-// the server's cache, so a second visit, or opening a unit, is immediate.
+// finish; a click opens the unit. The server computes the atlas in the background (one ordinary
+// visualisation a unit, at low priority, cached) and streams each unit as it finishes, so a second
+// visit, or opening a unit, is immediate.
 
 import * as api from './api.js';
 import { LOGITS } from './choice.js';
 import { ClipCard } from './clip-card.js';
 import { resultStrips } from './media.js';
 
-/** Tiles at most: a wide layer shows its first units. */
+/** Tiles at most (the server's limit too): a wide layer shows its first units. */
 export const MAX_TILES = 256;
+
+const STATUS_TEXT = { queued: ['waiting', 'queued'], running: ['computing…', 'busy'], done: ['', 'done'] };
 
 export class Atlas extends EventTarget {
   constructor(root, timeline) {
@@ -41,25 +43,31 @@ export class Atlas extends EventTarget {
     this.root.querySelector('h2').textContent = `Atlas of ${layer.id}`;
     const name = (unit) => (layer.id === LOGITS ? `#${unit} ${model.labels[unit] ?? ''}` : `#${unit}`);
     const tiles = Array.from({ length: count }, (_, unit) => this._tile(unit, name(unit)));
-    let finished = 0;
+    const finished = new Set();
     const report = () => {
       const shown = count < layer.units ? ` (the first ${count} of ${layer.units})` : '';
-      this.summary.textContent = `${finished} / ${count} units${shown}`;
+      this.summary.textContent = `${finished.size} / ${count} units${shown}`;
+    };
+    const update = ({ unit, status, detail, media }) => {
+      const card = tiles[unit];
+      if (!card || controller.signal.aborted) return;
+      if (status === 'done') {
+        card.show(resultStrips({ result: { media } }, model))
+          .then(() => card.setStatus(...STATUS_TEXT.done))
+          .catch((error) => card.setStatus(`cannot show: ${error.message}`, 'error'));
+      } else if (status === 'failed') {
+        card.setStatus(`failed: ${detail}`, 'error');
+      } else {
+        card.setStatus(...STATUS_TEXT[status]);
+      }
+      if (status === 'done' || status === 'failed') finished.add(unit);
+      report();
     };
     report();
-    for (const [unit, card] of tiles.entries()) {
-      if (controller.signal.aborted) return;
-      card.setStatus('computing…', 'busy');
-      try {
-        const done = await api.runLive({ ...body, unit }, {}, controller.signal);
-        await card.show(resultStrips(done, model));
-        card.setStatus('', 'done');
-      } catch (error) {
-        if (error.name === 'AbortError') return;
-        card.setStatus(`failed: ${error.message}`, 'error');
-      }
-      finished += 1;
-      report();
+    try {
+      await api.runAtlas(body, { atlas: (state) => state.units.forEach(update), unit: update }, controller.signal);
+    } catch (error) {
+      if (error.name !== 'AbortError') this.summary.textContent = `The atlas failed: ${error.message}`;
     }
   }
 

@@ -30,7 +30,7 @@ const pins = new PinBoard(document.querySelector('#pins'), timeline, describe);
 const presentation = new Presentation(document.querySelector('#presentation'), describe);
 
 let running = null; // AbortController of the run being watched, null when none is
-let shownId = null; // the id of the result on screen, while the choice still matches it
+let shown = null; // {id, sharePath} of the result on screen, while the choice still matches it
 let addressReady = false; // the address is left alone until the page has read it and loaded the choice
 
 function request() {
@@ -48,8 +48,8 @@ function updateAddress() {
   if (sweep.active) viewEntries.push(['sweep', sweep.kind]);
   if (atlas.active) viewEntries.push(['atlas', '1']);
   if (pins.ids().length) viewEntries.push(['pins', pins.ids().join(',')]);
-  if (shownId) {
-    urlstate.writeShare(shownId, viewEntries);
+  if (shown) {
+    urlstate.writeShare(shown.sharePath, viewEntries);
     view.setShareUrl(location.href);
   } else {
     urlstate.writeChoice(choice.value(), [...settings.queryEntries(), ...viewEntries]);
@@ -88,7 +88,7 @@ async function visualise(body) {
 async function showDone(visualization, model) {
   if (visualization.status !== 'done') throw new Error(`the visualisation ${visualization.status}`);
   await view.showResult(visualization, model);
-  shownId = visualization.id;
+  shown = { id: visualization.id, sharePath: visualization.share_path };
   updateAddress();
 }
 
@@ -129,13 +129,13 @@ async function showAtlas() {
 /** A unit chosen in the atlas: show it (its result is in the cache already, or soon). */
 async function openUnit(unit) {
   await choice.select({ ...choice.value(), unit });
-  shownId = null;
+  shown = null;
   window.scrollTo({ top: 0, behavior: 'smooth' });
   await visualise(request());
 }
 
 function pinShown() {
-  if (shownId) pins.add(shownId);
+  if (shown) pins.add(shown.id);
 }
 
 async function present(name = BUILTIN_TOUR, stop = 0) {
@@ -169,7 +169,7 @@ function bindPage() {
   bindKeys(timeline, { p: pinShown, t: () => present(), '?': showShortcuts });
   document.querySelector('#help').addEventListener('click', showShortcuts);
   const choiceChanged = () => {
-    shownId = null;
+    shown = null;
     if (running) {
       // The page shows what the form says: stop watching a run of another choice (the server finishes
       // it and caches it all the same).

@@ -57,7 +57,7 @@ export class PinBoard extends EventTarget {
     this.cards.set(id, card);
     this.grid.append(card.element);
     this._changed();
-    await this._fill(card, id);
+    await this._fill(card, id, link);
   }
 
   remove(id) {
@@ -66,10 +66,11 @@ export class PinBoard extends EventTarget {
     this._changed();
   }
 
-  async _fill(card, id) {
+  async _fill(card, id, link) {
     card.setStatus('loading…', 'busy');
     try {
       const visualization = await api.getVisualization(id);
+      link.href = visualization.share_path;
       const { model, layer, unit } = visualization.request;
       card.title.textContent = `${layer} #${unit}`;
       card.element.title = `${model} · ${layer} · unit ${unit}`;

@@ -1,6 +1,6 @@
 // The stage: progress, the appearance and motion clips (live previews, then the result), share link.
 
-import { inputsUrl } from './api.js';
+import { getJSON, inputsUrl } from './api.js';
 import { CODINGS, previewStrips, resultStrips, STREAMS } from './media.js';
 import { StripPlayer } from './strip-player.js';
 
@@ -16,6 +16,7 @@ export class ResultView extends EventTarget {
     this.timeline = timeline;
     this.coding = CODINGS[0];
     this.shown = null; // {visualization, model} of the finished result on screen
+    this.rimPx = null; // the flow magnitude shown at full scale in the result's codings (px), when known
     this.codingInputs = [...root.querySelectorAll('input[name="coding"]')];
     this.codingCaption = root.querySelector('#coding-caption');
     this.legend = root.querySelector('#flow-legend');
@@ -78,6 +79,11 @@ export class ResultView extends EventTarget {
   async showResult(visualization, model) {
     const { result } = visualization;
     this.shown = { visualization, model };
+    this.rimPx = null;
+    const scale = result.media['flow-legend.json'];
+    const legendRead = scale ? getJSON(scale).then((legend) => {
+      if (this.shown?.visualization === visualization) this.rimPx = legend.rim_px;
+    }).catch(() => { /* the caption just goes without the scale */ }) : Promise.resolve();
     this.progress.max = result.steps;
     this.progress.value = result.steps;
     this.objective.textContent = `objective ${formatNumber(result.objective)}`;
@@ -85,7 +91,8 @@ export class ResultView extends EventTarget {
     this.timeline.setFrames(Math.max(...Object.values(strips).map((s) => s.frames)));
     this._showCoding();
     this._showExports(visualization);
-    await this._showStrips(strips, true);
+    await Promise.all([this._showStrips(strips, true), legendRead]);
+    this._showCoding();
     this.share.hidden = false;
   }
 
@@ -109,7 +116,8 @@ export class ResultView extends EventTarget {
       input.checked = input.value === coding;
       input.disabled = live && input.value !== coding;
     }
-    this.codingCaption.textContent = CODING_CAPTIONS[coding];
+    const scale = !live && this.rimPx !== null ? ` · full scale ${Number(this.rimPx.toPrecision(3))} px, faster is clipped` : '';
+    this.codingCaption.textContent = CODING_CAPTIONS[coding] + scale;
     const legend = this.shown?.visualization.result.media['flow-legend.png'];
     this.legend.hidden = !(legend && coding === 'direction'); // the wheel is the key to this coding only
     if (legend) this.legend.src = legend;

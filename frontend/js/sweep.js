@@ -106,7 +106,7 @@ export class Sweep {
       await card.show(resultStrips(done, model));
       card.setStatus('done', 'done');
       const link = card.addAction(document.createElement('a'));
-      link.href = `/v/${encodeURIComponent(done.id)}`;
+      link.href = done.share_path;
       link.textContent = 'open';
       link.title = 'Open this column as its own visualisation (its share link)';
     } catch (error) {

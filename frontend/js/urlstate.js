@@ -1,5 +1,6 @@
 // The page's address mirrors what it shows: `/?model=&layer=&unit=&<settings>` for a choice,
-// `/v/{id}` for a finished visualisation (its share link).
+// `/v/{id}?model=&layer=&unit=&<settings>` for a finished visualisation (its share link, which
+// carries its request so that a server that never saw the id can compute it again).
 
 /** What the current address asks for: a share id, or a (possibly partial) choice and its query. */
 export function readLocation(loc = location) {
@@ -22,10 +23,16 @@ export function writeChoice({ model, layer, unit }, extra = []) {
   history.replaceState(null, '', `/?${params}`);
 }
 
-/** Show a share link in the address, with `extra` entries (how it is viewed) as its query. */
-export function writeShare(id, extra = []) {
-  const query = new URLSearchParams(extra).toString();
-  history.replaceState(null, '', `/v/${encodeURIComponent(id)}${query ? `?${query}` : ''}`);
+/** The share link `sharePath` (the server's `/v/{id}?<request>`) with `extra` entries (how it is viewed). */
+export function shareAddress(sharePath, extra = []) {
+  const url = new URL(sharePath, 'http://share.invalid');
+  for (const [key, value] of extra) url.searchParams.set(key, value);
+  return `${url.pathname}${url.search}`;
+}
+
+/** Show a share link in the address (see shareAddress). */
+export function writeShare(sharePath, extra = []) {
+  history.replaceState(null, '', shareAddress(sharePath, extra));
 }
 
 export function writeTour(name, stop) {

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from stlens.models.builtin import builtin_entries
 from stlens.models.registry import LoadedModel, prepare
 

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import io
+
+import av
 import numpy as np
 import pytest
-
+from PIL import Image
 from stlens.analysis import video
 from stlens.analysis.clip import clip_inputs, frame_indices
 from stlens.analysis.video import VideoError, decode_video
@@ -48,23 +51,29 @@ def test_rejects_truncated_file() -> None:
         decode_video(data[: len(data) // 3])
 
 
-def test_rejects_zero_frame_video() -> None:
-    import io
-
-    import av
-
+def zero_frame_avi() -> bytes:
+    """An AVI with its headers and a video stream but not one frame."""
     buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height = 64, 48
-    with pytest.raises(VideoError):
-        decode_video(buffer.getvalue())
+    with av.open(buffer, mode="w", format="avi") as out:
+        stream = out.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        out.start_encoding()
+    return buffer.getvalue()
+
+
+def test_rejects_zero_frame_video() -> None:
+    data = zero_frame_avi()
+    assert len(data) > 1000  # a real container, not an empty file
+    with pytest.raises(VideoError, match="no frames"):
+        decode_video(data)
+
+
+def test_rejects_a_huge_resolution_before_decoding() -> None:
+    with pytest.raises(VideoError, match="4112x16"):
+        decode_video(encode(np.zeros((2, 16, 4112, 3), np.uint8), "avi", "mjpeg"))
 
 
 def test_rejects_an_image_format_not_offered() -> None:
-    from PIL import Image
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(moving_square(1)[0]).save(buffer, format="PNG")
     with pytest.raises(VideoError):

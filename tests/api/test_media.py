@@ -34,7 +34,7 @@ def test_direction_coding_is_white_at_rest_and_scaled_once_per_clip():
     assert (coding.direction_coding(np.zeros_like(flow)) == 255).all()
     saturations = [saturation(frame) for frame in images]
     assert saturations == sorted(saturations) and saturations[0] < saturations[-1]  # slower frames are paler
-    assert coding.clip_scale(flow) == pytest.approx(4.0)
+    assert coding.saturation_scale(flow) == pytest.approx(4.0)
 
 
 def test_direction_coding_tells_directions_apart():
@@ -61,12 +61,12 @@ def test_arrows_are_drawn_only_where_there_is_motion():
 
 
 def test_legend_is_a_white_cornered_colour_wheel():
-    legend = coding.direction_legend(64)
-    assert legend.shape == (64, 64, 3)
+    legend = coding.direction_legend(4.0, side=64)
+    assert legend.shape == (64 + 64 // 6, 64, 3)  # the wheel, then its label
     assert (legend[0, 0] == 255).all()
     assert saturation(legend[28:36, 2:10]) > saturation(legend[30:34, 30:34])  # saturated rim, pale centre
     with pytest.raises(ValueError):
-        coding.direction_legend(4)
+        coding.direction_legend(4.0, side=4)
 
 
 def test_bad_flow_shapes_are_refused():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,10 +50,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a real ``stlens serve`` with its own embedded Redis in a fresh folder."""
-    data_dir = tmp_path_factory.mktemp("stlens-data")
+@contextmanager
+def serve_dashboard(data_dir: Path) -> Iterator[str]:
+    """Runs a real ``stlens serve`` with its own embedded Redis in ``data_dir``; yields its base URL."""
     port = _free_port()
     log = (data_dir / "server.log").open("w")
     process = subprocess.Popen(
@@ -98,6 +98,20 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of the dashboard shared by the tests, in a fresh data folder."""
+    with serve_dashboard(tmp_path_factory.mktemp("stlens-data")) as base:
+        yield base
+
+
+@pytest.fixture
+def another_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second dashboard with its own empty cache: another machine, for share links."""
+    with serve_dashboard(tmp_path_factory.mktemp("stlens-other")) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

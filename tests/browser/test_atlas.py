@@ -63,3 +63,13 @@ def test_atlas_fills_in_and_opens_a_unit(dashboard, open_tab):
         tab.socket_messages[-1]["id"] == vid
         and tab.socket_messages[-1]["request"]["unit"] == 3
     )
+
+    # The server keeps the atlas: another visitor gets every tile from the cache, in the first message.
+    again = open_tab()
+    again.page.goto(page.url)
+    again.page.wait_for_function(
+        "n => document.querySelectorAll('.atlas-grid .card-status[data-state=done]').length === n",
+        arg=units,
+    )
+    atlas_messages = [m for m in again.socket_messages if "units_total" in m or m.get("type") == "unit"]
+    assert [m["type"] for m in atlas_messages] == ["atlas", "done"]

@@ -91,7 +91,7 @@ def test_flow_codings_and_exports(dashboard, open_tab):
     direction = motion_pixels(page)
 
     page.click("#viewer-motion label:has-text('Components')")
-    expect(page).to_have_url(re.compile(rf"/v/{vid}\?coding=components$"))
+    expect(page).to_have_url(re.compile(rf"/v/{vid}\?model=.*&coding=components$"))
     expect(legend).to_be_hidden()
     page.wait_for_function(
         "d => document.querySelector('#viewer-motion canvas').toDataURL() !== d",
@@ -99,7 +99,7 @@ def test_flow_codings_and_exports(dashboard, open_tab):
     )
     page.click("#viewer-motion label:has-text('Arrows')")
     expect(page.locator("#share-url")).to_have_value(
-        f"{dashboard}/v/{vid}?coding=arrows"
+        re.compile(rf"^{re.escape(dashboard)}/v/{vid}\?model=.*&coding=arrows$")
     )
     assert canvas_is_drawn(page, "#viewer-motion canvas")
     tab.screenshot("flow-arrows")
@@ -122,3 +122,17 @@ def test_flow_codings_and_exports(dashboard, open_tab):
     wait_for_result(again.page)
     expect(again.page.locator("#viewer-motion input[value=arrows]")).to_be_checked()
     expect(again.page.locator("#flow-legend")).to_be_hidden()
+
+
+def test_flow_caption_and_legend_state_the_full_scale(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    pick(page, first_layer_of(page, "motion"), unit=3)
+    page.click("#visualise")
+    vid = wait_for_result(page)
+    rim = page.request.get(f"{dashboard}/api/visualizations/{vid}/media/flow-legend.json").json()["rim_px"]
+    expect(page.locator("#coding-caption")).to_contain_text(f"full scale {float(f'{rim:.3g}'):g} px")
+    expect(page.locator("#flow-legend")).to_be_visible()
+    tab.screenshot("flow-legend-scale")

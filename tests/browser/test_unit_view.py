@@ -52,7 +52,7 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
     assert canvas_is_drawn(page, "#viewer-appearance canvas")
     assert canvas_is_drawn(page, "#viewer-motion canvas")
     share_url = page.input_value("#share-url")
-    assert share_url == f"{dashboard}/v/{vid}"
+    assert share_url.startswith(f"{dashboard}/v/{vid}?model=")  # it carries the request
 
     fresh = open_tab(390, 844)  # a fresh browser at phone width
     with fresh.page.expect_response(f"**/api/visualizations/{vid}") as first_get:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from stlens.engine import VisualizationSettings, visualize
 from stlens.models.image2d import ImageClassifierClip, image_classifier_entry
 from stlens.models.registry import prepare
+from torch import nn
 
 
 def tiny_classifier() -> nn.Module:

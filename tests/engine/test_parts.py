@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from stlens.engine import objectives, regularizers
 from stlens.engine.param import FLOW_BOUND, clip_param
 from stlens.engine.transforms import Draw, SpacetimeJitter

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from stlens.engine import VisualizationSettings, visualize
+from torch import nn
 
 from .tiny_nets import FLOW_SCALE, TwoTowers, direction, load, pointwise
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
-
 from stlens.models.registry import LoadedModel, ModelEntry, prepare
 from stlens.models.spec import InputSpec, ModelSpec
+from torch import nn
 
 FRAMES = 4
 SIZE = 16

@@ -33,6 +33,17 @@ def test_a_few_steps_lower_the_loss_of_every_kind(kind, tiny_split):
     assert predict(model, tiny_split).shape == (len(tiny_split),)
 
 
+def test_training_is_deterministic_for_a_seed(tiny_split):
+    states = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        model = MODEL_KINDS["conv-fusion"](len(LABELS))
+        fit(model, tiny_split, epochs=1, batch_size=5, lr=3e-3, seed=1, progress=False)
+        states.append(model.state_dict())
+    for name, tensor in states[0].items():
+        assert torch.equal(tensor, states[1][name]), name
+
+
 def test_train_command_writes_loadable_weights_and_cards(tmp_path):
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)

@@ -56,7 +56,9 @@ def crop_resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     else:
         cw, ch = w, max(1, round(w / target))
     y, x = (h - ch) // 2, (w - cw) // 2
-    return np.stack([cv2.resize(f[y : y + ch, x : x + cw], (width, height), interpolation=cv2.INTER_AREA) for f in frames])
+    return np.stack(
+        [cv2.resize(f[y : y + ch, x : x + cw], (width, height), interpolation=cv2.INTER_AREA) for f in frames]
+    )
 
 
 def _stream_input(frames: np.ndarray, stream: Stream, spec: InputSpec, stride: float) -> np.ndarray:

@@ -1,9 +1,12 @@
 """Cross-stream dependence (finding 1): does a fusion unit need appearance AND motion together?
 
-Each unit is measured on its own top clips three ways: both inputs (R), motion removed (R_a) and
-appearance removed (R_m), a removed stream being replaced by its neutral input (ablation.py). The
-conjunction score (R - max(R_a, R_m)) / R, clipped to [0, 1], is 0 for a unit that one stream drives
-alone and near 1 for one that needs both at once.
+Each unit is measured on its own top clips four ways: both inputs (R), motion removed (R_a), appearance
+removed (R_m) and both removed (R_0), a removed stream being replaced by its neutral input
+(ablation.py). What the streams do together beyond their separate effects is the interaction
+I = R - R_a - R_m + R_0 (zero for any unit that adds up an appearance part and a motion part, as late
+fusion's logits do). The conjunction score I / (R - R_0), clipped to [0, 1], is 1 for a pure AND (either
+stream alone leaves the unit where no input leaves it) and 0 for a unit that one stream drives alone or
+that sums the two. Activations are averaged over positions and not rectified, so sums stay sums.
 """
 
 from __future__ import annotations
@@ -24,13 +27,18 @@ class CrossStream(BaseModel):
     both: list[float]  # per unit, mean over its top clips
     appearance_only: list[float]  # motion removed
     motion_only: list[float]  # appearance removed
+    neither: list[float]  # both removed
     conjunction: list[float]
-    mean_conjunction: float
+    mean_conjunction: float  # over the units that the clips drive (R > R_0)
 
 
-def conjunction_score(both: torch.Tensor, appearance_only: torch.Tensor, motion_only: torch.Tensor) -> torch.Tensor:
-    gain = (both - torch.maximum(appearance_only, motion_only)) / both.clamp_min(1e-12)
-    return torch.where(both > 0, gain.clamp(0, 1), torch.zeros_like(both))
+def conjunction_score(
+    both: torch.Tensor, appearance_only: torch.Tensor, motion_only: torch.Tensor, neither: torch.Tensor
+) -> torch.Tensor:
+    drive = both - neither
+    interaction = both - appearance_only - motion_only + neither
+    score = (interaction / drive.clamp_min(1e-12)).clamp(0, 1)
+    return torch.where(drive > 0, score, torch.zeros_like(score))
 
 
 def cross_stream(
@@ -42,22 +50,26 @@ def cross_stream(
     specs = model.spec.inputs
     rows: list[torch.Tensor] = []
     for batch in batches:
+        still = neutral_model("motion", specs["motion"], batch["motion"])
+        flat = neutral_model("appearance", specs["appearance"], batch["appearance"])
         ablated = [
             batch,
-            {**batch, "motion": neutral_model("motion", specs["motion"], batch["motion"])},
-            {**batch, "appearance": neutral_model("appearance", specs["appearance"], batch["appearance"])},
+            {**batch, "motion": still},
+            {**batch, "appearance": flat},
+            {"appearance": flat, "motion": still},
         ]
-        rows.append(torch.stack([unit_means(torch.relu(layer_activations(model, layer_id, b))) for b in ablated], -1))
-    responses = torch.cat(rows)  # (N, C, 3)
+        rows.append(torch.stack([unit_means(layer_activations(model, layer_id, b)) for b in ablated], -1))
+    responses = torch.cat(rows)  # (N, C, 4)
     top = responses[..., 0].topk(min(top_clips, len(responses)), dim=0).indices  # (k, C)
-    mean = responses.gather(0, top.unsqueeze(-1).expand(-1, -1, 3)).mean(0)  # (C, 3)
-    both, appearance_only, motion_only = mean.unbind(-1)
-    score = conjunction_score(both, appearance_only, motion_only)
-    active = both > 0
+    mean = responses.gather(0, top.unsqueeze(-1).expand(-1, -1, 4)).mean(0)  # (C, 4)
+    both, appearance_only, motion_only, neither = mean.unbind(-1)
+    score = conjunction_score(both, appearance_only, motion_only, neither)
+    driven = both > neither
     return CrossStream(
         both=both.tolist(),
         appearance_only=appearance_only.tolist(),
         motion_only=motion_only.tolist(),
+        neither=neither.tolist(),
         conjunction=score.tolist(),
-        mean_conjunction=float(score[active].mean()) if active.any() else 0.0,
+        mean_conjunction=float(score[driven].mean()) if driven.any() else 0.0,
     )

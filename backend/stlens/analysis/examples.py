@@ -28,7 +28,7 @@ def _peaks(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(N, C, T, H, W) -> peak values (N, C) and their (t, y, x) fractions (N, C, 3)."""
     if output.ndim != 5:
         return output.flatten(2).amax(-1) if output.ndim > 2 else output, None
-    n, c, t, h, w = output.shape
+    t, h, w = output.shape[2:]
     values, flat = output.flatten(2).max(-1)
     index = torch.stack([flat // (h * w), flat // w % h, flat % w], -1).float()
     return values, (index + 0.5) / index.new_tensor([t, h, w])
@@ -40,6 +40,7 @@ def dataset_examples(
     """For each unit, its top-``k`` clips (strongest first). ``batches`` yield model-space inputs."""
     if not 1 <= k <= MAX_EXAMPLES:
         raise ValueError(f"k must be 1 to {MAX_EXAMPLES}, got {k}")
+    spatial = len(model.layer(layer_id).shape) == 4
     best_values = best_clips = best_where = None
     seen = 0
     for batch in batches:
@@ -55,13 +56,13 @@ def dataset_examples(
         top = values.topk(min(k, values.shape[1]), dim=1).indices
         best_values, best_clips = values.gather(1, top), clips.gather(1, top)
         best_where = where.gather(1, top.unsqueeze(-1).expand(-1, -1, 3))
-        spatial = where is not None and len(model.layer(layer_id).shape) == 4
     if best_values is None:
         raise ValueError("no clips were given")
     return [
         [
             Example(
-                clip=int(c), activation=float(v),
+                clip=int(c),
+                activation=float(v),
                 where=tuple(round(float(f), 4) for f in w) if spatial else None,
             )
             for v, c, w in zip(vs, cs, ws)

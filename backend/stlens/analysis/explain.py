@@ -29,7 +29,10 @@ class Explanation(BaseModel):
     target: ClassScore = Field(description="the class that Grad-CAM explains")
     top: dict[str, list[ClassScore]] = Field(description="top classes: fused and per stream (the other one neutral)")
     clip: dict[str, str] = Field(description="stream -> frame strip (data URL) of the model's input")
-    gradcam: dict[str, str] = Field(description="stream -> frame strip (data URL) with the heatmap over the input")
+    gradcam: dict[str, str] = Field(
+        description="stream -> frame strip (data URL) with the heatmap over the input; a stream whose last "
+        "space-time layer does not feed the logits has none"
+    )
     layer: str
     units: list[UnitScore] = Field(description="the layer's units most active on the clip, strongest first")
 
@@ -68,8 +71,10 @@ def explain(
     with torch.no_grad():
         logits = model.module(**{s: model.spec.inputs[s].to_model(x) for s, x in display.items()})[0]
     target = ClassScore(
-        index=class_index, label=labels[class_index],
-        probability=float(logits.softmax(-1)[class_index]), logit=float(logits[class_index]),
+        index=class_index,
+        label=labels[class_index],
+        probability=float(logits.softmax(-1)[class_index]),
+        logit=float(logits[class_index]),
     )
     pictures = stream_pictures(clip.streams)
     heat = gradcam(model, display, class_index)

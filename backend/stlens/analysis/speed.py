@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel
 
 from ..models.registry import LoadedModel
-from .units import layer_activations, unit_means
+from .units import many_layer_activations, unit_means
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 TOP_CLIPS = 5
@@ -35,13 +35,15 @@ def invariance_index(responses: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, responses.mean(1) / peak.clamp_min(1e-12), torch.zeros_like(peak))
 
 
-def speed_responses(model: LoadedModel, layers: Sequence[str], replay: Replay, speeds: Sequence[float]) -> dict[str, torch.Tensor]:
+def speed_responses(
+    model: LoadedModel, layers: Sequence[str], replay: Replay, speeds: Sequence[float]
+) -> dict[str, torch.Tensor]:
     """Per layer: rectified unit means (clips, units, speeds). The clips are replayed once for all layers."""
     per_layer: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     for speed in speeds:
-        inputs = replay(speed)
+        outputs = many_layer_activations(model, layers, replay(speed))
         for layer in layers:
-            per_layer[layer].append(unit_means(torch.relu(layer_activations(model, layer, inputs))))
+            per_layer[layer].append(unit_means(torch.relu(outputs[layer])))
     return {layer: torch.stack(r, -1) for layer, r in per_layer.items()}
 
 

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from pydantic import BaseModel
 
 from ..models.introspect import probe
 from ..models.registry import LoadedModel
-from ..models.spec import LayerInfo
+from ..models.spec import LOGITS, LayerInfo
 from .ablation import to_model
 
 MAX_TOP_UNITS = 64
@@ -21,7 +21,9 @@ class UnitScore(BaseModel):
     activation: float
 
 
-def layer_inputs(model: LoadedModel, layer: LayerInfo, model_inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def layer_inputs(
+    model: LoadedModel, layer: LayerInfo, model_inputs: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """Only the streams the layer depends on, where the model can run a subset of them."""
     if getattr(model.module, "partial_inputs", False):
         return {s: model_inputs[s] for s in layer.inputs}
@@ -45,6 +47,31 @@ def layer_activations(model: LoadedModel, layer_id: str, model_inputs: Mapping[s
     layer = model.layer(layer_id)
     with probe(model.module, layer_id) as run:
         return run(layer_inputs(model, layer, model_inputs))
+
+
+@torch.no_grad()
+def many_layer_activations(
+    model: LoadedModel, layer_ids: Sequence[str], model_inputs: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Several layers' outputs from one full forward pass (both streams are needed for the logits)."""
+    modules = dict(model.module.named_modules())
+    outputs: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def hook(_m: torch.nn.Module, _i: object, out: object) -> None:
+            outputs[name] = out[0] if isinstance(out, (tuple, list)) else out
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(keep(name)) for name in layer_ids if name != LOGITS]
+    try:
+        logits = model.module(**model_inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    if LOGITS in layer_ids:
+        outputs[LOGITS] = logits
+    return {name: outputs[name] for name in layer_ids}
 
 
 def top_units(model: LoadedModel, display: Mapping[str, torch.Tensor], layer_id: str, k: int = 8) -> list[UnitScore]:

@@ -60,6 +60,8 @@ def decode_video(data: bytes) -> Video:
                 raise VideoError(f"{container.format.long_name} files are not accepted; send MP4, WebM, AVI or GIF")
             if not container.streams.video:
                 raise VideoError("the file has no video stream")
+            if container.duration is not None and container.duration / av.time_base > MAX_DURATION_S:
+                raise VideoError(f"the video is longer than {MAX_DURATION_S:g} seconds")
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
             _check_size(width, height)

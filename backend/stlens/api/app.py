@@ -17,8 +17,9 @@ from ..models.builtin import builtin_entries
 from ..models.modelfile import load_model_file
 from ..models.registry import ModelEntry, ModelRegistry
 from ..models.zoo import zoo_entries
+from ..queue.manager import QueuedJobManager
 from .deps import Services
-from .routes import explain, health, insights, models, pages, visualizations
+from .routes import atlas, explain, health, insights, models, pages, visualizations
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +88,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = ResultCache(url, recent=settings.recent_results, retry_s=settings.cache_retry_s)
     if not await cache.ping():
         log.warning("redis at %s is not reachable; starting without the cache", url)
-    jobs = JobManager(
-        cache,
-        workers=settings.job_workers,
-        torch_threads=settings.torch_threads,
-        preview_interval_s=settings.preview_interval_s,
-        max_pending=settings.max_pending_jobs,
-        max_pending_per_client=settings.max_pending_per_client,
-    )
+    jobs: JobManager | QueuedJobManager
+    if settings.workers == "external":
+        jobs = QueuedJobManager(
+            cache,
+            url,
+            max_pending=settings.max_pending_jobs,
+            max_pending_per_client=settings.max_pending_per_client,
+        )
+        await jobs.start()
+    else:
+        jobs = JobManager(
+            cache,
+            workers=settings.job_workers,
+            torch_threads=settings.torch_threads,
+            preview_interval_s=settings.preview_interval_s,
+            max_pending=settings.max_pending_jobs,
+            max_pending_per_client=settings.max_pending_per_client,
+        )
     app.state.services = Services(settings, registry.device, registry, cache, jobs, embedded)
     try:
         yield
     finally:
-        await asyncio.to_thread(jobs.shutdown)
+        await jobs.aclose()
         await cache.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.close)
@@ -119,7 +130,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, larger={"/api/explain": explain.UPLOAD_BODY_LIMIT})
-    for module in (health, models, visualizations, explain, insights, pages):
+    for module in (health, models, visualizations, atlas, explain, insights, pages):
         app.include_router(module.router)
     pages.mount_static(app, settings.frontend_dir)
     return app

@@ -13,6 +13,7 @@ from ..cache import EmbeddedRedis, ResultCache
 from ..config import ServerSettings
 from ..jobs import JobManager
 from ..models.registry import ModelRegistry
+from ..queue.manager import QueuedJobManager
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Services:
     device: torch.device
     registry: ModelRegistry
     cache: ResultCache
-    jobs: JobManager
+    jobs: JobManager | QueuedJobManager
     embedded_redis: EmbeddedRedis | None
 
 

@@ -85,6 +85,7 @@ class Visualization(BaseModel):
     request: dict[str, Any] = Field(description="model, layer, unit and settings with every default filled in")
     result: VisualizationResult | None = None
     detail: str | None = Field(default=None, description="why it failed")
+    share_path: str = Field(description="the share link, relative to this server: /v/{id} with the request in its query")
 
 
 class ErrorMessage(BaseModel):

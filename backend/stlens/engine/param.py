@@ -3,9 +3,10 @@
 A clip is (B, C, T, H, W). A *basis* turns the learnable tensor into an unconstrained signal
 (pixels directly, or a spectrum over space AND time); an *output map* turns that signal into
 display space: RGB in [0, 1] through decorrelated colour and a sigmoid, flow in pixels with its
-vectors' length squashed below FLOW_BOUND model-space units (never colour-decorrelated: its two channels are a
-vector, not correlated colours). Bounding both in the parameterisation keeps every unit's result
-in the data's range whatever the scale of its objective; the norm penalty only shapes it inside.
+vectors' length squashed below FLOW_BOUND model-space units (never colour-decorrelated: its two
+channels are a vector, not correlated colours). Bounding both in the parameterisation keeps
+every unit's result in the data's range whatever the scale of its objective; the norm penalty
+only shapes it inside.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from ..models.spec import InputSpec, Stream
 
 ParamKind = Literal["pixel", "fourier"]
 
-INIT_SD = 0.01  # start close to neutral: mid-grey RGB, no motion
+INIT_SD = 0.07  # spread of the starting signal, both bases: near mid-grey RGB and still flow, but
+# uneven enough that ReLU units deep in a network are alive (a flatter start can leave them dead)
 FLOW_BOUND = 3.0  # |flow| / scale stays below this: about the range of normalised training flow
 
 # Square root of the colour covariance of natural images (ImageNet statistics, as in Lucid's
@@ -30,7 +32,6 @@ _COLOR_CORRELATION_SQRT = torch.tensor(
     [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float32
 )
 COLOR_DECORRELATION = _COLOR_CORRELATION_SQRT / _COLOR_CORRELATION_SQRT.norm(dim=0).max()
-
 
 TIME_DECAY = 2.0  # amplitude falls as (1 + cycles per clip)^-2: few frames, mostly slow change
 
@@ -70,11 +71,12 @@ class FourierBasis(nn.Module):
     """
 
     def __init__(self, init: torch.Tensor, shape: tuple[int, int, int], decay: float = 1.0):
+        """``init``: white noise of the signal's starting spread, (B, C, T, H, W // 2 + 1, 2)."""
         super().__init__()
-        scale = spacetime_scale(*shape, decay=decay)
-        self.register_buffer("scale", scale.to(init.device), persistent=False)
+        scale = spacetime_scale(*shape, decay=decay).to(init.device)
+        self.register_buffer("scale", scale, persistent=False)
         self.shape = shape
-        self.spectrum = nn.Parameter(init)
+        self.spectrum = nn.Parameter(init / scale.square().mean().sqrt())  # same spread after scaling
 
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.spectrum) * self.scale
@@ -95,15 +97,16 @@ class ClipParam(nn.Module):
         super().__init__()
         self.basis = basis
         self.stream = stream
-        self.decorrelate = stream == "appearance" and spec.channels == 3
+        device = next(basis.parameters()).device
+        self.colour = COLOR_DECORRELATION.to(device) if stream == "appearance" and spec.channels == 3 else None
         self.flow_px = spec.scale or 1.0  # near zero, one unit of signal = one model-space unit of flow
 
     def forward(self) -> torch.Tensor:
         signal = self.basis()
         if self.stream == "motion":
             return _bound_vectors(signal, FLOW_BOUND) * self.flow_px
-        if self.decorrelate:
-            signal = torch.einsum("ij,bjthw->bithw", COLOR_DECORRELATION.to(signal.device), signal)
+        if self.colour is not None:
+            signal = torch.einsum("ij,bjthw->bithw", self.colour, signal)
         return torch.sigmoid(signal)
 
 

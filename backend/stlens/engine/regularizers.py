@@ -2,13 +2,12 @@
 
 They act on what the network sees (normalised RGB, flow / scale), so one weight means the same
 for models trained with different input normalisations. Each has a closed-form gradient;
-:func:`weighted_penalty` uses them in one autograd node, which costs a fraction of letting
-autograd record every difference and power (the penalties run on every step of every stream).
+:func:`weighted_penalty` computes all three and their gradient in one autograd node, which costs
+a fraction of letting autograd record every difference and power (the penalties run on every
+step of every stream).
 """
 
 from __future__ import annotations
-
-from functools import partial
 
 import torch
 
@@ -45,51 +44,47 @@ def tv_time(clip: torch.Tensor) -> torch.Tensor:
     return _per_item_mean((clip.roll(-1, dims=2) - clip).square())
 
 
-def _range_norm_grad(clip: torch.Tensor, vectors: bool) -> torch.Tensor:
-    terms = clip[0].numel() // (clip.shape[1] if vectors else 1)
-    return clip * _squares(clip, vectors).pow(NORM_ALPHA // 2 - 1) * (NORM_ALPHA / terms)
-
-
-def _neighbour_grad(clip: torch.Tensor, dim: int) -> torch.Tensor:
-    """Gradient of the mean squared difference of neighbours along ``dim`` (no wrap)."""
-    size = clip.shape[dim]
-    diff = clip.narrow(dim, 1, size - 1) - clip.narrow(dim, 0, size - 1)
-    diff = diff * (2 / diff[0].numel())
-    grad = torch.zeros_like(clip)
-    grad.narrow(dim, 1, size - 1).add_(diff)
-    grad.narrow(dim, 0, size - 1).sub_(diff)
-    return grad
-
-
-def _tv_space_grad(clip: torch.Tensor) -> torch.Tensor:
-    return _neighbour_grad(clip, -2) + _neighbour_grad(clip, -1)
-
-
-def _tv_time_grad(clip: torch.Tensor) -> torch.Tensor:
-    if clip.shape[2] < 2:
-        return torch.zeros_like(clip)
-    laplacian = 2 * clip - clip.roll(1, dims=2) - clip.roll(-1, dims=2)
-    return laplacian * (2 / clip[0].numel())
-
-
 class _WeightedPenalty(torch.autograd.Function):
+    """Values and gradient in one pass over the clip: every difference is taken once and serves
+    both; the gradient (closed form) is kept for the backward, which only scales it."""
+
     @staticmethod
     def forward(ctx, clip: torch.Tensor, weights: torch.Tensor, vectors: bool) -> torch.Tensor:
-        ctx.save_for_backward(clip, weights)
-        ctx.vectors = vectors
-        norm = range_norm(clip, vectors)
-        return weights[:, 0] * norm + weights[:, 1] * tv_space(clip) + weights[:, 2] * tv_time(clip)
+        batch = clip.shape[0]
+        per_item = clip[0].numel()
+
+        def weight(i: int) -> torch.Tensor:
+            return weights[:, i].view(batch, 1, 1, 1, 1)
+
+        # range norm: mean s^(alpha/2), s = x^2 or |v|^2; d/dx = alpha x s^(alpha/2 - 1) / terms
+        squares = _squares(clip, vectors)
+        terms = per_item // (clip.shape[1] if vectors else 1)
+        power = squares.pow(NORM_ALPHA // 2 - 1)
+        value = weights[:, 0] * _per_item_mean(power * squares)
+        grad = clip * power * (weight(0) * (NORM_ALPHA / terms))
+        # neighbour differences: d/dx of mean d^2 adds 2d/n to the later and subtracts it from the earlier
+        for dim, weight_index in ((-2, 1), (-1, 1), (2, 2)):
+            size = clip.shape[dim]
+            if size < 2:
+                continue
+            if dim == 2:  # time wraps around: the last frame's successor is the first
+                diff = clip.roll(-1, dims=2) - clip
+            else:
+                diff = clip.narrow(dim, 1, size - 1) - clip.narrow(dim, 0, size - 1)
+            value = value + weights[:, weight_index] * _per_item_mean(diff.square())
+            diff = diff * (weight(weight_index) * (2 / diff[0].numel()))
+            if dim == 2:
+                grad.add_(diff.roll(1, dims=2)).sub_(diff)
+            else:
+                grad.narrow(dim, 1, size - 1).add_(diff)
+                grad.narrow(dim, 0, size - 1).sub_(diff)
+        ctx.save_for_backward(grad)
+        return value
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        clip, weights = ctx.saved_tensors
-        scale = (weights * grad_out.unsqueeze(1)).view(*weights.shape, 1, 1, 1, 1)
-        terms = (partial(_range_norm_grad, vectors=ctx.vectors), _tv_space_grad, _tv_time_grad)
-        grad = torch.zeros_like(clip)
-        for i, term in enumerate(terms):
-            if bool((scale[:, i] != 0).any()):
-                grad.add_(term(clip) * scale[:, i])
-        return grad, None, None
+        (grad,) = ctx.saved_tensors
+        return grad * grad_out.view(-1, 1, 1, 1, 1), None, None
 
 
 def weighted_penalty(clip: torch.Tensor, weights: torch.Tensor, vectors: bool = False) -> torch.Tensor:

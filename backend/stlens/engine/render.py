@@ -186,7 +186,8 @@ def visualize(
                 (penalty - value).sum().backward()
                 optimizer.step()
                 if progress is not None and (step % progress_every == 0 or step == first.steps):
-                    progress(Progress(step, first.steps, float(value[0].detach()), {s: _display_numpy(clips[s][0]) for s in streams}))
+                    preview = {s: _display_numpy(clips[s][0]) for s in streams}
+                    progress(Progress(step, first.steps, float(value[0].detach()), preview))
             with torch.no_grad():
                 final = {s: params[s]() for s in streams}
                 final_value = objective(runner({s: specs[s].to_model(final[s]) for s in streams}))

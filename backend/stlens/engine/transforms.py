@@ -50,7 +50,7 @@ class SpacetimeJitter:
         if self.moves_space:
             clip = _warp(clip, draw, is_flow)
         if self.time_shift > 0 and clip.shape[2] > 1:
-            clip = _roll_time(clip, draw.shift_t.to(clip.device))
+            clip = _roll_time(clip, draw.shift_t)
         return clip
 
 
@@ -78,7 +78,8 @@ def _warp(clip: torch.Tensor, draw: Draw, is_flow: bool) -> torch.Tensor:
 
 
 def _roll_time(clip: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Circular shift of each batch item's frames by its own offset."""
+    """Circular shift of each batch item's frames by its own offset (``shift`` on the CPU: the
+    offsets are read as Python ints)."""
     if bool((shift == shift[0]).all()):
         return clip.roll(int(shift[0]), dims=2)
     return torch.cat([item.roll(int(k), dims=1).unsqueeze(0) for item, k in zip(clip, shift)])

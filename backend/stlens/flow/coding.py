@@ -1,7 +1,9 @@
 """Ways to show optical flow (T, H, W, 2) in pixels (x, y) as colour images.
 
-Every coding uses one scale for the whole clip (its largest flow magnitude), so how fast the
-motion is can be compared across frames: a frame that moves less looks paler, not the same.
+Every coding uses one scale for the whole clip, so how fast the motion is can be compared across
+frames: a frame that moves less looks paler, not the same. The scale is robust: the clip's 99th
+percentile flow magnitude is full saturation and faster flow is clipped to it, so that one spike
+does not wash the rest of the clip out to white (as scaling by the largest vector would).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from torchvision.utils import flow_to_image
 
 GREY = 128
 ARROW_COLOUR = (20, 20, 20)
+LABEL_COLOUR = (40, 40, 40)
+SATURATION_PERCENTILE = 99.0
+MIN_SCALE = 1e-6  # px: the scale of a clip without motion
 
 
 def _check_flow(flow: np.ndarray) -> np.ndarray:
@@ -21,60 +26,90 @@ def _check_flow(flow: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(flow, dtype=np.float32))
 
 
-def clip_scale(flow: np.ndarray) -> float:
-    """The largest flow magnitude in the clip, in pixels (a tiny positive number for no motion)."""
-    flow = _check_flow(flow)
-    return max(float(np.sqrt((flow**2).sum(-1)).max(initial=0.0)), 1e-6)
+def _magnitude(flow: np.ndarray) -> np.ndarray:
+    return np.sqrt((flow**2).sum(-1, keepdims=True))
 
 
-def direction_coding(flow: np.ndarray) -> np.ndarray:
-    """Hue = direction, saturation = magnitude, on white (Middlebury wheel, torchvision's
-    ``flow_to_image``, which scales the whole batch, i.e. the clip, by one maximum)."""
+def saturation_scale(flow: np.ndarray, percentile: float = SATURATION_PERCENTILE) -> float:
+    """The flow magnitude, in pixels, that the codings show at full saturation: a high percentile
+    of the clip's magnitudes (a tiny positive number for no motion)."""
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError("percentile must be in (0, 100]")
     flow = _check_flow(flow)
-    images = flow_to_image(torch.from_numpy(flow).permute(0, 3, 1, 2).contiguous())
+    if flow.size == 0:
+        return MIN_SCALE
+    return max(float(np.percentile(_magnitude(flow), percentile)), MIN_SCALE)
+
+
+def _unit_flow(flow: np.ndarray, scale: float | None) -> np.ndarray:
+    """Flow in units of ``scale`` (the clip's saturation scale by default), magnitudes clipped to 1."""
+    flow = _check_flow(flow)
+    scale = saturation_scale(flow) if scale is None else scale
+    if not scale > 0:
+        raise ValueError("the scale must be positive")
+    unit = flow / scale
+    return unit / np.maximum(_magnitude(unit), 1.0)
+
+
+def direction_coding(flow: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """Hue = direction, saturation = magnitude up to ``scale`` px (the clip's saturation scale by
+    default), on white: the Middlebury wheel of torchvision's ``flow_to_image``."""
+    unit = torch.from_numpy(_unit_flow(flow, scale)).permute(0, 3, 1, 2)
+    # flow_to_image divides by the batch's largest vector: one extra frame holding a unit vector
+    # makes that 1, so the scale is ours.
+    reference = torch.zeros((1, *unit.shape[1:]))
+    reference[0, 0, 0, 0] = 1.0
+    images = flow_to_image(torch.cat([unit, reference]).contiguous())[:-1]
     return images.permute(0, 2, 3, 1).numpy()
 
 
-def component_coding(flow: np.ndarray) -> np.ndarray:
-    """x, y and magnitude in the red, green and blue channels, around a grey zero-motion level."""
-    flow = _check_flow(flow)
-    scale = clip_scale(flow)
-    magnitude = np.sqrt((flow**2).sum(-1, keepdims=True))
-    components = np.concatenate([flow, magnitude], axis=-1) / scale
+def component_coding(flow: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """x, y and magnitude in the red, green and blue channels, around a grey zero-motion level;
+    ``scale`` px (the clip's saturation scale by default) is full intensity."""
+    unit = _unit_flow(flow, scale)
+    components = np.concatenate([unit, _magnitude(unit)], axis=-1)
     return np.clip(GREY + 127 * components, 0, 255).astype(np.uint8)
 
 
-def arrows(flow: np.ndarray, backgrounds: np.ndarray, spacing: int = 16) -> np.ndarray:
+def arrows(flow: np.ndarray, backgrounds: np.ndarray, spacing: int = 16, scale: float | None = None) -> np.ndarray:
     """A coarse quiver over ``backgrounds`` (T, H', W', 3), an upscaled view of the clip.
 
-    Arrows sit on a grid ``spacing`` display pixels apart and are scaled so that the clip's
-    largest flow is one grid cell long: directions and relative speeds read at a glance.
+    Arrows sit on a grid ``spacing`` display pixels apart; flow of ``scale`` px (the clip's
+    saturation scale by default) or faster is one grid cell long: directions and relative speeds
+    read at a glance.
     """
-    flow = _check_flow(flow)
-    frames, height, width, _ = flow.shape
+    unit = _unit_flow(flow, scale)
+    frames, height, width, _ = unit.shape
     if backgrounds.shape[0] != frames or backgrounds.ndim != 4:
         raise ValueError("one background image a flow frame is needed")
     out_h, out_w = backgrounds.shape[1:3]
-    length = 0.9 * spacing / clip_scale(flow)
+    length = 0.9 * spacing
     ys = np.arange(spacing // 2, out_h, spacing)
     xs = np.arange(spacing // 2, out_w, spacing)
     drawn = np.ascontiguousarray(backgrounds.copy())
     for t in range(frames):
         for y in ys:
             for x in xs:
-                dx, dy = flow[t, y * height // out_h, x * width // out_w]
+                dx, dy = unit[t, y * height // out_h, x * width // out_w]
                 tip = (round(x + dx * length), round(y + dy * length))
                 if tip != (x, y):
                     cv2.arrowedLine(drawn[t], (int(x), int(y)), tip, ARROW_COLOUR, 1, cv2.LINE_AA, tipLength=0.35)
     return drawn
 
 
-def direction_legend(side: int = 128) -> np.ndarray:
-    """The colour wheel of :func:`direction_coding`: the edge is the clip's largest magnitude."""
-    if not 16 <= side <= 1024:
-        raise ValueError("legend side must be in [16, 1024]")
+def direction_legend(scale: float, side: int = 128) -> np.ndarray:
+    """The colour wheel of :func:`direction_coding`, its rim full saturation, labelled with what
+    that is in pixels (``scale``): an image (side + label band, side, 3)."""
+    if not 64 <= side <= 1024:
+        raise ValueError("legend side must be in [64, 1024]")
     coords = np.linspace(-1.0, 1.0, side, dtype=np.float32)
     x, y = np.meshgrid(coords, coords)
     inside = (x**2 + y**2) <= 1.0
-    flow = np.stack([x * inside, y * inside], axis=-1)[None]
-    return direction_coding(flow)[0]
+    wheel = direction_coding(np.stack([x * inside, y * inside], axis=-1)[None], scale=1.0)[0]
+    band = np.full((side // 6, side, 3), 255, np.uint8)
+    text = f"rim = {scale:.3g} px"
+    font_scale = side / 320
+    (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+    origin = (max(0, (side - text_w) // 2), (band.shape[0] + text_h) // 2)
+    cv2.putText(band, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, LABEL_COLOUR, 1, cv2.LINE_AA)
+    return np.concatenate([wheel, band])

@@ -7,6 +7,7 @@ stream: a layer that depends on one stream only gets that stream's media.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,6 +26,7 @@ MEDIA_TYPES: dict[str, str] = {
     "motion-components.png": "image/png",
     "motion-arrows.png": "image/png",
     "flow-legend.png": "image/png",
+    "flow-legend.json": "application/json",
 }
 MEDIA_STREAM = {name: "appearance" if name.startswith("appearance") else "motion" for name in MEDIA_TYPES}
 
@@ -44,15 +46,18 @@ def _appearance_media(rgb: np.ndarray) -> dict[str, bytes]:
 
 
 def _motion_media(flow: np.ndarray) -> dict[str, bytes]:
+    """Every coding at the clip's one saturation scale, which the legend states."""
+    scale = coding.saturation_scale(flow)
     factor = display_factor(flow.shape[1])
-    direction = enlarge(coding.direction_coding(flow), factor)
+    direction = enlarge(coding.direction_coding(flow, scale), factor)
     return {
         "motion.gif": encode.gif(direction),
         "motion.mp4": encode.mp4(direction),
         "motion-direction.png": encode.png(strip(direction)),
-        "motion-components.png": encode.png(strip(enlarge(coding.component_coding(flow), factor))),
-        "motion-arrows.png": encode.png(strip(coding.arrows(flow, direction))),
-        "flow-legend.png": encode.png(coding.direction_legend()),
+        "motion-components.png": encode.png(strip(enlarge(coding.component_coding(flow, scale), factor))),
+        "motion-arrows.png": encode.png(strip(coding.arrows(flow, direction, scale=scale))),
+        "flow-legend.png": encode.png(coding.direction_legend(scale)),
+        "flow-legend.json": json.dumps({"rim_px": scale, "percentile": coding.SATURATION_PERCENTILE}).encode(),
     }
 
 

@@ -26,7 +26,7 @@ from .scene import SceneKind, render_clip, sample_params
 
 Split = Literal["train", "test", "debiased"]
 SPLITS: dict[Split, tuple[int, SceneKind]] = {"train": (0, "normal"), "test": (1, "normal"), "debiased": (2, "debiased")}
-DATASET_VERSION = 3  # bump when the world changes, so stale caches are not reused
+DATASET_VERSION = 4  # bump when the world changes, so stale caches are not reused
 MAX_PER_CLASS = 5000
 MAX_CLIP_FRAMES = 64
 

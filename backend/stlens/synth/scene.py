@@ -71,7 +71,7 @@ def sample_params(rng: np.random.Generator, label: int, size: int, kind: SceneKi
     height = rng.uniform(0.55, 0.8) * size
     facing = int(rng.choice([-1, 1]))
     if action.team:
-        shirt = (TEAM_RED, TEAM_BLUE)[rng.integers(2)]
+        shirt = TEAM_RED if rng.uniform() < action.red_share else TEAM_BLUE
         direction = action.team * TEAM_DIRECTION[shirt]
     else:
         shirt = _colour(rng, (0.4, 1.0), (0.45, 1.0))

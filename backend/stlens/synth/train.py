@@ -111,7 +111,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the data, the initialisation and the order")
     parser.add_argument("--train-per-class", type=int, default=300, help="training clips of each class")
     parser.add_argument("--test-per-class", type=int, default=80, help="clips of each class in each test split")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--models", nargs="+", choices=list(MODEL_KINDS), default=list(MODEL_KINDS))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Form, HTTPException, UploadFile
+from fastapi.responses import FileResponse
 
 from ...analysis import video
 from ...analysis.clip import MAX_STRIDE, MIN_STRIDE, clip_inputs
@@ -13,13 +16,19 @@ from ...analysis.explain import Explanation, explain
 from ...analysis.samples import sample_frames, sample_names
 from ...analysis.units import MAX_TOP_UNITS, default_layer
 from ...jobs import InvalidRequest, load_model
+from ...models.registry import LoadedModel
 from ..deps import ServicesDep
 
 router = APIRouter(tags=["explain"])
 
 # the upload body may be this large (the file plus the form's other fields); app.py raises its body limit for it
 UPLOAD_BODY_LIMIT = video.MAX_BYTES + 64 * 1024
-_running = asyncio.Semaphore(1)  # one explanation at a time: each takes the CPU for a moment
+_running = threading.Lock()  # one decode or explanation at a time: each takes the CPU (and decoding memory)
+
+
+@router.get("/explain", include_in_schema=False)
+async def explain_page(s: ServicesDep) -> FileResponse:
+    return FileResponse(s.settings.frontend_dir / "explain.html", media_type="text/html")
 
 
 @router.get("/api/explain/samples", response_model=list[str])
@@ -31,16 +40,24 @@ async def list_samples() -> list[str]:
 @router.post(
     "/api/explain",
     response_model=Explanation,
-    responses={400: {"description": "not a video we accept"}, 404: {"description": "unknown model or sample"},
-               413: {"description": "upload too large"}, 422: {"description": "bad field"}},
+    responses={
+        400: {"description": "not a video we accept"},
+        404: {"description": "unknown model or sample"},
+        413: {"description": "upload too large"},
+        422: {"description": "bad field"},
+    },
 )
 async def explain_video(
     s: ServicesDep,
     model: Annotated[str, Form(max_length=64)],
-    layer: Annotated[str | None, Form(max_length=256, description="default: the deepest fusion layer before the logits")] = None,
+    layer: Annotated[
+        str | None, Form(max_length=256, description="default: the deepest fusion layer before the logits")
+    ] = None,
     target: Annotated[int | None, Form(ge=0, description="class index; default: the top fused class")] = None,
     units: Annotated[int, Form(ge=1, le=MAX_TOP_UNITS)] = 8,
-    stride: Annotated[float, Form(ge=MIN_STRIDE, le=MAX_STRIDE, description="source frames between sampled frames")] = 1.0,
+    stride: Annotated[
+        float, Form(ge=MIN_STRIDE, le=MAX_STRIDE, description="source frames between sampled frames")
+    ] = 1.0,
     sample: Annotated[str | None, Form(max_length=64, description="a name from GET /api/explain/samples")] = None,
     file: UploadFile | None = None,
 ) -> Explanation:
@@ -63,7 +80,7 @@ async def explain_video(
     if file is not None:
         data = await file.read(video.MAX_BYTES + 1)
         try:
-            frames = (await asyncio.to_thread(video.decode_video, data)).frames
+            frames = (await asyncio.to_thread(_decode, data)).frames
         except video.VideoError as exc:
             status = 413 if len(data) > video.MAX_BYTES else 400
             raise HTTPException(status, str(exc)) from None
@@ -72,6 +89,19 @@ async def explain_video(
             frames = await asyncio.to_thread(sample_frames, sample)
         except KeyError:
             raise HTTPException(404, f"unknown sample {sample!r}; GET /api/explain/samples lists them") from None
-    async with _running:
-        clip = await asyncio.to_thread(clip_inputs, frames, loaded.spec.inputs, stride)
-        return await asyncio.to_thread(explain, loaded, clip, layer, target, units)
+    try:
+        return await asyncio.to_thread(_explain_frames, loaded, frames, stride, layer, target, units)
+    except ValueError as exc:  # e.g. a model without a space-time layer in a stream
+        raise HTTPException(422, f"this model cannot be explained: {exc}") from None
+
+
+def _decode(data: bytes) -> video.Video:
+    with _running:
+        return video.decode_video(data)
+
+
+def _explain_frames(
+    loaded: LoadedModel, frames: np.ndarray, stride: float, layer: str, target: int | None, units: int
+) -> Explanation:
+    with _running:
+        return explain(loaded, clip_inputs(frames, loaded.spec.inputs, stride), layer, target, units)

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from pathlib import Path as FilePath
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 
+from ...jobs import InvalidRequest, resolve
 from ..deps import Services, ServicesDep
 from ..schemas import ID_PATTERN
+from ..sharelink import request_from_query, share_path
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
-NOT_FOUND_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Not found - Spacetime Lens</title>
-<link rel="stylesheet" href="/static/css/app.css"></head>
-<body><main class="not-found"><h1>Not found</h1><p>{message}</p><p><a href="/">Start over</a></p></main></body></html>
+PROBLEM_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} - Spacetime Lens</title>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/css/app.css"></head>
+<body><main class="not-found"><h1>{title}</h1><p>{message}</p>{more}<p><a href="/">Start over</a></p></main></body></html>
 """
 
 
@@ -29,8 +33,14 @@ def _index(s: Services) -> FileResponse:
     return FileResponse(index, media_type="text/html")
 
 
+def _problem(status: int, title: str, message: str, link: str | None = None) -> HTMLResponse:
+    more = f'<p><a class="same-request" href="{html.escape(link)}">Show it as computed here</a></p>' if link else ""
+    page = PROBLEM_PAGE.format(title=html.escape(title), message=html.escape(message), more=more)
+    return HTMLResponse(page, status_code=status)
+
+
 def _not_found(message: str) -> HTMLResponse:
-    return HTMLResponse(NOT_FOUND_PAGE.format(message=html.escape(message)), status_code=404)
+    return _problem(404, "Not found", message)
 
 
 @router.get("/", response_class=FileResponse)
@@ -39,13 +49,36 @@ async def index_page(s: ServicesDep) -> FileResponse:
 
 
 @router.get("/v/{vid}", name="visualization_page", response_model=None)
-async def visualization_page(vid: str, s: ServicesDep) -> FileResponse | HTMLResponse:
-    """A share link: the dashboard, whose script reads the id from the URL and shows (or computes) it."""
+async def visualization_page(vid: str, request: Request, s: ServicesDep) -> FileResponse | HTMLResponse:
+    """A share link: the dashboard, whose script reads the id from the URL and shows (or computes) it.
+
+    An id this server never saw is shown if the link carries its request (``sharelink``) and the
+    request's content id here is the same id; the request is then stored, so the page computes it."""
     if re.fullmatch(ID_PATTERN, vid) is None:
         return _not_found("That is not a visualisation link.")
-    known = s.jobs.get(vid) is not None or await s.cache.get_request(vid) is not None
-    if not known and s.cache.available:
+    if s.jobs.get(vid) is not None or await s.cache.get_request(vid) is not None:
+        return _index(s)
+    try:
+        carried = request_from_query(request.query_params)
+    except ValidationError as exc:
+        return _problem(422, "Not a valid link", f"The request this link carries is not valid: {exc}")
+    if carried is None:
+        if not s.cache.available:
+            return _index(s)  # it may be in the cache we cannot reach: the page says so if not
         return _not_found("No visualisation with this id is known here (it may have been evicted from the cache).")
+    try:
+        resolved = await asyncio.to_thread(
+            resolve, s.registry, carried.model, carried.layer, carried.unit, carried.settings
+        )
+    except InvalidRequest as exc:
+        return _problem(exc.status, "Cannot show this link here", exc.detail)
+    if resolved.id != vid:
+        message = (
+            f"This link was made with other weights of model {carried.model!r} (or another version of the "
+            f"server): the same request here gives the visualisation {resolved.id}, not {vid}."
+        )
+        return _problem(409, "The model's weights differ", message, share_path(resolved.id, resolved.as_json()))
+    await s.cache.put_request(vid, resolved.as_json())
     return _index(s)
 
 

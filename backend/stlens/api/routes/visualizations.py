@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
@@ -14,6 +15,7 @@ from ...jobs import Busy, InvalidRequest, Job, ResolvedRequest, resolve
 from ...media.render import MEDIA_TYPES
 from ..deps import Services, ServicesDep
 from ..schemas import ID_PATTERN, Status, Visualization, VisualizationCreated, VisualizationRequest, VisualizationResult
+from ..sharelink import share_path, share_query
 
 router = APIRouter(tags=["visualizations"])
 
@@ -23,19 +25,32 @@ FIRST_MESSAGE_TIMEOUT_S = 30.0
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}  # ids are content hashes
 
 
+def media_url(vid: str, name: str) -> str:
+    return f"/api/visualizations/{vid}/media/{name}"
+
+
 def _result(vid: str, result: dict[str, Any]) -> VisualizationResult:
-    base = f"/api/visualizations/{vid}"
     return VisualizationResult(
         objective=result["objective"],
         steps=result["steps"],
         streams=result["streams"],
-        media={name: f"{base}/media/{name}" for name in result["media"]},
-        inputs=f"{base}/inputs.npz",
+        media={name: media_url(vid, name) for name in result["media"]},
+        inputs=f"/api/visualizations/{vid}/inputs.npz",
     )
 
 
+def _visualization(vid: str, status: Status, request: dict[str, Any], **rest: Any) -> Visualization:
+    return Visualization(id=vid, status=status, request=request, share_path=share_path(vid, request), **rest)
+
+
 def _done(vid: str, record: dict[str, Any]) -> Visualization:
-    return Visualization(id=vid, status="done", request=record["request"], result=_result(vid, record["result"]))
+    return _visualization(vid, "done", record["request"], result=_result(vid, record["result"]))
+
+
+def _share_url(connection: HTTPConnection, resolved: ResolvedRequest) -> str:
+    """The absolute share link: ``/v/{id}`` carrying the request, so that it works on another server."""
+    page = connection.url_for("visualization_page", vid=resolved.id)
+    return str(page.replace(query=urlencode(share_query(resolved.as_json()))))
 
 
 async def _resolve(s: Services, body: VisualizationRequest) -> ResolvedRequest:
@@ -67,12 +82,12 @@ async def _start(
 async def _lookup(s: Services, vid: str, client: HTTPConnection) -> Visualization:
     job = s.jobs.get(vid)
     if job is not None and job.active:
-        return Visualization(id=vid, status=job.status, request=job.request)
+        return _visualization(vid, job.status, job.request)
     record = await s.cache.get_record(vid)
     if record is not None:
         return _done(vid, record)
     if job is not None and job.status == "failed":
-        return Visualization(id=vid, status="failed", request=job.request, detail=job.detail)
+        return _visualization(vid, "failed", job.request, detail=job.detail)
     request = await s.cache.get_request(vid)
     if request is None:
         cache_note = "" if s.cache.available else " (the cache is unreachable right now)"
@@ -81,13 +96,13 @@ async def _lookup(s: Services, vid: str, client: HTTPConnection) -> Visualizatio
         stored = VisualizationRequest.model_validate(request)
     except ValidationError:
         detail = "this link's request is not valid for this server version any more; make it again"
-        return Visualization(id=vid, status="failed", request=request, detail=detail)
+        return _visualization(vid, "failed", request, detail=detail)
     resolved = await _resolve(s, stored)
     if resolved.id != vid:
         detail = f"the model's weights changed since this link was made; it is now {resolved.id}"
-        return Visualization(id=vid, status="failed", request=request, detail=detail)
+        return _visualization(vid, "failed", request, detail=detail)
     status, _ = await _start(s, resolved, client, keep=True)  # known but no longer cached: compute it again
-    return await _lookup(s, vid, client) if status == "done" else Visualization(id=vid, status=status, request=request)
+    return await _lookup(s, vid, client) if status == "done" else _visualization(vid, status, request)
 
 
 @router.post("/api/visualizations", response_model=VisualizationCreated, status_code=202)
@@ -95,9 +110,7 @@ async def create_visualization(body: VisualizationRequest, request: Request, s: 
     """Start a visualisation, or find it cached or running; the id is a hash of its content."""
     resolved = await _resolve(s, body)
     status, _ = await _start(s, resolved, request, keep=True)
-    return VisualizationCreated(
-        id=resolved.id, status=status, share_url=str(request.url_for("visualization_page", vid=resolved.id))
-    )
+    return VisualizationCreated(id=resolved.id, status=status, share_url=_share_url(request, resolved))
 
 
 @router.get("/api/visualizations/{vid}", response_model=Visualization)
@@ -112,7 +125,7 @@ async def get_inputs(vid: VisualizationId, s: ServicesDep) -> Response:
     data = await s.cache.get_npz(vid)
     if data is None:
         raise HTTPException(404, f"no finished visualisation {vid}")
-    headers = {**IMMUTABLE, "Content-Disposition": f'attachment; filename="{vid}.npz"'}
+    headers = {**IMMUTABLE, "Content-Disposition": f'attachment; filename="{vid}-inputs.npz"'}  # as the page names it
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 
@@ -130,7 +143,7 @@ async def get_media(
     return Response(data, media_type=MEDIA_TYPES[name], headers=IMMUTABLE)
 
 
-def _problem(exc: Exception) -> Any:
+def error_detail(exc: Exception) -> Any:
     """The ``detail`` of an error message, shaped like the HTTP API's 4xx bodies."""
     if isinstance(exc, ValidationError):
         return exc.errors(include_url=False, include_context=False, include_input=False)
@@ -139,7 +152,8 @@ def _problem(exc: Exception) -> Any:
     return str(exc)
 
 
-async def _first_request(ws: WebSocket, s: Services) -> ResolvedRequest:
+async def receive_first_message(ws: WebSocket, s: Services) -> str:
+    """The client's one JSON text message (ValueError if it is late, too large or not JSON)."""
     try:
         message = await asyncio.wait_for(ws.receive(), FIRST_MESSAGE_TIMEOUT_S)
     except TimeoutError:
@@ -155,7 +169,7 @@ async def _first_request(ws: WebSocket, s: Services) -> ResolvedRequest:
         json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"the message is not JSON: {exc}") from None
-    return await _resolve(s, VisualizationRequest.model_validate_json(text))
+    return text
 
 
 @router.websocket("/api/visualizations/live")
@@ -164,12 +178,12 @@ async def live(ws: WebSocket, s: ServicesDep) -> None:
     await ws.accept()
     try:
         try:
-            resolved = await _first_request(ws, s)
-            share_url = str(ws.url_for("visualization_page", vid=resolved.id))
-            await ws.send_json({"type": "accepted", "id": resolved.id, "share_url": share_url})
+            text = await receive_first_message(ws, s)
+            resolved = await _resolve(s, VisualizationRequest.model_validate_json(text))
+            await ws.send_json({"type": "accepted", "id": resolved.id, "share_url": _share_url(ws, resolved)})
             _, job = await _start(s, resolved, ws, keep=False)
         except (ValueError, HTTPException) as exc:  # ValidationError is a ValueError; busy is a 503
-            await ws.send_json({"type": "error", "detail": _problem(exc)})
+            await ws.send_json({"type": "error", "detail": error_detail(exc)})
             await ws.close()
             return
         if job is None:
@@ -182,7 +196,7 @@ async def live(ws: WebSocket, s: ServicesDep) -> None:
         return
 
 
-async def _until_closed(ws: WebSocket) -> None:
+async def until_closed(ws: WebSocket) -> None:
     """Returns when the client goes away (anything it sends meanwhile is ignored)."""
     while (await ws.receive())["type"] != "websocket.disconnect":
         pass
@@ -191,7 +205,7 @@ async def _until_closed(ws: WebSocket) -> None:
 async def _follow(ws: WebSocket, s: Services, job: Job) -> None:
     """Forward the job's newest progress to this client until it is done or failed, or the client leaves."""
     subscription = job.subscribe()
-    closed = asyncio.ensure_future(_until_closed(ws))
+    closed = asyncio.ensure_future(until_closed(ws))
     try:
         while True:
             upcoming = asyncio.ensure_future(subscription.next())

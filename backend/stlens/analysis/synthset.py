@@ -1,0 +1,41 @@
+"""The synthetic world's test clips as the analyses use them: rendered at a chosen speed, batched."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..flow.estimate import estimate_flow
+from ..models.small_twostream import FRAMES
+from ..synth.actions import LABELS
+from ..synth.dataset import Split, SplitData, make_clip
+
+SEED = 0
+BATCH = 50
+MAX_PER_CLASS = 100
+EXAMPLE_CLIPS_PER_CLASS = 10  # the clip set that dataset examples are drawn from
+
+
+def render_split(split: Split, per_class: int, speed: float = 1.0) -> SplitData:
+    """``per_class`` clips of every class of ``split``, replayed at ``speed``, with their flow."""
+    if not 1 <= per_class <= MAX_PER_CLASS:
+        raise ValueError(f"per_class must be 1 to {MAX_PER_CLASS}, got {per_class}")
+    clips = [make_clip(SEED, split, i, speed=speed) for i in range(per_class * len(LABELS))]
+    return SplitData(
+        frames=np.stack([c.frames[:FRAMES] for c in clips]),
+        flow=np.stack([estimate_flow(c.frames) for c in clips]).astype(np.float16),
+        labels=np.array([c.label for c in clips], np.int64),
+    )
+
+
+def batches(data: SplitData) -> list[dict[str, torch.Tensor]]:
+    """Model-space inputs of the built-in models, ``BATCH`` clips at a time."""
+    return [data.batch(slice(i, i + BATCH)) for i in range(0, len(data), BATCH)]
+
+
+@lru_cache(maxsize=1)
+def example_clips() -> SplitData:
+    """The test clips that dataset examples come from (rendered once a process, about 2 MB)."""
+    return render_split("test", EXAMPLE_CLIPS_PER_CLASS)

@@ -1,0 +1,72 @@
+"""What API nodes and workers agree on: the saq queue, the job options and the event channels.
+
+A visualisation's saq job key is its content id, so the queue itself merges identical
+requests from every API node. Workers heartbeat while they run a job; a job not heard from
+for ``HEARTBEAT_S`` is swept by any live worker and run again (up to ``ATTEMPTS`` runs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+from saq.queue.redis import RedisQueue
+
+from ..cache import KEY_PREFIX
+
+QUEUE_NAME = "stlens"
+FUNCTION = "visualize"
+EVENTS_PREFIX = f"{KEY_PREFIX}:events:"
+RUNS_KEY = f"{KEY_PREFIX}:stats:runs"  # optimisation runs started by all workers: the load test counts them
+HEARTBEAT_S = 5
+HEARTBEAT_EVERY_S = 1.0
+SWEEP_EVERY_S = 1  # how often a worker looks for jobs left by a dead one (whole seconds: a lock TTL)
+ATTEMPTS = 3
+JOB_TIMEOUT_S = 6 * 3600  # a bound, not an estimate: liveness is the heartbeat's job
+WATCH_TTL_S = 5.0  # an API node's claim on a job's viewers lapses unless renewed (every poll)
+
+EventType = Literal["running", "progress", "done"]
+
+
+def make_queue(redis_url: str) -> RedisQueue:
+    """The queue on any URL redis-py takes (``Queue.from_url`` refuses ``unix://``)."""
+    return RedisQueue(aioredis.from_url(redis_url), name=QUEUE_NAME)
+
+
+def job_options(vid: str, request: dict[str, Any]) -> dict[str, Any]:
+    """``queue.enqueue(FUNCTION, **job_options(...))``: the job's key, liveness and retries."""
+    return {
+        "key": vid,
+        "request": request,
+        "timeout": JOB_TIMEOUT_S,
+        "heartbeat": HEARTBEAT_S,
+        "retries": ATTEMPTS,
+    }
+
+
+def events_channel(vid: str) -> str:
+    return f"{EVENTS_PREFIX}{vid}"
+
+
+def vid_of_channel(channel: str) -> str:
+    return channel.removeprefix(EVENTS_PREFIX)
+
+
+def event_message(kind: EventType, payload: str = "") -> str:
+    """A channel message: its kind, a newline, then (for progress) the WebSocket message as is."""
+    return f"{kind}\n{payload}"
+
+
+def parse_event(message: str) -> tuple[str, str]:
+    kind, _, payload = message.partition("\n")
+    return kind, payload
+
+
+def keep_key(vid: str) -> str:
+    """Set while someone asked for the job to run to the end (an HTTP client): never cancelled."""
+    return f"{KEY_PREFIX}:keep:{vid}"
+
+
+def watchers_key(vid: str) -> str:
+    """A sorted set of the API nodes with live viewers of the job, scored by when that expires."""
+    return f"{KEY_PREFIX}:watchers:{vid}"

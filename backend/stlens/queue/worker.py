@@ -1,0 +1,152 @@
+"""``stlens worker``: take visualisations from the Redis queue, run them, stream their progress.
+
+A worker keeps its models resident (one registry for its life), runs one job at a time by
+default (one GPU), writes the finished result into the shared cache and publishes progress on
+the job's channel, where whichever API node holds the viewers' sockets picks it up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+from typing import Any
+
+import redis.asyncio as aioredis
+import torch
+from saq import Worker
+from saq.job import Job as SaqJob
+
+from ..api.app import model_entries
+from ..cache import ResultCache
+from ..config import ServerSettings
+from ..engine.settings import VisualizationSettings
+from ..jobs import ResolvedRequest, compute, resolve
+from ..models.registry import ModelRegistry
+from . import protocol
+
+log = logging.getLogger(__name__)
+
+
+class WorkerContext:
+    """What a worker keeps between jobs: its settings, models, cache and Redis connection."""
+
+    def __init__(self, settings: ServerSettings, redis_url: str):
+        self.settings = settings
+        self.registry = ModelRegistry(model_entries(settings), settings.torch_device(), settings.max_resident_models)
+        self.cache = ResultCache(redis_url, recent=1, retry_s=settings.cache_retry_s)
+        self.redis = aioredis.from_url(redis_url)
+
+    async def close(self) -> None:
+        await self.cache.close()
+        await self.redis.aclose()
+
+
+def resolve_stored(registry: ModelRegistry, request: dict[str, Any]) -> ResolvedRequest:
+    """The request as an API node stored it (``ResolvedRequest.as_json``), checked again here."""
+    settings = VisualizationSettings.model_validate(request["settings"])
+    return resolve(registry, request["model"], request["layer"], int(request["unit"]), settings)
+
+
+async def _heartbeat(job: SaqJob) -> None:
+    """Touch the job while it runs: a job that stops being touched is on a dead worker."""
+    while True:
+        await asyncio.sleep(protocol.HEARTBEAT_EVERY_S)
+        with contextlib.suppress(Exception):  # a missed beat is retried; Redis may be restarting
+            await job.update()
+
+
+async def visualize(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str, Any]:
+    """The saq job function: optimise, store the result in the cache, announce it."""
+    worker: WorkerContext = ctx["stlens"]
+    job: SaqJob = ctx["job"]
+    vid = job.key
+    resolved = await asyncio.to_thread(resolve_stored, worker.registry, request)
+    if resolved.id != vid:  # another server version or other weights: never store under a wrong id
+        raise ValueError(f"this worker computes id {resolved.id} for job {vid}; are its models the API's?")
+    channel = protocol.events_channel(vid)
+    if (record := await worker.cache.get_record(vid)) is not None:  # a rerun of a job that did finish
+        await worker.redis.publish(channel, protocol.event_message("done"))
+        return {"objective": record["result"]["objective"]}
+    loop = asyncio.get_running_loop()
+
+    def publish(message: str) -> None:  # from the compute thread; a lost preview is harmless
+        asyncio.run_coroutine_threadsafe(worker.redis.publish(channel, message), loop)
+
+    await worker.redis.incr(protocol.RUNS_KEY)
+    await worker.redis.publish(channel, protocol.event_message("running"))
+    cancel = threading.Event()
+    beat = asyncio.create_task(_heartbeat(job))
+    try:
+        record, npz, media = await asyncio.to_thread(
+            compute,
+            resolved,
+            cancel,
+            lambda message: publish(protocol.event_message("progress", message)),
+            worker.settings.preview_interval_s,
+        )
+    except asyncio.CancelledError:  # aborted (every viewer left) or the worker is stopping
+        cancel.set()  # the optimiser stops before its next step
+        raise
+    finally:
+        beat.cancel()
+    if not await worker.cache.put_result(vid, {"request": resolved.as_json(), "result": record}, npz, media):
+        raise RuntimeError("the result could not be stored: redis is unreachable")  # run again, or re-enqueued
+    await worker.redis.publish(channel, protocol.event_message("done"))
+    return {"objective": record["objective"]}
+
+
+def make_worker(settings: ServerSettings, redis_url: str, concurrency: int) -> Worker:
+    context = WorkerContext(settings, redis_url)
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["stlens"] = context
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        await context.close()
+
+    return Worker(
+        protocol.make_queue(redis_url),
+        id=f"{socket.gethostname()}:{os.getpid()}",  # which process holds a job, for people and tests
+        functions=[(protocol.FUNCTION, visualize)],
+        concurrency=concurrency,
+        startup=startup,
+        shutdown=shutdown,
+        timers={"sweep": protocol.SWEEP_EVERY_S, "abort": 0.5},
+        dequeue_timeout=1.0,
+    )
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags ``stlens serve`` shares with the worker (each also ``STLENS_*`` in the environment);
+    a Redis URL is required here: there is no embedded Redis to share."""
+    parser.add_argument("--redis-url", help="the Redis the API nodes use (redis:// or unix://); required")
+    parser.add_argument("--models", metavar="FILE.toml", help="the API nodes' model file: workers need the same")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where models run (default auto)")
+    parser.add_argument("--include-heavy", action="store_true", default=None, help="also offer the zoo's big models")
+    parser.add_argument("--torch-threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--concurrency", type=int, default=1, choices=range(1, 17), metavar="1..16",
+                        help="jobs run at once (default 1: one GPU, one job)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    given = {k: v for k, v in vars(args).items() if k in ServerSettings.model_fields and v is not None}
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = ServerSettings(**given)
+        if settings.redis_url is None:
+            raise ValueError("a Redis URL is required: --redis-url or STLENS_REDIS_URL")
+        worker = make_worker(settings, settings.redis_url, args.concurrency)
+    except ValueError as exc:  # bad settings, model file or device: say what, no traceback
+        print(f"stlens worker: {exc}", file=sys.stderr)
+        return 2
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    asyncio.run(worker.start())
+    return 0

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from stlens.analysis import video
+
+from .conftest import VIDEO_KINDS, encode, moving_square
+from .test_video import zero_frame_avi
+
+MODEL = "synth-conv-fusion"
+
+
+def test_samples_are_listed_and_explained(server) -> None:
+    samples = server.http.get("/api/explain/samples").json()
+    assert "synth-box" in samples
+    r = server.http.post("/api/explain", data={"model": MODEL, "sample": "synth-box", "units": "4"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body["top"]) == {"fused", "appearance", "motion"}
+    assert body["target"]["index"] == body["top"]["fused"][0]["index"]
+    assert body["layer"] == "fusion.fc6"
+    assert len(body["units"]) == 4
+    for stream in ("appearance", "motion"):
+        assert body["clip"][stream].startswith("data:image/jpeg;base64,")
+        assert body["gradcam"][stream].startswith("data:image/jpeg;base64,")
+
+
+@pytest.mark.parametrize("kind", ["mp4", "gif"])
+def test_upload_with_a_chosen_class_and_layer(server, kind: str) -> None:
+    data = VIDEO_KINDS[kind](moving_square())
+    r = server.http.post(
+        "/api/explain",
+        data={"model": MODEL, "target": "2", "layer": "motion.conv3"},
+        files={"file": ("clip.bin", data, "application/octet-stream")},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["target"]["index"] == 2
+    assert r.json()["layer"] == "motion.conv3"
+
+
+@pytest.mark.parametrize(
+    "fields, files, status, detail",
+    [
+        ({"model": MODEL}, {"file": ("a.mp4", b"not a video" * 50, "video/mp4")}, 400, "could not be decoded"),
+        ({"model": MODEL}, {"file": ("a.mp4", b"", "video/mp4")}, 400, "empty"),
+        ({"model": MODEL}, None, 422, "exactly one"),
+        ({"model": MODEL, "sample": "synth-nothing"}, None, 404, "unknown sample"),
+        ({"model": "no-such-model", "sample": "synth-box"}, None, 404, "unknown model"),
+        ({"model": MODEL, "sample": "synth-box", "layer": "nope"}, None, 422, "no layer"),
+        ({"model": MODEL, "sample": "synth-box", "target": "999"}, None, 422, "target"),
+        ({"model": MODEL, "sample": "synth-box", "stride": "100"}, None, 422, "stride"),
+    ],
+)
+def test_bad_requests_are_4xx_with_a_message(server, fields, files, status: int, detail: str) -> None:
+    r = server.http.post("/api/explain", data=fields, files=files)
+    assert r.status_code == status, r.text
+    assert detail in str(r.json()["detail"])
+
+
+def test_truncated_upload_is_400(server) -> None:
+    data = VIDEO_KINDS["mp4"](moving_square())
+    r = server.http.post(
+        "/api/explain", data={"model": MODEL}, files={"file": ("a.mp4", data[: len(data) // 3], "video/mp4")}
+    )
+    assert r.status_code == 400
+    assert r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "make, detail",
+    [
+        (lambda: zero_frame_avi(), "no frames"),
+        (lambda: encode(np.zeros((2, 16, 4112, 3), np.uint8), "avi", "mjpeg"), "4112x16"),
+    ],
+)
+def test_zero_frame_and_huge_videos_are_400(server, make, detail: str) -> None:
+    r = server.http.post("/api/explain", data={"model": MODEL}, files={"file": ("v.avi", make(), "video/avi")})
+    assert r.status_code == 400
+    assert detail in r.json()["detail"]
+
+
+def test_oversized_upload_is_413(server) -> None:
+    r = server.http.post(
+        "/api/explain",
+        data={"model": MODEL},
+        files={"file": ("big.mp4", b"\0" * (video.MAX_BYTES + 128 * 1024), "video/mp4")},
+    )
+    assert r.status_code == 413
+    assert "too large" in r.json()["detail"]
+
+
+def test_other_routes_keep_the_small_body_limit(server) -> None:
+    r = server.http.post("/api/visualizations", content=b"{" + b" " * (server.settings.max_body_bytes + 10) + b"}")
+    assert r.status_code == 413

@@ -1,0 +1,85 @@
+"""The Explain and Insights pages in Chromium, against the in-process test server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .test_insights import results  # noqa: F401  (the module-scoped measured results)
+
+CHROMIUM = Path("/usr/bin/chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing")]
+
+
+@pytest.fixture
+def page() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.errors = errors
+        yield page
+        browser.close()
+        assert not errors, errors
+
+
+def test_explain_a_sample_and_follow_a_unit_link(server, page) -> None:
+    page.goto(f"{server.base_url}/explain")
+    page.wait_for_function("document.querySelector('#layer').options.length > 0")
+    page.select_option("#sample", "synth-walk")
+    page.select_option("#target", "3")
+    label = page.locator("#target option[value='3']").inner_text()
+    page.click("button[type=submit]")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.inner_text("#target-label") == label
+    assert page.locator("#prediction h3").count() == 3
+    assert page.locator("#strips img").count() == 4
+    href = page.locator("#units a").first.get_attribute("href")
+    assert href.startswith("/?model=synth-conv-fusion&layer=fusion.fc6&unit=")
+    page.locator("#units button").first.click()
+    page.wait_for_selector("#units .unit-example")
+    assert page.locator("#units .unit-example").count() == 4
+    assert page.locator("#units .examples-out a").first.get_attribute("href") == href
+
+
+def test_explain_reports_a_bad_upload(server, page, tmp_path: Path) -> None:
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    page.goto(f"{server.base_url}/explain")
+    page.wait_for_function("document.querySelector('#layer').options.length > 0")
+    page.set_input_files("#file", str(bad))
+    page.click("button[type=submit]")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Error')")
+    assert "could not be decoded" in page.inner_text("#status")
+    assert page.errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+    page.errors.clear()
+
+
+def test_insights_page_shows_the_findings(server, page, results, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    from stlens.api.routes import insights as route
+
+    path = tmp_path / "insights.json"
+    path.write_text(json.dumps(results))
+    monkeypatch.setattr(route, "RESULTS_PATH", path)
+    page.goto(f"{server.base_url}/insights")
+    page.wait_for_selector(".insight-model")
+    assert page.locator(".insight-model h3").count() == 5
+    assert page.locator("svg.depth-plot polyline").count() == 4  # two plots, a line per input path
+    bias = page.locator("a", has_text="class visualisation").first.get_attribute("href")
+    assert bias == "/?model=synth-late-fusion&layer=logits&unit=5"
+    page.locator(".examples-picker button").first.click()
+    page.wait_for_selector(".examples-picker .unit-example")
+    assert page.locator(".examples-picker .unit-example img").count() == 8
+    assert page.locator(".examples-picker .tuning-bars rect").count() == 5
+    assert "prefers" in page.locator(".examples-picker .unit-summary").first.inner_text()
+    page.locator("a", has_text="clip explained").first.click()
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.input_value("#sample") == "synth-box"
+    assert page.input_value("#target") == "5"
+    assert page.input_value("#model") == "synth-late-fusion"

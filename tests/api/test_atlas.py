@@ -1,0 +1,109 @@
+"""Atlases: every unit of a layer computed in the background, one ordinary job a unit, at low priority."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any
+
+import numpy as np
+from websockets.sync.client import connect
+
+from .requests import MODEL, request
+
+LAYER = "logits"  # the smallest layer of the model: 10 units
+
+
+def atlas_body(steps: int = 2, layer: str = LAYER, **settings: Any) -> dict[str, Any]:
+    return {"model": MODEL, "layer": layer, "settings": {"steps": steps, **settings}}
+
+
+def wait_atlas(server, aid: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = server.http.get(f"/api/atlas/{aid}").json()
+        if state["status"] == "done":
+            return state
+        time.sleep(0.05)
+    raise TimeoutError(f"atlas {aid} did not finish in {timeout} s")
+
+
+def atlas_live(server, body: dict[str, Any] | str) -> list[dict[str, Any]]:
+    messages = []
+    with connect(f"ws://127.0.0.1:{server.port}/api/atlas/live", open_timeout=30) as ws:
+        ws.send(body if isinstance(body, str) else json.dumps(body))
+        for raw in ws:
+            messages.append(json.loads(raw))
+    return messages
+
+
+def test_atlas_caches_every_unit_as_a_single_request_would(make_server, tmp_path):
+    server = make_server(tmp_path / "atlas")
+    created = server.http.post("/api/atlas", json=atlas_body())
+    assert created.status_code == 202
+    state = created.json()
+    assert (state["model"], state["layer"], state["units_total"]) == (MODEL, LAYER, 10)
+    assert [u["unit"] for u in state["units"]] == list(range(10))
+    assert server.http.post("/api/atlas", json=atlas_body()).json()["id"] == state["id"]  # joins, one at a time
+
+    done = wait_atlas(server, state["id"])
+    assert all(u["status"] == "done" for u in done["units"])
+    started = server.http.get("/api/health").json()["jobs_started"]
+    assert started == 10
+    for unit in done["units"]:
+        single = server.http.post("/api/visualizations", json=request(layer=LAYER, unit=unit["unit"], steps=2)).json()
+        assert single["id"] == unit["id"] and single["status"] == "done"  # from the cache
+        result = server.http.get(f"/api/visualizations/{unit['id']}").json()["result"]
+        assert unit["media"] == result["media"]
+    assert server.http.get("/api/health").json()["jobs_started"] == started  # nothing computed again
+    assert server.http.post("/api/atlas", json=atlas_body()).json()["status"] == "done"
+
+    # the same unit computed alone, on another server, is the same result
+    elsewhere = make_server(tmp_path / "elsewhere")
+    unit = done["units"][7]
+    alone = elsewhere.wait_done(
+        elsewhere.http.post("/api/visualizations", json=request(layer=LAYER, unit=7, steps=2)).json()["id"]
+    )
+    assert alone["id"] == unit["id"]
+    ours = np.load(io.BytesIO(server.http.get(f"/api/visualizations/{unit['id']}/inputs.npz").content))
+    theirs = np.load(io.BytesIO(elsewhere.http.get(alone["result"]["inputs"]).content))
+    assert ours.files == theirs.files and all(np.array_equal(ours[k], theirs[k]) for k in ours.files)
+
+
+def test_live_atlas_streams_each_unit_as_it_finishes(server):
+    messages = atlas_live(server, atlas_body(steps=3, layer="appearance.conv1"))
+    types = [m["type"] for m in messages]
+    assert types[0] == "atlas" and types[-1] == "done" and set(types[1:-1]) == {"unit"}
+    first, last = messages[0], messages[-1]
+    assert len(first["units"]) == first["units_total"] == 16
+    finished = [m for m in messages if m["type"] == "unit" and m["status"] == "done"]
+    assert sorted(m["unit"] for m in finished) == list(range(16))
+    assert all(set(m["media"]) == {"appearance.gif", "appearance.mp4", "appearance.png"} for m in finished)
+    assert all(u["status"] == "done" for u in last["units"])
+    again = atlas_live(server, atlas_body(steps=3, layer="appearance.conv1"))  # all cached now
+    assert [m["type"] for m in again] == ["atlas", "done"]
+
+
+def test_interactive_request_does_not_wait_for_the_atlas(make_server):
+    server = make_server()
+    atlas = server.http.post("/api/atlas", json=atlas_body(steps=64, layer="fusion.fc6")).json()
+    assert atlas["units_total"] == 64
+    while server.http.get(f"/api/atlas/{atlas['id']}").json()["units"][0]["status"] != "done":
+        time.sleep(0.05)
+    vid = server.http.post("/api/visualizations", json=request(unit=1, steps=4)).json()["id"]
+    assert server.wait_done(vid)["status"] == "done"
+    state = server.http.get(f"/api/atlas/{atlas['id']}").json()
+    finished = sum(u["status"] == "done" for u in state["units"])
+    assert state["status"] == "running" and finished <= 3  # it got in after one more atlas unit at most
+
+
+def test_bad_atlas_requests_are_4xx(server):
+    assert server.http.post("/api/atlas", json={**atlas_body(), "model": "nope"}).status_code == 404
+    assert server.http.post("/api/atlas", json=atlas_body(layer="nope")).status_code == 404
+    assert server.http.post("/api/atlas", json=atlas_body(steps=0)).status_code == 422
+    assert server.http.post("/api/atlas", json={**atlas_body(), "unit": 3}).status_code == 422
+    assert server.http.get("/api/atlas/0123456789abcdef0123").status_code == 404
+    assert server.http.get("/api/atlas/not-an-id").status_code == 422
+    error = atlas_live(server, "{not json")
+    assert [m["type"] for m in error] == ["error"]
