@@ -25,19 +25,18 @@ from stlens.models.registry import LoadedModel, prepare
 
 LAYERS = ("appearance.conv3", "motion.conv3", "fusion.conv", "logits")
 
+X10 = {"norm": 0.1, "tv_space": 0.5, "tv_time": {"appearance": 10.0, "motion": 10.0}}
+X01 = {"norm": 0.001, "tv_space": 0.005, "tv_time": {"appearance": 0.1, "motion": 0.1}}
+X001 = {"norm": 0.0001, "tv_space": 0.0005, "tv_time": {"appearance": 0.01, "motion": 0.01}}
 CANDIDATES: dict[str, dict] = {
-    "v0 (initial: norm .01, tv_space .05, tv_time 1)": {
-        "weights": {"norm": 0.01, "tv_space": 0.05, "tv_time": {"appearance": 1.0, "motion": 1.0}}
-    },
-    "penalties x0.1 (the defaults)": {},
-    "penalties x0.01": {"weights": {"norm": 0.0001, "tv_space": 0.0005, "tv_time": {"appearance": 0.01, "motion": 0.01}}},
-    "x0.1, lr 0.1": {"lr": 0.1, "weights": {"norm": 0.001, "tv_space": 0.005, "tv_time": {"appearance": 0.1, "motion": 0.1}}},
-    "x0.1, lr 0.025": {"lr": 0.025, "weights": {"norm": 0.001, "tv_space": 0.005, "tv_time": {"appearance": 0.1, "motion": 0.1}}},
-    "x0.1, pixel": {"param": "pixel", "weights": {"norm": 0.001, "tv_space": 0.005, "tv_time": {"appearance": 0.1, "motion": 0.1}}},
-    "x0.1, no transforms": {
-        "transforms": {"jitter": 0, "zoom": 0, "time_shift": 0},
-        "weights": {"norm": 0.001, "tv_space": 0.005, "tv_time": {"appearance": 0.1, "motion": 0.1}},
-    },
+    "defaults (norm .01, tv_space .05, tv_time 1, lr .05, fourier)": {},
+    "penalties x10": {"weights": X10},
+    "penalties x0.1": {"weights": X01},
+    "penalties x0.01": {"weights": X001},
+    "lr 0.1": {"lr": 0.1},
+    "lr 0.025": {"lr": 0.025},
+    "pixel": {"param": "pixel"},
+    "no transforms": {"transforms": {"jitter": 0, "zoom": 0, "time_shift": 0}},
 }
 
 

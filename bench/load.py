@@ -56,7 +56,7 @@ def start_workers(stack: ExitStack, redis_url: str, count: int) -> None:
         process = subprocess.Popen([*command, "--device", "cpu", "--torch-threads", "1", "--log-level", "warning"])
         stack.callback(process.wait, 30)
         stack.callback(process.terminate)
-        key = f"saq:{protocol.QUEUE_NAME}:worker_info:{socket.gethostname()}:{process.pid}"
+        key = protocol.worker_info_key(protocol.worker_id(socket.gethostname(), process.pid))
         with redis.Redis.from_url(redis_url) as client:
             while not client.exists(key):
                 if process.poll() is not None:

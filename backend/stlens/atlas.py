@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 UnitStatus = Literal["queued", "running", "done", "failed"]
 AtlasStatus = Literal["running", "done"]
 MAX_ATLAS_UNITS = 256  # a wider layer's atlas shows its first units
-MAX_PENDING_ATLASES = 8  # atlases queued or running; more are refused
+MAX_PENDING_ATLASES = 16  # atlases queued or running; more are refused
+MAX_PENDING_PER_CLIENT = 4  # the same for one client address
 FINISHED_ATLASES_KEPT = 64
 IDLE_POLL_S = 0.2  # how often a waiting atlas looks whether the job manager is idle
 ATLAS_CLIENT = "atlas"  # the client its jobs are counted against in the job manager
@@ -72,6 +73,7 @@ class Atlas:
     id: str
     units: list[AtlasUnit]
     units_total: int  # the layer's unit count (at least len(units))
+    client: str = ""  # who asked first: the per-client limit counts the atlas against them
     listeners: set[asyncio.Queue[AtlasUnit | None]] = field(default_factory=set)
 
     @property
@@ -108,10 +110,17 @@ def atlas_id(units: Sequence[ResolvedRequest]) -> str:
 class AtlasManager:
     """Keeps the atlases by id and fills them in, one unit at a time, while the job manager is idle."""
 
-    def __init__(self, jobs: Jobs, cache: ResultCache, max_pending: int = MAX_PENDING_ATLASES):
+    def __init__(
+        self,
+        jobs: Jobs,
+        cache: ResultCache,
+        max_pending: int = MAX_PENDING_ATLASES,
+        max_pending_per_client: int = MAX_PENDING_PER_CLIENT,
+    ):
         self.jobs = jobs
         self.cache = cache
         self.max_pending = max_pending
+        self.max_pending_per_client = max_pending_per_client
         self._atlases: OrderedDict[str, Atlas] = OrderedDict()
         self._waiting: asyncio.Queue[Atlas] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
@@ -119,19 +128,23 @@ class AtlasManager:
     def get(self, aid: str) -> Atlas | None:
         return self._atlases.get(aid)
 
-    async def start(self, units: Sequence[ResolvedRequest], units_total: int) -> Atlas:
+    async def start(self, units: Sequence[ResolvedRequest], units_total: int, client: str) -> Atlas:
         """The atlas of these units: the one already known, or a new one queued for its missing units.
 
-        Raises Busy when ``max_pending`` atlases are already queued or running."""
+        Raises Busy when ``max_pending`` atlases are already queued or running (503), or
+        ``max_pending_per_client`` of this client's (429)."""
         if not 0 < len(units) <= MAX_ATLAS_UNITS:
             raise ValueError(f"an atlas has 1 to {MAX_ATLAS_UNITS} units, not {len(units)}")
         aid = atlas_id(units)
         known = self._atlases.get(aid)
         if known is not None and known.status == "running":
             return known
-        if sum(a.status == "running" for a in self._atlases.values()) >= self.max_pending:
+        pending = [a for a in self._atlases.values() if a.status == "running"]
+        if len(pending) >= self.max_pending:
             raise Busy(f"{self.max_pending} atlases are being computed; try again when they finish", 503)
-        atlas = Atlas(aid, [AtlasUnit(r.unit, r) for r in units], units_total)
+        if sum(a.client == client for a in pending) >= self.max_pending_per_client:
+            raise Busy(f"you have {self.max_pending_per_client} atlases being computed; wait for them", 429)
+        atlas = Atlas(aid, [AtlasUnit(r.unit, r) for r in units], units_total, client)
         for unit in atlas.units:
             await self.cache.put_request(unit.id, unit.request.as_json())  # so /v/{id} can recompute it
             if await self.cache.get_record(unit.id) is not None:

@@ -1,4 +1,4 @@
-"""The ``stlens`` command: ``serve`` the dashboard, ``worker`` for it, ``train`` the synthetic models, ``export-dataset``.
+"""The ``stlens`` command: ``serve`` the dashboard, ``worker`` (its job runner), ``train``, ``export-dataset``.
 
 A subcommand's module is imported only when that subcommand runs, so ``stlens serve`` does not
 pay for the training code and vice versa.

@@ -125,3 +125,22 @@ def test_decodes_the_samples(name: str) -> None:
     decoded = decode_video((SAMPLES / name).read_bytes())
     assert len(decoded.frames) >= 79
     assert min(decoded.frames.shape[1:3]) <= video.WORK_SIDE
+
+
+@pytest.mark.parametrize("kind", sorted(VIDEO_KINDS))
+def test_damaged_files_fail_only_with_a_video_error(kind: str) -> None:
+    """Seeded byte flips and cuts of a valid file: each one decodes or raises VideoError, nothing else."""
+    rng = np.random.default_rng(0)
+    original = np.frombuffer(VIDEO_KINDS[kind](moving_square()), np.uint8)
+    for _ in range(60):
+        data = original.copy()
+        if rng.random() < 0.5:
+            spots = rng.integers(0, len(data), rng.integers(1, 50))
+            data[spots] = rng.integers(0, 256, len(spots))
+        else:
+            data = data[: rng.integers(1, len(data))]
+        try:
+            decoded = decode_video(data.tobytes())
+        except VideoError:
+            continue
+        assert decoded.frames.ndim == 4 and len(decoded.frames) >= 1

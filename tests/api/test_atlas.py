@@ -107,3 +107,12 @@ def test_bad_atlas_requests_are_4xx(server):
     assert server.http.get("/api/atlas/not-an-id").status_code == 422
     error = atlas_live(server, "{not json")
     assert [m["type"] for m in error] == ["error"]
+
+
+def test_one_client_cannot_queue_many_atlases(make_server):
+    server = make_server()
+    for seed in range(4):  # slow ones: they stay in progress
+        assert server.http.post("/api/atlas", json=atlas_body(steps=1024, seed=seed)).status_code == 202
+    refused = server.http.post("/api/atlas", json=atlas_body(steps=1024, seed=4))
+    assert refused.status_code == 429 and refused.headers["retry-after"]
+    assert server.http.post("/api/atlas", json=atlas_body(steps=1024, seed=0)).status_code == 202  # joining is fine

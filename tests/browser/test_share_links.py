@@ -7,7 +7,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .helpers import canvas_is_drawn, first_layer_of, pick, set_setting, wait_for_choices, wait_for_result
+from .helpers import (
+    canvas_is_drawn,
+    first_layer_of,
+    pick,
+    set_setting,
+    wait_for_choices,
+    wait_for_result,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -31,7 +31,7 @@ def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 def wait_until_registered(redis_url: str, process: subprocess.Popen[bytes]) -> None:
     """Wait for the worker's first report in Redis (it is then past loading torch and saq)."""
-    key = f"saq:{protocol.QUEUE_NAME}:worker_info:{socket.gethostname()}:{process.pid}"
+    key = protocol.worker_info_key(protocol.worker_id(socket.gethostname(), process.pid))
     deadline = time.monotonic() + WORKER_START_TIMEOUT_S
     with redis.Redis.from_url(redis_url) as client:
         while not client.exists(key):

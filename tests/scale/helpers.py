@@ -8,46 +8,37 @@ import time
 from typing import Any
 
 import redis
-from saq.job import Status
+from saq.job import Job, Status
 from stlens.queue import protocol
 from websockets.sync.client import connect
 
 
-def wait_for_active_worker(redis_url: str, vid: str, timeout: float = 60.0) -> int:
-    """The pid of the worker running job ``vid`` (workers are named host:pid)."""
+def queued_job(redis_url: str, vid: str) -> Job | None:
+    """The queue's record of job ``vid`` (status, attempts, worker)."""
 
-    async def active_worker() -> str | None:
+    async def fetch() -> Job | None:
         queue = protocol.make_queue(redis_url)
         try:
-            job = await queue.job(vid)
-            return job.worker_id if job is not None and job.status == Status.ACTIVE else None
+            return await queue.job(vid)
         finally:
             await queue.disconnect()
 
+    return asyncio.run(fetch())
+
+
+def pid_of(job: Job) -> int:
+    """The pid of the worker that holds or held ``job`` (workers are named host-pid)."""
+    return int((job.worker_id or "").rsplit("-", 1)[1])
+
+
+def wait_for_queue_status(redis_url: str, vid: str, status: Status, timeout: float = 60.0) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        worker_id = asyncio.run(active_worker())
-        if worker_id is not None:
-            return int(worker_id.rsplit(":", 1)[1])
+        job = queued_job(redis_url, vid)
+        if job is not None and job.status == status:
+            return job
         time.sleep(0.1)
-    raise TimeoutError(f"no worker took job {vid} in {timeout} s")
-
-
-def wait_for_queue_status(redis_url: str, vid: str, status: Status, timeout: float) -> bool:
-    async def current() -> Status | None:
-        queue = protocol.make_queue(redis_url)
-        try:
-            job = await queue.job(vid)
-            return job.status if job is not None else None
-        finally:
-            await queue.disconnect()
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if asyncio.run(current()) == status:
-            return True
-        time.sleep(0.1)
-    return False
+    raise TimeoutError(f"job {vid} was not {status.value} within {timeout} s")
 
 
 def redis_count(redis_url: str, key: str) -> int:

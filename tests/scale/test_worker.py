@@ -6,18 +6,15 @@ import json
 import signal
 import time
 
+import pytest
 from api.requests import request
 from saq.job import Status
 from stlens.engine.settings import MAX_STEPS
-from stlens.queue import protocol
 from websockets.sync.client import connect
 
-from scale.helpers import (
-    live_messages,
-    redis_count,
-    wait_for_active_worker,
-    wait_for_queue_status,
-)
+from scale.helpers import live_messages, pid_of, queued_job, wait_for_queue_status
+
+pytestmark = pytest.mark.slow  # each test starts worker processes (seconds each on 2 cores)
 
 STEPS_TO_INTERRUPT = 60  # long enough (some seconds) to be interrupted mid-job
 
@@ -31,17 +28,19 @@ def test_a_worker_runs_the_job_and_streams_progress_to_the_socket(make_server, r
     done = messages[-1]
     assert done["status"] == "done" and done["result"]["steps"] == 6
     assert api.http.get(done["result"]["inputs"]).status_code == 200
+    assert api.services.jobs.workers == 1  # the node sees the live workers' capacity
 
 
 def test_a_job_on_a_killed_worker_is_run_again_on_another(make_server, redis_server, spawn_worker):
     workers = {process.pid: process for process in (spawn_worker(), spawn_worker())}
     api = make_server(workers="external", redis_url=redis_server.url)
     vid = api.http.post("/api/visualizations", json=request(steps=STEPS_TO_INTERRUPT)).json()["id"]
-    holder = wait_for_active_worker(redis_server.url, vid)
-    workers[holder].send_signal(signal.SIGKILL)
+    killed = pid_of(wait_for_queue_status(redis_server.url, vid, Status.ACTIVE))
+    workers[killed].send_signal(signal.SIGKILL)
     body = api.wait_done(vid, timeout=120)
     assert body["status"] == "done" and body["result"]["steps"] == STEPS_TO_INTERRUPT
-    assert redis_count(redis_server.url, protocol.RUNS_KEY) >= 2  # the first run, then the rerun
+    finished = queued_job(redis_server.url, vid)
+    assert finished is not None and finished.attempts >= 2 and pid_of(finished) != killed
 
 
 def test_a_job_whose_viewers_all_left_is_aborted_and_frees_the_worker(make_server, redis_server, spawn_worker):
@@ -53,7 +52,7 @@ def test_a_job_whose_viewers_all_left_is_aborted_and_frees_the_worker(make_serve
         vid = json.loads(ws.recv())["id"]
         while json.loads(ws.recv())["type"] != "progress":
             pass
-    assert wait_for_queue_status(redis_server.url, vid, Status.ABORTED, timeout=10)
+    wait_for_queue_status(redis_server.url, vid, Status.ABORTED, timeout=10)
     messages = live_messages(api.ws_url, request(steps=4))  # the worker is free again
     assert messages[-1]["type"] == "done"
     assert api.http.get("/api/health").json()["jobs"] == 0

@@ -104,3 +104,13 @@ def test_every_action_moves():
         poses = [joints(action.pose(phase)) for phase in np.linspace(0, 1, 8, endpoint=False)]
         spread = max(np.abs(p["hand1"] - poses[0]["hand1"]).max() for p in poses)
         assert spread > 0.05, action.name
+
+
+def test_replay_speed_scales_the_motion_and_is_bounded():
+    slow, fast = make_clip(0, "test", 1, speed=0.5), make_clip(0, "test", 1, speed=2.0)
+    assert slow.label == fast.label == 1
+    assert not np.array_equal(slow.frames, fast.frames)
+    np.testing.assert_array_equal(make_clip(0, "test", 1, speed=1.0).frames, make_clip(0, "test", 1).frames)
+    for speed in (0.0, 100.0):
+        with pytest.raises(ValueError):
+            make_clip(0, "test", 1, speed=speed)

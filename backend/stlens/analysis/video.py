@@ -63,6 +63,8 @@ def decode_video(data: bytes) -> Video:
             if container.duration is not None and container.duration / av.time_base > MAX_DURATION_S:
                 raise VideoError(f"the video is longer than {MAX_DURATION_S:g} seconds")
             stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise VideoError("the video stream has no decoder (unknown or damaged codec)")
             width, height = stream.codec_context.width, stream.codec_context.height
             _check_size(width, height)
             rate = stream.average_rate or stream.guessed_rate

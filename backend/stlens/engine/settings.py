@@ -19,15 +19,15 @@ class TemporalWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    appearance: float = Field(default=0.1, ge=0, le=1000)
-    motion: float = Field(default=0.1, ge=0, le=1000)
+    appearance: float = Field(default=1.0, ge=0, le=1000)
+    motion: float = Field(default=1.0, ge=0, le=1000)
 
 
 class RegularizerWeights(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    norm: float = Field(default=0.001, ge=0, le=1000, description="bounded-range / L-alpha norm penalty")
-    tv_space: float = Field(default=0.005, ge=0, le=1000, description="spatial total variation")
+    norm: float = Field(default=0.01, ge=0, le=1000, description="bounded-range / L-alpha norm penalty")
+    tv_space: float = Field(default=0.05, ge=0, le=1000, description="spatial total variation")
     tv_time: TemporalWeights = Field(default_factory=TemporalWeights)
 
 

@@ -22,13 +22,14 @@ import redis.asyncio as aioredis
 from saq.job import Status as QueueStatus
 
 from ..cache import ResultCache
-from ..jobs import Event, Job, ResolvedRequest, admit, forget_finished
+from ..jobs import Event, Job, ResolvedRequest, Status, admit, forget_finished
 from . import protocol
 
 log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled: every viewer left"
 REDIS_ERRORS = (redis.RedisError, OSError)
+WORKERS_CHECK_EVERY_S = 5.0
 
 
 class QueuedJobManager:
@@ -55,6 +56,8 @@ class QueuedJobManager:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.started = 0  # jobs this node submitted: shared requests count once
+        self.workers = 0  # jobs the live workers can run at once (JobManager.workers: its threads)
+        self._workers_checked = 0.0
 
     async def start(self) -> None:
         await self.queue.connect()
@@ -120,8 +123,8 @@ class QueuedJobManager:
             self._announced_done.add(vid)
             self._wake.set()
 
-    def _finish(self, job: Job, status: str, detail: str | None = None) -> None:
-        job.status, job.detail = status, detail  # type: ignore[assignment]
+    def _finish(self, job: Job, status: Status, detail: str | None = None) -> None:
+        job.status, job.detail = status, detail
         self._enqueued.discard(job.id)
         self._announced_done.discard(job.id)
         job.publish(Event(job.status))
@@ -138,6 +141,11 @@ class QueuedJobManager:
             self._wake.clear()
 
     async def _tick(self) -> None:
+        if time.monotonic() - self._workers_checked > WORKERS_CHECK_EVERY_S:
+            info = await self.queue.info()
+            reports = info["workers"].values()
+            self.workers = sum(int((w.get("metadata") or {}).get("concurrency", 1)) for w in reports)
+            self._workers_checked = time.monotonic()
         unfinished = [job for job in self._jobs.values() if not job.finished]
         for job in unfinished:
             if job.cancel.is_set():

@@ -33,6 +33,16 @@ def make_queue(redis_url: str) -> RedisQueue:
     return RedisQueue(aioredis.from_url(redis_url), name=QUEUE_NAME)
 
 
+def worker_id(host: str, pid: int) -> str:
+    """A worker's saq id: which process on which machine holds a job (saq ids contain no ':')."""
+    return f"{host}-{pid}"
+
+
+def worker_info_key(worker: str) -> str:
+    """Where saq keeps a live worker's report (written at start, then every 10 s)."""
+    return f"saq:{QUEUE_NAME}:worker_info:{worker}"
+
+
 def job_options(vid: str, request: dict[str, Any]) -> dict[str, Any]:
     """``queue.enqueue(FUNCTION, **job_options(...))``: the job's key, liveness and retries."""
     return {

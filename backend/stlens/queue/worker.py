@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 import torch
 from saq import Worker
@@ -57,7 +58,7 @@ async def _heartbeat(job: SaqJob) -> None:
     """Touch the job while it runs: a job that stops being touched is on a dead worker."""
     while True:
         await asyncio.sleep(protocol.HEARTBEAT_EVERY_S)
-        with contextlib.suppress(Exception):  # a missed beat is retried; Redis may be restarting
+        with contextlib.suppress(redis.RedisError, OSError):  # Redis may be restarting: beat again later
             await job.update()
 
 
@@ -112,7 +113,8 @@ def make_worker(settings: ServerSettings, redis_url: str, concurrency: int) -> W
 
     return Worker(
         protocol.make_queue(redis_url),
-        id=f"{socket.gethostname()}:{os.getpid()}",  # which process holds a job, for people and tests
+        id=protocol.worker_id(socket.gethostname(), os.getpid()),  # which process holds a job
+        metadata={"concurrency": concurrency},  # API nodes add these up: how many jobs can run at once
         functions=[(protocol.FUNCTION, visualize)],
         concurrency=concurrency,
         startup=startup,
@@ -125,7 +127,7 @@ def make_worker(settings: ServerSettings, redis_url: str, concurrency: int) -> W
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags ``stlens serve`` shares with the worker (each also ``STLENS_*`` in the environment);
     a Redis URL is required here: there is no embedded Redis to share."""
-    parser.add_argument("--redis-url", help="the Redis the API nodes use (redis:// or unix://); required")
+    parser.add_argument("--redis-url", help="the Redis the API nodes use (redis:// or unix://); or STLENS_REDIS_URL")
     parser.add_argument("--models", metavar="FILE.toml", help="the API nodes' model file: workers need the same")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where models run (default auto)")
     parser.add_argument("--include-heavy", action="store_true", default=None, help="also offer the zoo's big models")

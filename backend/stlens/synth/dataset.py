@@ -25,10 +25,15 @@ from .actions import LABELS
 from .scene import SceneKind, render_clip, sample_params
 
 Split = Literal["train", "test", "debiased"]
-SPLITS: dict[Split, tuple[int, SceneKind]] = {"train": (0, "normal"), "test": (1, "normal"), "debiased": (2, "debiased")}
+SPLITS: dict[Split, tuple[int, SceneKind]] = {
+    "train": (0, "normal"),
+    "test": (1, "normal"),
+    "debiased": (2, "debiased"),
+}
 DATASET_VERSION = 4  # bump when the world changes, so stale caches are not reused
 MAX_PER_CLASS = 5000
 MAX_CLIP_FRAMES = 64
+MAX_REPLAY_SPEED = 8.0
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,19 @@ def make_clip(seed: int, split: Split, index: int, frames: int = FRAMES + 1, spe
         raise ValueError(f"frames must be 2 to {MAX_CLIP_FRAMES}, got {frames}")
     if index < 0:
         raise ValueError("clip indices start at 0")
+    if not 1 / MAX_REPLAY_SPEED <= speed <= MAX_REPLAY_SPEED:
+        raise ValueError(f"speed must be 1/{MAX_REPLAY_SPEED:g} to {MAX_REPLAY_SPEED:g}, got {speed}")
     code, kind = SPLITS[split]
     label = index % len(LABELS)
     rng = np.random.default_rng([seed, code, index])
     params = sample_params(rng, label, SIZE, kind)
     if speed != 1.0:
-        params = replace(params, speed=params.speed * speed, travel=params.travel * speed, pan=(params.pan[0] * speed, params.pan[1] * speed))
+        params = replace(
+            params,
+            speed=params.speed * speed,
+            travel=params.travel * speed,
+            pan=(params.pan[0] * speed, params.pan[1] * speed),
+        )
     return Clip(frames=render_clip(params, frames, SIZE, noise_seed=int(rng.integers(2**31))), label=label)
 
 

@@ -23,8 +23,9 @@ from .dataset import MAX_CLIP_FRAMES, MAX_PER_CLASS, SPLITS, make_clip
 MAX_ENLARGE = 8
 
 
-def export_split(out: Path, seed: int, split: str, per_class: int, frames: int, fps: int, factor: int,
-                 progress: bool = True) -> list[tuple[str, str, int, str]]:
+def export_split(
+    out: Path, seed: int, split: str, per_class: int, frames: int, fps: int, factor: int, progress: bool = True
+) -> list[tuple[str, str, int, str]]:
     """Write one split's clips; returns the (relative path, split, index, class) rows."""
     rows = []
     for index in tqdm(range(per_class * len(LABELS)), desc=f"export {split}", unit="clip", disable=not progress):
@@ -58,8 +59,9 @@ def run_export(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for split in args.splits:
-        rows += export_split(args.out, args.seed, split, args.per_class, args.frames, args.fps, args.enlarge,
-                             not args.quiet)
+        rows += export_split(
+            args.out, args.seed, split, args.per_class, args.frames, args.fps, args.enlarge, not args.quiet
+        )
     with (args.out / "clips.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(("path", "split", "index", "class"))

@@ -83,7 +83,13 @@ def _shade(colour: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
 
 
 def draw_figure(
-    canvas: np.ndarray, pose: Pose, outfit: Outfit, origin: tuple[float, float], height: float, facing: int, side_view: bool
+    canvas: np.ndarray,
+    pose: Pose,
+    outfit: Outfit,
+    origin: tuple[float, float],
+    height: float,
+    facing: int,
+    side_view: bool,
 ) -> None:
     """Draw ``pose`` onto ``canvas`` (H, W, 3 uint8, RGB) in place.
 

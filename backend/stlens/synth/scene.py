@@ -49,7 +49,9 @@ class ClipParams:
         return ACTIONS[self.label]
 
 
-def _colour(rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]) -> tuple[int, int, int]:
+def _colour(
+    rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]
+) -> tuple[int, int, int]:
     hsv = np.array([[[rng.uniform(0, 180), rng.uniform(*saturation) * 255, rng.uniform(*value) * 255]]], np.uint8)
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
 
@@ -172,7 +174,9 @@ def render_clip(params: ClipParams, frames: int, size: int, noise_seed: int) -> 
         canvas = cv2.warpAffine(canvas, frac, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         phase = params.phase + params.speed * t / action.period
         origin = ((params.centre_x + params.travel * dt - cam_x) * s, (params.ground_y - cam_y) * s)
-        draw_figure(canvas, action.pose(phase), params.outfit, origin, params.height * s, params.facing, action.side_view)
+        draw_figure(
+            canvas, action.pose(phase), params.outfit, origin, params.height * s, params.facing, action.side_view
+        )
         small = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
         small += noise_rng.normal(0, params.noise, small.shape).astype(np.float32)
         out[t] = np.clip(np.rint(small), 0, 255).astype(np.uint8)

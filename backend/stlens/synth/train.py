@@ -44,8 +44,16 @@ DESCRIPTIONS = {
 EVAL_SPLITS = ("test", "debiased")
 
 
-def fit(model: nn.Module, data: SplitData, epochs: int, batch_size: int, lr: float, seed: int, progress: bool,
-        max_steps: int | None = None) -> list[float]:
+def fit(
+    model: nn.Module,
+    data: SplitData,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    progress: bool,
+    max_steps: int | None = None,
+) -> list[float]:
     """AdamW with a cosine schedule; returns the mean training loss of each epoch."""
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(data) // batch_size)
@@ -117,9 +125,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", choices=list(MODEL_KINDS), default=list(MODEL_KINDS))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (fixed, for determinism)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where the shipped weights and cards go")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="npz cache of the rendered splits (none: no cache)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="npz cache of the rendered splits (none: no cache)"
+    )
     parser.add_argument("--report", type=Path, default=None, help="also write the accuracy (json) here")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop each model after this many steps (smoke runs)")
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="stop each model after this many steps (smoke runs)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

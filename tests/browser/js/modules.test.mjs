@@ -5,7 +5,7 @@ import { test } from 'node:test';
 
 import { previewStrips, resultStrips } from '../../../frontend/js/media.js';
 import { sweepColumns, sweptTemporalWeights } from '../../../frontend/js/sweep.js';
-import { readLocation } from '../../../frontend/js/urlstate.js';
+import { readLocation, shareAddress } from '../../../frontend/js/urlstate.js';
 
 test('temporal weights scale by the factor, stay in bounds, and a zero weight takes the factor', () => {
   assert.deepEqual(sweptTemporalWeights({ appearance: 2, motion: 50 }, 100), { appearance: 200, motion: 1000 });
@@ -46,4 +46,11 @@ test('result strips follow the flow coding and the model input shapes', () => {
   assert.deepEqual(Object.keys(resultStrips(visualization, model)), ['appearance']); // no direction strip
   const message = { frames: 4, width: 10, height: 5, previews: { motion: 'data:' } };
   assert.deepEqual(previewStrips(message), { motion: { src: 'data:', frames: 4, aspect: 2 } });
+});
+
+test('a share address keeps the request the server put in the link and adds how it is viewed', () => {
+  const path = '/v/0123abcd?model=m&layer=fusion.conv&unit=3&steps=8';
+  assert.equal(shareAddress(path), path);
+  assert.equal(shareAddress(path, [['coding', 'arrows'], ['pins', 'a,b']]), `${path}&coding=arrows&pins=a%2Cb`);
+  assert.equal(shareAddress('/v/0123abcd', [['atlas', '1']]), '/v/0123abcd?atlas=1');
 });

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
@@ -97,10 +97,10 @@ def _resolve_units(registry: ModelRegistry, body: AtlasRequest) -> tuple[list[Re
     return [first, *rest], first.layer.units
 
 
-async def _start(s: Services, manager: AtlasManager, body: AtlasRequest) -> Atlas:
+async def _start(s: Services, manager: AtlasManager, body: AtlasRequest, client: HTTPConnection) -> Atlas:
     try:
         units, total = await asyncio.to_thread(_resolve_units, s.registry, body)
-        return await manager.start(units, total)
+        return await manager.start(units, total, client.client.host if client.client else "")
     except InvalidRequest as exc:
         raise HTTPException(exc.status, exc.detail) from None
     except Busy as exc:
@@ -108,10 +108,10 @@ async def _start(s: Services, manager: AtlasManager, body: AtlasRequest) -> Atla
 
 
 @router.post("/api/atlas", response_model=AtlasState, status_code=202)
-async def create_atlas(body: AtlasRequest, s: ServicesDep, manager: AtlasesDep) -> AtlasState:
+async def create_atlas(body: AtlasRequest, request: Request, s: ServicesDep, manager: AtlasesDep) -> AtlasState:
     """Every unit of a layer with these settings: the cached ones at once, the others computed in the
     background at low priority, one at a time. Asking again for a running atlas joins it."""
-    return AtlasState.of(await _start(s, manager, body))
+    return AtlasState.of(await _start(s, manager, body, request))
 
 
 @router.get("/api/atlas/{aid}", response_model=AtlasState)
@@ -130,7 +130,7 @@ async def atlas_live(ws: WebSocket, s: ServicesDep, manager: AtlasesDep) -> None
     try:
         try:
             text = await receive_first_message(ws, s)
-            atlas = await _start(s, manager, AtlasRequest.model_validate_json(text))
+            atlas = await _start(s, manager, AtlasRequest.model_validate_json(text), ws)
         except (ValueError, HTTPException) as exc:
             await ws.send_json({"type": "error", "detail": error_detail(exc)})
             await ws.close()
