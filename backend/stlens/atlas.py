@@ -1,4 +1,4 @@
-"""Atlases: every unit of a layer visualised in the background, at low priority, one unit at a time.
+"""Atlases: every unit of a layer visualised in the background, at low priority.
 
 An atlas is the list of ordinary single-unit requests of a layer (the first ``MAX_ATLAS_UNITS``),
 all with the same settings. Each unit goes through the job manager as its own job, under its own
@@ -8,9 +8,10 @@ recomputed to the same result. (Optimising several units in one batch does not g
 result as optimising each alone: rounding differences of the batched kernels grow through Adam's
 normalised steps, see docs/benchmarks.md.)
 
-Low priority: the next unit is submitted only while the job manager has nothing else to do, and one
-atlas unit at most is in flight, so an interactive request waits at most for one unit. Atlases run
-first come first served, one per (model, layer, settings) at a time.
+Low priority: a unit is submitted only while a job worker is free, and at most one atlas unit a worker
+is in flight, so an interactive request waits at most for one unit; with several ``stlens worker``s
+the units fan out over all of them. Atlases run first come first served, one per (model, layer,
+settings) at a time.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Jobs(Protocol):
     def get(self, vid: str) -> Job | None: ...
 
     def running_count(self) -> int: ...
+
+    @property
+    def workers(self) -> int: ...
 
     def submit(self, resolved: ResolvedRequest, keep: bool, client: str) -> Job: ...
 
@@ -108,7 +112,8 @@ def atlas_id(units: Sequence[ResolvedRequest]) -> str:
 
 
 class AtlasManager:
-    """Keeps the atlases by id and fills them in, one unit at a time, while the job manager is idle."""
+    """Keeps the atlases by id and fills them in, a unit for each free job worker (so the units of an atlas
+    fan out over every ``stlens worker`` in the queued mode)."""
 
     def __init__(
         self,
@@ -166,17 +171,20 @@ class AtlasManager:
             del self._atlases[aid]
 
     async def _run(self) -> None:
-        """Fill in the waiting atlases in turn, until none is left."""
+        """Fill in the waiting atlases in turn, until none is left, a unit for each job worker at once."""
         while not self._waiting.empty():
             atlas = self._waiting.get_nowait()
-            for unit in atlas.units:
-                if unit.status in ("done", "failed"):
-                    continue
-                try:
-                    await self._fill(atlas, unit)
-                except Exception as exc:  # e.g. a job manager that refuses it: this unit fails, the atlas goes on
-                    log.exception("atlas %s: unit %d failed", atlas.id, unit.unit)
-                    atlas.set_status(unit, "failed", f"{type(exc).__name__}: {exc}")
+            slots = asyncio.Semaphore(max(1, self.jobs.workers))
+
+            async def fill(unit: AtlasUnit) -> None:
+                async with slots:
+                    try:
+                        await self._fill(atlas, unit)
+                    except Exception as exc:  # e.g. a job manager that refuses it: this unit fails, the atlas goes on
+                        log.exception("atlas %s: unit %d failed", atlas.id, unit.unit)
+                        atlas.set_status(unit, "failed", f"{type(exc).__name__}: {exc}")
+
+            await asyncio.gather(*(fill(u) for u in atlas.units if u.status not in ("done", "failed")))
 
     async def _fill(self, atlas: Atlas, unit: AtlasUnit) -> None:
         if await self.cache.get_record(unit.id) is not None:  # computed meanwhile (someone opened it)
@@ -188,11 +196,11 @@ class AtlasManager:
         atlas.set_status(unit, status, detail)
 
     async def _submit_when_idle(self, request: ResolvedRequest) -> Job:
-        """Submit once nothing else is queued or running (interactive work first); the active job of
-        this id at once if someone else started it."""
+        """Submit once a job worker is free (interactive work first: it never waits behind more than
+        one atlas unit a worker); the active job of this id at once if someone else started it."""
         while True:
             job = self.jobs.get(request.id)
-            if (job is not None and job.active) or self.jobs.running_count() == 0:
+            if (job is not None and job.active) or self.jobs.running_count() < max(1, self.jobs.workers):
                 try:
                     return self.jobs.submit(request, keep=True, client=ATLAS_CLIENT)
                 except Busy:

@@ -11,6 +11,7 @@ import { ResultView } from './result-view.js';
 import { SettingsPanel } from './settings.js';
 import { Sweep } from './sweep.js';
 import { Timeline } from './timeline.js';
+import { showExamples } from './unit-examples.js';
 import { bindKeys, bindTransport } from './transport.js';
 import * as urlstate from './urlstate.js';
 
@@ -62,6 +63,7 @@ async function visualise(body) {
   const controller = (running = new AbortController());
   const started = performance.now();
   let firstPreview = null;
+  document.querySelector('#examples').hidden = true;
   view.start('Connecting…');
   try {
     const model = await describe(body.model);
@@ -90,6 +92,20 @@ async function showDone(visualization, model) {
   await view.showResult(visualization, model);
   shown = { id: visualization.id, sharePath: visualization.share_path };
   updateAddress();
+  showUnitExamples(model, visualization.request);
+}
+
+/** Beside the result, the dataset clips that drive the unit most (models of the synthetic world only). */
+async function showUnitExamples(model, { layer, unit }) {
+  const section = document.querySelector('#examples');
+  section.hidden = !model.dataset_examples;
+  if (!model.dataset_examples) return;
+  const body = section.querySelector('#examples-body');
+  try {
+    await showExamples(body, model.id, layer, unit);
+  } catch (error) {
+    body.textContent = `No dataset examples: ${error.message}`;
+  }
 }
 
 /** Open a share link: the cached result at once, or watch it being computed. */

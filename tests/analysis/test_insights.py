@@ -103,6 +103,13 @@ def test_unit_examples_bad_requests(server, params: dict, status: int) -> None:
     assert r.json()["detail"]
 
 
+def test_only_models_of_the_synthetic_world_have_dataset_examples(server) -> None:
+    assert server.http.get("/api/models/synth-late-fusion").json()["dataset_examples"] is True
+    assert server.http.get("/api/models/st-resnet-small").json()["dataset_examples"] is False
+    r = server.http.get("/api/examples", params={"model": "st-resnet-small", "layer": "logits", "unit": 0})
+    assert r.status_code == 422 and "synthetic world" in r.json()["detail"]
+
+
 def test_mark_peak_boxes_the_cell_on_its_frames() -> None:
     from stlens.analysis.unit_examples import MARK, mark_peak
 

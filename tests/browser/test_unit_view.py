@@ -53,6 +53,9 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
     assert canvas_is_drawn(page, "#viewer-motion canvas")
     share_url = page.input_value("#share-url")
     assert share_url.startswith(f"{dashboard}/v/{vid}?model=")  # it carries the request
+    # beside the result: the synthetic-world clips that drive the unit most (issue 7)
+    expect(page.locator("#examples .unit-example").first).to_be_visible(timeout=60_000)
+    tab.screenshot("unit-view-examples")
 
     fresh = open_tab(390, 844)  # a fresh browser at phone width
     with fresh.page.expect_response(f"**/api/visualizations/{vid}") as first_get:

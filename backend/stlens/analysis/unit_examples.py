@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from ..flow import coding
 from ..media.frames import enlarge
 from ..models.registry import LoadedModel
+from ..models.small_twostream import FRAMES, SIZE
+from ..models.spec import ModelSpec
 from ..synth.actions import LABELS
 from .examples import MAX_EXAMPLES, Example, dataset_examples
 from .explain import strip_url
@@ -74,8 +76,20 @@ def mark_peak(frames: np.ndarray, where: tuple[float, float, float], cell: tuple
     return out
 
 
+def examples_available(spec: ModelSpec) -> bool:
+    """Dataset examples come from the synthetic world: only for models that take its clips and know its classes."""
+    shapes_fit = all(
+        (i.frames, i.height, i.width) == (FRAMES, SIZE, SIZE) for i in spec.inputs.values()
+    )
+    return shapes_fit and set(spec.inputs) == {"appearance", "motion"} and tuple(spec.labels) == tuple(LABELS)
+
+
 def unit_examples(index: ExampleIndex, model: LoadedModel, layer_id: str, unit: int, k: int) -> UnitExamples:
     """The unit's ``k`` best clips (k at most the index's k), as pictures."""
+    if not examples_available(model.spec):
+        raise ValueError(
+            f"model {model.spec.id!r} was not trained on the synthetic world, whose clips dataset examples come from"
+        )
     layer = model.layer(layer_id)
     if not 0 <= unit < layer.units:
         raise ValueError(f"unit must be 0 to {layer.units - 1}, got {unit}")

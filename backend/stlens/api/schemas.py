@@ -47,6 +47,7 @@ class ModelDetail(ModelSummary):
     inputs: dict[Stream, InputShape]
     labels: list[str]
     layers: list[Layer] = Field(description="in forward order; the class logits last")
+    dataset_examples: bool = Field(description="whether GET /api/examples has dataset examples for its units")
 
 
 class VisualizationRequest(BaseModel):

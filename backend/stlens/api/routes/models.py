@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
 
+from ...analysis.unit_examples import examples_available
 from ...jobs import InvalidRequest, load_model
 from ...models.registry import ModelEntry
 from ..deps import ServicesDep
@@ -46,4 +47,5 @@ async def describe_model(model: ModelId, s: ServicesDep) -> ModelDetail:
             Layer(id=layer.id, stream=layer.stream, units=layer.units, shape=list(layer.shape))
             for layer in loaded.layers
         ],
+        dataset_examples=examples_available(spec),
     )
