@@ -114,8 +114,10 @@ def another_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[playwright_api.Browser]:
+    # Module scope: Playwright's sync API holds an event loop on the main thread while it runs, and
+    # later tests that call asyncio.run() (tests/scale) must not find it there.
     with playwright_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium

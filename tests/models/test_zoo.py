@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torchvision.models import video as tv
 from torchvision.models.video.mvit import MSBlockConfig, MViT
 
+from stlens.engine import visualize
+from stlens.engine.settings import VisualizationSettings
 from stlens.models import zoo
 from stlens.models.introspect import discover_layers
-from stlens.models.registry import ModelRegistry
+from stlens.models.registry import ModelRegistry, prepare
 from stlens.models.spec import LOGITS, InputSpec, ModelSpec
 from stlens.models.torchvision_video import VIDEO_ARCHITECTURES, VideoArchitecture, VideoClassifier, tokens_to_volume
 
@@ -132,3 +135,16 @@ def test_each_heavy_entry_fits_its_declared_inputs(model_id: str) -> None:
     assert layers[-1].id == LOGITS and layers[-1].units == entry.spec.num_classes
     expected = {"appearance", "motion", "fusion"} if len(entry.spec.streams) == 2 else {"appearance"}
     assert {layer.stream for layer in layers} == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id", ["tv-s3d", "tv-mvit_v2_s"])
+def test_full_size_only_models_run_and_visualise_for_real(model_id: str) -> None:
+    """S3D and MViT run only at 16 x 224: a real dry run and one engine step at that size, on the CPU."""
+    (entry,) = [e for e in zoo.zoo_entries(include_heavy=True) if e.spec.id == model_id]
+    model = prepare(entry, torch.device("cpu"))
+    assert model.layers[-1].id == LOGITS and {layer.stream for layer in model.layers} == {"appearance"}
+    first = model.layers[0]  # the forward pass stops there: one step stays cheap
+    result = visualize(model, first.id, first.units - 1, VisualizationSettings(steps=1))
+    assert result.inputs["appearance"].shape == (1, 16, 224, 224, 3)
+    assert np.isfinite(result.objective[0])
