@@ -48,7 +48,7 @@ function updateAddress() {
   const viewEntries = view.coding === CODINGS[0] ? [] : [['coding', view.coding]];
   if (sweep.active) viewEntries.push(['sweep', sweep.kind]);
   if (atlas.active) viewEntries.push(['atlas', '1']);
-  if (pins.ids().length) viewEntries.push(['pins', pins.ids().join(',')]);
+  if (pins.ids().length) viewEntries.push(['pins', pins.tokens().join(',')]);
   if (shown) {
     urlstate.writeShare(shown.sharePath, viewEntries);
     view.setShareUrl(location.href);
@@ -233,7 +233,7 @@ async function start() {
     await settings.load();
     // A sweep varies settings whose values the panel knows.
     for (const button of Object.values(sweepButtons)) button.hidden = settings.root.hidden;
-    const restorePins = () => Promise.all(PinBoard.remembered(wanted.params).map((id) => pins.add(id)));
+    const restorePins = () => Promise.all(PinBoard.remembered(wanted.params).map((token) => pins.add(token)));
     if (wanted.shareId) {
       await Promise.all([openShared(wanted.shareId), restorePins()]);
     } else {

@@ -47,3 +47,26 @@ def test_share_link_is_recomputed_on_another_server(dashboard, another_dashboard
     assert tampered.status == 409 and "The model&#x27;s weights differ" in tampered.text()
     same_request = re.search(r'class="same-request" href="([^"]+)"', tampered.text())
     assert same_request is not None and same_request.group(1).startswith(f"/v/{vid}?")
+
+
+def test_pinned_comparison_is_recomputed_on_another_server(dashboard, another_dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    ids = []
+    for stream in ("appearance", "motion"):
+        pick(page, first_layer_of(page, stream), unit=4)
+        page.click("#visualise")
+        ids.append(wait_for_result(page))
+        page.click("#pin")
+    expect(page.locator(".pin-grid .card")).to_have_count(2)
+    expect(page).to_have_url(re.compile(r"pins=[0-9a-f]+\.[\w-]+%2C[0-9a-f]+\.[\w-]+$"))
+
+    elsewhere = open_tab()
+    elsewhere.page.goto(page.url.replace(dashboard, another_dashboard))
+    cards = elsewhere.page.locator(".pin-grid .card")
+    expect(cards).to_have_count(2)
+    for vid in ids:  # each computed there under the same content id, then shown
+        expect(elsewhere.page.locator(f".pin-grid .card[data-id='{vid}']")).to_contain_text("objective", timeout=60_000)
+    elsewhere.screenshot("pins-on-another-server")

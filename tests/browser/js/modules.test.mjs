@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { previewStrips, resultStrips } from '../../../frontend/js/media.js';
+import { decodePin, encodePin } from '../../../frontend/js/pins.js';
 import { sweepColumns, sweptTemporalWeights } from '../../../frontend/js/sweep.js';
 import { readLocation, shareAddress } from '../../../frontend/js/urlstate.js';
 
@@ -53,4 +54,13 @@ test('a share address keeps the request the server put in the link and adds how 
   assert.equal(shareAddress(path), path);
   assert.equal(shareAddress(path, [['coding', 'arrows'], ['pins', 'a,b']]), `${path}&coding=arrows&pins=a%2Cb`);
   assert.equal(shareAddress('/v/0123abcd', [['atlas', '1']]), '/v/0123abcd?atlas=1');
+});
+
+test('a pin carries its request through the address, and an id alone still reads', () => {
+  const request = { model: 'synth-conv-fusion', layer: 'fusion.conv', unit: 3, settings: { steps: 8, note: 'é' } };
+  const token = encodePin('0123abcd', request);
+  assert.match(token, /^0123abcd\.[A-Za-z0-9_-]+$/); // nothing the address needs to escape
+  assert.deepEqual(decodePin(token), { id: '0123abcd', request });
+  assert.deepEqual(decodePin('0123abcd'), { id: '0123abcd', request: null });
+  assert.deepEqual(decodePin('0123abcd.%%%'), { id: '0123abcd', request: null });
 });
