@@ -73,3 +73,23 @@ def test_redis_killed_and_restarted_mid_job_loses_nothing(make_server, redis_ser
         last = [json.loads(raw) for raw in ws][-1]
     assert last["type"] == "done" and last["status"] == "done" and last["id"] == vid
     assert api.http.get(last["result"]["inputs"]).status_code == 200
+
+
+def test_atlas_units_fan_out_over_all_workers(make_server, redis_server, spawn_worker):
+    spawn_worker(), spawn_worker()
+    api = make_server(workers="external", redis_url=redis_server.url)
+    deadline = time.monotonic() + 30
+    while api.services.jobs.workers < 2:  # the node reads the live workers' capacity from the queue
+        assert time.monotonic() < deadline, "the API node never saw both workers"
+        time.sleep(0.1)
+    body = {"model": "synth-conv-fusion", "layer": "logits", "settings": {"steps": 24}}
+    atlas = api.http.post("/api/atlas", json=body).json()
+    deadline = time.monotonic() + 180
+    while (state := api.http.get(f"/api/atlas/{atlas['id']}").json())["status"] != "done":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+    assert all(unit["status"] == "done" for unit in state["units"])
+    runs = [queued_job(redis_server.url, unit["id"]) for unit in state["units"]]
+    assert len({pid_of(run) for run in runs}) == 2  # both workers took units
+    spans = sorted((run.started, run.completed) for run in runs)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))  # two units ran at once

@@ -110,7 +110,7 @@ async def _start(s: Services, manager: AtlasManager, body: AtlasRequest, client:
 @router.post("/api/atlas", response_model=AtlasState, status_code=202)
 async def create_atlas(body: AtlasRequest, request: Request, s: ServicesDep, manager: AtlasesDep) -> AtlasState:
     """Every unit of a layer with these settings: the cached ones at once, the others computed in the
-    background at low priority, one at a time. Asking again for a running atlas joins it."""
+    background at low priority, a unit for each free job worker. Asking again for a running atlas joins it."""
     return AtlasState.of(await _start(s, manager, body, request))
 
 
