@@ -78,6 +78,20 @@ def test_train_command_writes_loadable_weights_and_cards(tmp_path):
     assert set(report["accuracy"]["motion"]) == {"test", "debiased"}
 
 
+def test_conv_fusion_epochs_apply_to_conv_fusion_only(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args(
+        ["--train-per-class", "1", "--test-per-class", "1", "--epochs", "1", "--conv-fusion-epochs", "2"]
+        + ["--threads", "1", "--quiet", "--models", "conv-fusion", "appearance", "--out", str(tmp_path / "w")]
+        + ["--report", str(tmp_path / "r.json")]
+    )
+    assert run_train(args) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["epochs"] == {"conv-fusion": 2, "appearance": 1}
+    card = json.loads((tmp_path / "w" / "synth-conv-fusion.json").read_text())
+    assert "--epochs 1 --conv-fusion-epochs 2 " in card["training"]["command"]
+
+
 def test_per_class_accuracy_counts_each_class_and_the_pair():
     labels = np.arange(len(LABELS)).repeat(2)
     predictions = labels.copy()
