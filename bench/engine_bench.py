@@ -1,6 +1,7 @@
 """Benchmark of the visualisation engine (figures go to docs/benchmarks.md).
 
-    python bench/engine_bench.py [--threads 1] [--steps 32] [--repeats 3] [--device cpu]
+    python bench/engine_bench.py [--threads 1] [--steps 32] [--repeats 3] [--device cpu|cuda]
+        [--zoo ID [ID ...]] [--skip-lucent]
 
 1. per-step cost of ``visualize`` over a bare forward+backward of the same truncated network on
    an input of the same size (goal <= 1.15x), at an early layer and at the logits;
@@ -9,9 +10,11 @@
    equal steps, Fourier + decorrelated colour parameterisation and standard transforms on both
    sides, run side by side (needs ``pip install torch-lucent==0.1.8 kornia==0.4.1 decorator --no-deps``).
 
-Per-step figures are the CPU time of the one compute thread (``time.thread_time``: what other
-processes on a shared machine do barely moves it), medians over ``--repeats`` interleaved runs;
-the Lucent comparison gives wall times, the best of ``--repeats``.
+On the CPU, per-step figures are the CPU time of the one compute thread (``time.thread_time``:
+what other processes on a shared machine do barely moves it); on a GPU they are wall times
+between synchronisations. Medians over ``--repeats`` interleaved runs; the Lucent comparison
+gives wall times, the best of ``--repeats``. ``--zoo`` adds zoo models (heavy ones included) at
+their first, middle and last layer, and on a GPU the engine with and without bf16 autocast.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 import time
 import types
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import torch
 import torchvision
@@ -33,26 +37,44 @@ from stlens.models.introspect import probe
 from stlens.models.registry import LoadedModel, prepare
 
 
-def bare_step_times(model: LoadedModel, layer: str, unit: int, batch: int, steps: int) -> list[float]:
-    """Seconds per step of a forward to ``layer`` and backward to model-space inputs, nothing else."""
+def clock(device: torch.device) -> Callable[[], float]:
+    """Seconds now: this thread's CPU time on the CPU; wall time after a synchronisation on a GPU."""
+    if device.type != "cuda":
+        return time.thread_time
+
+    def synchronised() -> float:
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    return synchronised
+
+
+def bare_step_times(model: LoadedModel, layer: str, unit: int, batch: int, steps: int, amp: bool) -> list[float]:
+    """Seconds per step of a forward to ``layer`` and backward to model-space inputs, nothing else
+    (under the same autocast as the engine's)."""
     streams = model.layer(layer).inputs
     inputs = {s: torch.randn(batch, *model.spec.inputs[s].shape, device=model.device, requires_grad=True) for s in streams}
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp) if model.device.type == "cuda" else nullcontext()
+    now = clock(model.device)
     times = []
     with probe(model.module, layer) as run:
         for _ in range(steps):
-            start = time.thread_time()
+            start = now()
             for x in inputs.values():
                 x.grad = None
-            run(inputs)[:, unit].mean().backward()
-            times.append(time.thread_time() - start)
+            with autocast:
+                output = run(inputs)
+            output.float()[:, unit].mean().backward()
+            times.append(now() - start)
     return times
 
 
-def engine_step_times(model: LoadedModel, layer: str, units: list[int], steps: int) -> list[float]:
+def engine_step_times(model: LoadedModel, layer: str, units: list[int], steps: int, amp: bool | None = None) -> list[float]:
     """Seconds per step of ``visualize`` (progress reported every step, as a live view would)."""
-    stamps = [time.thread_time()]
+    now = clock(model.device)
+    stamps = [now()]
     settings = VisualizationSettings(steps=steps)
-    visualize(model, layer, units, settings, progress=lambda _: stamps.append(time.thread_time()))
+    visualize(model, layer, units, settings, progress=lambda _: stamps.append(now()), amp=amp)
     return [b - a for a, b in itertools.pairwise(stamps[1:])]  # the first interval holds the set-up
 
 
@@ -60,16 +82,31 @@ def median_ms(times: list[float]) -> float:
     return 1000 * statistics.median(times)
 
 
-def overhead(model: LoadedModel, layers: list[str], steps: int, repeats: int) -> None:
-    print(f"\n## Per-step cost over a bare forward+backward ({model.spec.id}, batch 1, median step)\n")
+def overhead(model: LoadedModel, layers: list[str], steps: int, repeats: int, amp: bool | None = None) -> None:
+    precision = {None: "", True: ", bf16 autocast", False: ", float32"}[amp]
+    print(f"\n## Per-step cost over a bare forward+backward ({model.spec.id}, batch 1, median step{precision})\n")
     print("| layer | bare ms/step | engine ms/step | ratio |")
     print("|---|---|---|---|")
+    bare_amp = amp if amp is not None else model.device.type == "cuda" and torch.cuda.is_bf16_supported()
     for layer in layers:
         bare, engine = [], []
         for _ in range(repeats):  # interleaved, so both see the same load
-            bare += bare_step_times(model, layer, 0, 1, steps)
-            engine += engine_step_times(model, layer, [0], steps)
+            bare += bare_step_times(model, layer, 0, 1, steps, bare_amp)
+            engine += engine_step_times(model, layer, [0], steps, amp)
         print(f"| {layer} | {median_ms(bare):.1f} | {median_ms(engine):.1f} | {median_ms(engine) / median_ms(bare):.2f}x |")
+
+
+def zoo_overheads(model_ids: list[str], device: torch.device, steps: int, repeats: int) -> None:
+    """Overhead at the first, middle and last layer of each zoo model; on a GPU with and without AMP."""
+    from stlens.models.zoo import zoo_entries
+
+    entries = {e.spec.id: e for e in zoo_entries(include_heavy=True)}
+    for model_id in model_ids:
+        model = prepare(entries[model_id], device)
+        layers = [model.layers[0].id, model.layers[len(model.layers) // 2].id, model.layers[-1].id]
+        for amp in (True, False) if device.type == "cuda" else (None,):
+            overhead(model, layers, steps, repeats, amp)
+        del model
 
 
 def throughput(model: LoadedModel, layer: str, steps: int, repeats: int) -> None:
@@ -147,19 +184,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-lucent", action="store_true")
-    parser.add_argument("--zoo", action="store_true", help="also the overhead on the zoo's vgg16-twostream-small (112 px)")
+    parser.add_argument("--zoo", nargs="*", default=[], metavar="ID", help="zoo models to add, e.g. vgg16-twostream-small")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), device {device}")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"torch {torch.__version__}, {args.threads} CPU thread(s), device {device} ({name})")
     model = prepare(builtin_entries()[0], device)
     overhead(model, ["appearance.conv1", "motion.conv3", "fusion.conv", "logits"], args.steps, args.repeats)
     throughput(model, "fusion.conv", args.steps, args.repeats)
-    if args.zoo:
-        from stlens.models.zoo import zoo_entries
-
-        vgg = prepare(next(e for e in zoo_entries() if e.spec.id == "vgg16-twostream-small"), device)
-        overhead(vgg, ["appearance.conv1_1", "fusion.conv", "logits"], max(4, args.steps // 4), 1)
+    zoo_overheads(args.zoo, device, args.steps if device.type == "cuda" else max(4, args.steps // 4), 1 if device.type == "cpu" else args.repeats)
     if not args.skip_lucent:
         versus_lucent(args.steps, args.repeats, device)
 

@@ -10,6 +10,8 @@ from stlens.models.image2d import ImageClassifierClip, image_classifier_entry
 from stlens.models.registry import prepare
 from torch import nn
 
+from .tiny_nets import DEVICE
+
 
 def tiny_classifier() -> nn.Module:
     torch.manual_seed(0)
@@ -21,7 +23,7 @@ def tiny_classifier() -> nn.Module:
 
 def test_a_2d_classifier_is_an_appearance_model_of_one_frame():
     entry = image_classifier_entry("tiny-2d", "tiny 2D", tiny_classifier, labels=["a", "b", "c"], size=24, layers=["0", "4"])
-    model = prepare(entry, torch.device("cpu"))
+    model = prepare(entry, DEVICE)
     assert [(layer.id, layer.stream) for layer in model.layers] == [
         ("classifier.0", "appearance"), ("classifier.4", "appearance"), ("logits", "appearance")
     ]

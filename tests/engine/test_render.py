@@ -19,7 +19,7 @@ from stlens.models.introspect import probe
 from stlens.models.registry import prepare
 from torch import nn
 
-from .tiny_nets import FRAMES, SIZE, TwoTowers, direction, load, pointwise
+from .tiny_nets import DEVICE, FRAMES, SIZE, TwoTowers, direction, load, pointwise
 
 
 def two_layer_towers(partial_inputs: bool = True) -> TwoTowers:
@@ -121,7 +121,7 @@ def test_stronger_temporal_weight_gives_slower_clips():
 
 
 def test_stronger_temporal_weight_gives_slower_clips_on_the_builtin_model():
-    model = prepare(builtin_entries()[0], torch.device("cpu"))
+    model = prepare(builtin_entries()[0], DEVICE)
     weights = [0.0, 3.0, 30.0]
     batch = [VisualizationSettings(steps=24, weights={"tv_time": {"appearance": w}}) for w in weights]
     result = visualize(model, "appearance.conv2", 5, batch)
@@ -147,6 +147,7 @@ def test_diversity_pushes_seeds_apart():
         """Mean cosine similarity of the two results' Gram matrices at the layer (1: alike)."""
         batch = [VisualizationSettings(steps=24, seed=seed, diversity=diversity) for seed in (0, 1)]
         clips = torch.from_numpy(visualize(model, "appearance.2", 0, batch).inputs["appearance"]).movedim(-1, 1)
+        clips = clips.to(model.device)
         with torch.no_grad(), probe(model.module, "appearance.2") as run:
             return -float(objectives.diversity()(run({"appearance": spec.to_model(clips)})).mean())
 
@@ -168,3 +169,25 @@ def test_invalid_requests_are_rejected(layer, units, settings, error):
     model = load(two_layer_towers())
     with pytest.raises(error):
         visualize(model, layer, units, settings)
+
+
+def test_amp_is_refused_off_the_gpu():
+    with pytest.raises(ValueError, match="CUDA"):
+        model = prepare(builtin_entries()[0], torch.device("cpu"))
+        visualize(model, "appearance.conv1", 0, VisualizationSettings(steps=1), amp=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with STLENS_TEST_DEVICE=cuda there)")
+@pytest.mark.parametrize("amp", [True, False])
+def test_the_builtin_model_runs_on_the_gpu(amp: bool):
+    """The GPU path end to end, with bf16 autocast and in float32: both streams optimised, the
+    unit's activation rises, the result stays finite and in display range."""
+    model = prepare(builtin_entries()[0], torch.device("cuda"))
+    start = visualize(model, "fusion.conv", 3, VisualizationSettings(steps=1), amp=amp)
+    result = visualize(model, "fusion.conv", 3, VisualizationSettings(steps=48), amp=amp)
+    assert set(result.inputs) == {"appearance", "motion"}
+    assert result.objective[0] > start.objective[0] + 0.5
+    rgb = result.inputs["appearance"]
+    assert np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
+    assert np.isfinite(result.inputs["motion"]).all()
+

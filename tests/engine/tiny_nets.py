@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from stlens.models.registry import LoadedModel, ModelEntry, prepare
@@ -12,6 +13,8 @@ from torch import nn
 FRAMES = 4
 SIZE = 16
 FLOW_SCALE = 2.0
+# where the engine tests run: the CPU, or ``STLENS_TEST_DEVICE=cuda`` to run the same proofs on a GPU
+DEVICE = torch.device(os.environ.get("STLENS_TEST_DEVICE", "cpu"))
 
 
 def tiny_inputs(frames: int = FRAMES, size: int = SIZE) -> dict[str, InputSpec]:
@@ -23,7 +26,7 @@ def tiny_inputs(frames: int = FRAMES, size: int = SIZE) -> dict[str, InputSpec]:
 
 def load(module: nn.Module, inputs: dict[str, InputSpec] | None = None, classes: int = 2) -> LoadedModel:
     spec = ModelSpec(id="tiny", title="tiny", inputs=inputs or tiny_inputs(), labels=tuple(f"c{i}" for i in range(classes)))
-    return prepare(ModelEntry(spec=spec, build=lambda: module), torch.device("cpu"))
+    return prepare(ModelEntry(spec=spec, build=lambda: module), DEVICE)
 
 
 def pointwise(weights: list[list[float]], bias: list[float] | None = None, in_channels: int | None = None) -> nn.Conv3d:

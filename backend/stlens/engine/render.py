@@ -87,11 +87,14 @@ def _jitter(settings: VisualizationSettings, spec: InputSpec) -> SpacetimeJitter
     )
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast for the network on GPUs that support it (params, FFT and penalties stay float32)."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+def _use_amp(device: torch.device, amp: bool | None) -> bool:
+    """Whether the network runs under bf16 autocast (params, FFT and penalties stay float32): by
+    default on GPUs that support it; ``amp=False`` keeps float32, ``amp=True`` insists."""
+    if amp is None:
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if amp and device.type != "cuda":
+        raise ValueError("bf16 autocast is only used on CUDA devices")
+    return amp
 
 
 def _display_numpy(clip: torch.Tensor) -> np.ndarray:
@@ -102,8 +105,9 @@ def _display_numpy(clip: torch.Tensor) -> np.ndarray:
 class _Runner:
     """Feeds model-space clips of the optimised streams to the truncated network."""
 
-    def __init__(self, model: LoadedModel, layer: str):
+    def __init__(self, model: LoadedModel, layer: str, amp: bool | None):
         self.model = model
+        self.amp = _use_amp(model.device, amp)
         self.partial = getattr(model.module, "partial_inputs", False)
         self.probe = LayerProbe(model.module, layer)
 
@@ -117,7 +121,7 @@ class _Runner:
                 if s not in inputs
             }
             inputs = {**inputs, **constant}
-        with _autocast(self.model.device):
+        with torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext():
             output = self.probe(inputs)
         return output.float()
 
@@ -134,12 +138,14 @@ def visualize(
     progress: Callable[[Progress], None] | None = None,
     progress_every: int = 1,
     cancel: threading.Event | None = None,
+    amp: bool | None = None,
 ) -> Visualization:
     """Optimise the inputs that drive ``units`` of ``layer``.
 
     ``units`` and ``settings`` broadcast to a batch (several units, several seeds or several
     regulariser weights of one layer); the items may differ only in seed and weights.
-    Only the streams the layer depends on are optimised and returned.
+    Only the streams the layer depends on are optimised and returned. ``amp``: bf16 autocast of
+    the network, by default where the GPU supports it (see :func:`_use_amp`).
     """
     info = model.layer(layer)
     unit_list, settings_list = _batch_items(units, settings)
@@ -167,7 +173,7 @@ def visualize(
     optimizer = torch.optim.Adam([p for param in params.values() for p in param.parameters()], lr=first.lr)
 
     with model.lock:
-        runner = _Runner(model, layer)
+        runner = _Runner(model, layer, amp)
         try:
             for step in range(1, first.steps + 1):
                 if cancel is not None and cancel.is_set():

@@ -36,9 +36,14 @@ def _first_tensor(output: object) -> torch.Tensor:
 
 
 def _input_dependence(roots: list[torch.Tensor], leaves: Mapping[Stream, torch.Tensor]) -> list[frozenset[Stream]]:
-    """For each root tensor, the set of leaf inputs its autograd graph reaches (memoised DFS)."""
+    """For each root tensor, the set of leaf inputs its autograd graph reaches (memoised DFS).
+
+    The memo is keyed by ``id`` of autograd nodes' Python wrappers, which are created on demand
+    and may be freed; every visited node is kept alive until the end, so no id is reused for
+    another node (that made a GPU run see a fusion layer as appearance-only)."""
     leaf_ids = {id(t): s for s, t in leaves.items()}
     memo: dict[int, frozenset[Stream]] = {}
+    visited: list[object] = []  # keeps the wrappers behind memo's keys alive
 
     def reach(fn: object) -> frozenset[Stream]:
         stack = [(fn, False)]
@@ -58,6 +63,7 @@ def _input_dependence(roots: list[torch.Tensor], leaves: Mapping[Stream, torch.T
             for c in children:
                 found |= memo.get(id(c), frozenset())
             memo[id(node)] = frozenset(found)
+            visited.append(node)
         return memo.get(id(fn), frozenset()) if fn is not None else frozenset()
 
     return [reach(r.grad_fn) for r in roots]
