@@ -60,7 +60,9 @@ def _pick_units(output: torch.Tensor, units: Units) -> torch.Tensor:
         raise ValueError(f"{len(index)} units for a batch of {batch}")
     if any(not 0 <= u < channels for u in index):
         raise ValueError(f"units {index} out of range for a layer with {channels} channels")
-    return output[torch.arange(batch, device=output.device), torch.as_tensor(index, device=output.device)]
+    if all(u == index[0] for u in index):  # one channel for all: a view, no index tensors to copy to a GPU
+        return output[:, index[0]]
+    return output[torch.arange(batch, device=output.device), torch.tensor(index, device=output.device)]
 
 
 def channel(units: Units) -> Objective:

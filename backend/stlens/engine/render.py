@@ -160,7 +160,7 @@ def visualize(
     generators = [torch.Generator().manual_seed(s.seed) for s in settings_list]
     params: dict[Stream, ClipParam] = {s: clip_param(first.param, s, specs[s], generators, device) for s in streams}
     jitter = _jitter(first, specs[streams[0]])
-    frames = max(spec.frames for spec in specs.values())
+    draws = jitter.sample_steps(generators, max(spec.frames for spec in specs.values()), first.steps, device)
     objective = build_objective(first, unit_list)
 
     penalty_weights = {  # (B, 3): norm, tv_space, tv_time of each item
@@ -170,7 +170,9 @@ def visualize(
         )
         for s in streams
     }
-    optimizer = torch.optim.Adam([p for param in params.values() for p in param.parameters()], lr=first.lr)
+    optimizer = torch.optim.Adam(
+        [p for param in params.values() for p in param.parameters()], lr=first.lr, fused=True  # one kernel a step
+    )
 
     with model.lock:
         runner = _Runner(model, layer, amp)
@@ -181,15 +183,15 @@ def visualize(
                 clips = {s: params[s]() for s in streams}
                 model_space = {s: specs[s].to_model(clips[s]) for s in streams}
                 # the transforms are linear and keep constants, so they commute with to_model
-                draw = jitter.sample(generators, frames)
-                seen = {s: jitter.apply(model_space[s], draw, is_flow=s == "motion") for s in streams}
+                seen = {s: jitter.apply(model_space[s], draws[step - 1], is_flow=s == "motion") for s in streams}
                 value = objective(runner(seen))
-                penalty = sum(
-                    regularizers.weighted_penalty(model_space[s], penalty_weights[s], vectors=s == "motion")
+                penalty_grads = [
+                    regularizers.penalty_gradient(model_space[s].detach(), penalty_weights[s], vectors=s == "motion")
                     for s in streams
-                )
+                ]
                 optimizer.zero_grad(set_to_none=True)
-                (penalty - value).sum().backward()
+                # one backward pass: minus the objective, plus the penalties' closed-form gradients
+                torch.autograd.backward([-value.sum(), *model_space.values()], [None, *penalty_grads])
                 optimizer.step()
                 if progress is not None and (step % progress_every == 0 or step == first.steps):
                     preview = {s: _display_numpy(clips[s][0]) for s in streams}

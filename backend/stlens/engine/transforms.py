@@ -41,6 +41,17 @@ class SpacetimeJitter:
             shift_t.append(torch.randint(-max_shift_t, max_shift_t + 1, (), generator=g))
         return Draw(torch.stack(shift_xy).float(), torch.stack(zoom), torch.stack(shift_t))
 
+    def sample_steps(
+        self, generators: Sequence[torch.Generator], frames: int, steps: int, device: torch.device
+    ) -> list[Draw]:
+        """Every step's draw up front (the same values as ``steps`` calls of :meth:`sample`), the
+        spatial parts moved to ``device`` in one copy: a GPU loop would otherwise wait on a copy
+        every step. The frame offsets stay on the CPU, where the time shift reads them."""
+        draws = [self.sample(generators, frames) for _ in range(steps)]
+        shift_xy = torch.stack([d.shift_xy for d in draws]).to(device)
+        zoom = torch.stack([d.zoom for d in draws]).to(device)
+        return [Draw(xy, z, d.shift_t) for xy, z, d in zip(shift_xy, zoom, draws)]
+
     @property
     def moves_space(self) -> bool:
         return self.jitter_px > 0 or self.zoom_range > 0

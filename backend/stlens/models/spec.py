@@ -11,6 +11,7 @@ only those branches; the engine uses this to skip the stream a layer does not de
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 import torch
@@ -23,6 +24,12 @@ LOGITS = "logits"
 
 MAX_FRAMES = 64
 MAX_SIDE = 512
+
+
+@lru_cache(maxsize=64)
+def _per_channel(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """A (1, C, 1, 1, 1) constant, made once per device: a GPU loop would otherwise copy it over every step."""
+    return torch.tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1, 1)
 
 
 class InputSpec(BaseModel):
@@ -56,9 +63,9 @@ class InputSpec(BaseModel):
     def to_model(self, x: torch.Tensor) -> torch.Tensor:
         """Display space (N, C, T, H, W) -> model input."""
         if self.mean is not None:
-            x = x - x.new_tensor(self.mean).view(1, -1, 1, 1, 1)
+            x = x - _per_channel(self.mean, x.device).to(x.dtype)
         if self.std is not None:
-            x = x / x.new_tensor(self.std).view(1, -1, 1, 1, 1)
+            x = x / _per_channel(self.std, x.device).to(x.dtype)
         if self.scale is not None:
             x = x / self.scale
         return x
