@@ -70,7 +70,8 @@ def bare_step_times(model: LoadedModel, layer: str, unit: int, batch: int, steps
 
 
 def engine_step_times(model: LoadedModel, layer: str, units: list[int], steps: int, amp: bool | None = None) -> list[float]:
-    """Seconds per step of ``visualize`` (progress reported every step, as a live view would)."""
+    """Seconds per step of ``visualize``, with a progress callback every step that reads no
+    preview (a live view reads one only every ``preview_interval_s``)."""
     now = clock(model.device)
     stamps = [now()]
     settings = VisualizationSettings(steps=steps)
@@ -177,6 +178,23 @@ def versus_lucent(steps: int, repeats: int, device: torch.device) -> None:
     print(f"\nstlens / Lucent wall time: {ours_s / lucent_s:.2f}x")
 
 
+def profile_engine(model_id: str, layer: str, device: torch.device, steps: int) -> None:
+    """The engine's top operators at one layer (torch.profiler, CPU and CUDA time), to see where a step goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from stlens.models.zoo import zoo_entries
+
+    entries = {e.spec.id: e for e in [*builtin_entries(), *zoo_entries(include_heavy=True)]}
+    model = prepare(entries[model_id], device)
+    engine_step_times(model, layer, [0], 2)  # warm-up: kernels, FFT plans
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        engine_step_times(model, layer, [0], steps)
+    sort = "cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"\n## Profile of {steps} steps ({model_id}, {layer})\n")
+    print(prof.key_averages().table(sort_by=sort, row_limit=25))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: stable on a shared machine)")
@@ -184,12 +202,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-lucent", action="store_true")
+    parser.add_argument("--profile", nargs=2, metavar=("MODEL", "LAYER"), help="only profile the engine at one layer")
     parser.add_argument("--zoo", nargs="*", default=[], metavar="ID", help="zoo models to add, e.g. vgg16-twostream-small")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), device {device} ({name})")
+    if args.profile:
+        profile_engine(*args.profile, device, args.steps)
+        return
     model = prepare(builtin_entries()[0], device)
     overhead(model, ["appearance.conv1", "motion.conv3", "fusion.conv", "logits"], args.steps, args.repeats)
     throughput(model, "fusion.conv", args.steps, args.repeats)

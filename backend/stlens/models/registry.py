@@ -58,6 +58,10 @@ def prepare(entry: ModelEntry, device: torch.device) -> LoadedModel:
         p.requires_grad_(False)
     digest = weights_hash(module)
     module = module.to(device)
+    if device.type == "cuda":
+        # a visualisation repeats one input shape for hundreds of steps: let cuDNN time its
+        # algorithms once per shape (I3D's bf16 3D convs otherwise fall back to slow generic kernels)
+        torch.backends.cudnn.benchmark = True
     layers = discover_layers(module, entry.spec, device)
     return LoadedModel(spec=entry.spec, module=module, layers=layers, weights_hash=digest, device=device)
 
