@@ -69,13 +69,15 @@ def bare_step_times(model: LoadedModel, layer: str, unit: int, batch: int, steps
     return times
 
 
-def engine_step_times(model: LoadedModel, layer: str, units: list[int], steps: int, amp: bool | None = None) -> list[float]:
+def engine_step_times(
+    model: LoadedModel, layer: str, units: list[int], steps: int, amp: bool | None = None, graphs: bool | None = None
+) -> list[float]:
     """Seconds per step of ``visualize``, with a progress callback every step that reads no
     preview (a live view reads one only every ``preview_interval_s``)."""
     now = clock(model.device)
     stamps = [now()]
     settings = VisualizationSettings(steps=steps)
-    visualize(model, layer, units, settings, progress=lambda _: stamps.append(now()), amp=amp)
+    visualize(model, layer, units, settings, progress=lambda _: stamps.append(now()), amp=amp, graphs=graphs)
     return [b - a for a, b in itertools.pairwise(stamps[1:])]  # the first interval holds the set-up
 
 
@@ -86,15 +88,22 @@ def median_ms(times: list[float]) -> float:
 def overhead(model: LoadedModel, layers: list[str], steps: int, repeats: int, amp: bool | None = None) -> None:
     precision = {None: "", True: ", bf16 autocast", False: ", float32"}[amp]
     print(f"\n## Per-step cost over a bare forward+backward ({model.spec.id}, batch 1, median step{precision})\n")
-    print("| layer | bare ms/step | engine ms/step | ratio |")
-    print("|---|---|---|---|")
-    bare_amp = amp if amp is not None else model.device.type == "cuda" and torch.cuda.is_bf16_supported()
+    cuda = model.device.type == "cuda"
+    eager_columns = " engine without CUDA graph | ratio |" if cuda else ""
+    print("| layer | bare ms/step | engine ms/step | ratio |" + eager_columns)
+    print("|---|---|---|---|" + ("---|---|" if cuda else ""))
+    bare_amp = amp if amp is not None else cuda and torch.cuda.is_bf16_supported()
     for layer in layers:
-        bare, engine = [], []
-        for _ in range(repeats):  # interleaved, so both see the same load
+        bare, engine, eager = [], [], []
+        for _ in range(repeats):  # interleaved, so all see the same load
             bare += bare_step_times(model, layer, 0, 1, steps, bare_amp)
             engine += engine_step_times(model, layer, [0], steps, amp)
-        print(f"| {layer} | {median_ms(bare):.1f} | {median_ms(engine):.1f} | {median_ms(engine) / median_ms(bare):.2f}x |")
+            if cuda:
+                eager += engine_step_times(model, layer, [0], steps, amp, graphs=False)
+        row = f"| {layer} | {median_ms(bare):.1f} | {median_ms(engine):.1f} | {median_ms(engine) / median_ms(bare):.2f}x |"
+        if cuda:
+            row += f" {median_ms(eager):.1f} | {median_ms(eager) / median_ms(bare):.2f}x |"
+        print(row)
 
 
 def zoo_overheads(model_ids: list[str], device: torch.device, steps: int, repeats: int) -> None:
@@ -180,9 +189,8 @@ def versus_lucent(steps: int, repeats: int, device: torch.device) -> None:
 
 def profile_engine(model_id: str, layer: str, device: torch.device, steps: int) -> None:
     """The engine's top operators at one layer (torch.profiler, CPU and CUDA time), to see where a step goes."""
-    from torch.profiler import ProfilerActivity, profile
-
     from stlens.models.zoo import zoo_entries
+    from torch.profiler import ProfilerActivity, profile
 
     entries = {e.spec.id: e for e in [*builtin_entries(), *zoo_entries(include_heavy=True)]}
     model = prepare(entries[model_id], device)

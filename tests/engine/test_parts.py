@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from stlens.engine import objectives, regularizers
 from stlens.engine.param import FLOW_BOUND, clip_param
-from stlens.engine.transforms import Draw, SpacetimeJitter
+from stlens.engine.transforms import Draw, SpacetimeJitter, _gather_time, _roll_time
 
 from .tiny_nets import FLOW_SCALE, tiny_inputs
 
@@ -47,6 +47,24 @@ def test_time_shift_is_circular_per_item():
     out = SpacetimeJitter(0, 0.0, 1).apply(clip, draw([[0.0, 0.0]] * 2, [1.0, 1.0], [1, -1]), is_flow=False)
     assert out[0, 0, :, 0, 0].tolist() == [3, 0, 1, 2]
     assert out[1, 0, :, 0, 0].tolist() == [5, 6, 7, 4]
+
+
+@pytest.mark.parametrize("shift_t", [[1, -1], [2, 2], [0, -3]])
+def test_gather_time_shift_matches_the_roll(shift_t: list[int]):
+    """The GPU's gather (offsets never read by the host) and the CPU's roll shift alike."""
+    clip = torch.rand(2, 3, 4, 5, 6)
+    shift = torch.tensor(shift_t)
+    torch.testing.assert_close(_gather_time(clip, shift), _roll_time(clip, shift), rtol=0, atol=0)
+
+
+def test_draws_sampled_up_front_equal_draws_sampled_each_step():
+    jitter = SpacetimeJitter(3, 0.1, 2)
+    up_front = jitter.sample_steps(generators(4, 5), frames=4, steps=6, device=torch.device("cpu"))
+    one_by_one = generators(4, 5)
+    for d in up_front:
+        expected = jitter.sample(one_by_one, frames=4)
+        for name in ("shift_xy", "zoom", "shift_t"):
+            assert torch.equal(getattr(d, name), getattr(expected, name))
 
 
 def test_sampled_draws_stay_in_range():

@@ -171,10 +171,11 @@ def test_invalid_requests_are_rejected(layer, units, settings, error):
         visualize(model, layer, units, settings)
 
 
-def test_amp_is_refused_off_the_gpu():
+@pytest.mark.parametrize("option", ["amp", "graphs"])
+def test_gpu_options_are_refused_off_the_gpu(option: str):
+    model = prepare(builtin_entries()[0], torch.device("cpu"))
     with pytest.raises(ValueError, match="CUDA"):
-        model = prepare(builtin_entries()[0], torch.device("cpu"))
-        visualize(model, "appearance.conv1", 0, VisualizationSettings(steps=1), amp=True)
+        visualize(model, "appearance.conv1", 0, VisualizationSettings(steps=1), **{option: True})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with STLENS_TEST_DEVICE=cuda there)")
@@ -190,4 +191,21 @@ def test_the_builtin_model_runs_on_the_gpu(amp: bool):
     rgb = result.inputs["appearance"]
     assert np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
     assert np.isfinite(result.inputs["motion"]).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with STLENS_TEST_DEVICE=cuda there)")
+@pytest.mark.parametrize("units", [[3], [3, 7, 11]])
+def test_cuda_graph_replay_matches_eager_steps(units: list[int]):
+    """The recorded step replayed is the same computation as the step run again: same results
+    (to float rounding of the GPU's kernels), progress at every step, one unit or several."""
+    model = prepare(builtin_entries()[0], torch.device("cuda"))
+    settings = VisualizationSettings(steps=24)
+    reported: list[int] = []
+    graphed = visualize(model, "fusion.conv", units, settings, amp=False, graphs=True,
+                        progress=lambda p: reported.append(p.step) if p.objective > -1e9 else None)
+    eager = visualize(model, "fusion.conv", units, settings, amp=False, graphs=False)
+    assert reported == list(range(1, 25))
+    np.testing.assert_allclose(graphed.objective, eager.objective, rtol=1e-3, atol=1e-3)
+    for stream in ("appearance", "motion"):
+        np.testing.assert_allclose(graphed.inputs[stream], eager.inputs[stream], atol=2e-3)
 

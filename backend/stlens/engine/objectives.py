@@ -8,6 +8,7 @@ channel, and batch item ``b`` looks at ``units[b]``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -60,9 +61,20 @@ def _pick_units(output: torch.Tensor, units: Units) -> torch.Tensor:
         raise ValueError(f"{len(index)} units for a batch of {batch}")
     if any(not 0 <= u < channels for u in index):
         raise ValueError(f"units {index} out of range for a layer with {channels} channels")
-    if all(u == index[0] for u in index):  # one channel for all: a view, no index tensors to copy to a GPU
+    if all(u == index[0] for u in index):  # one channel for all: a view, no index tensors
         return output[:, index[0]]
-    return output[torch.arange(batch, device=output.device), torch.tensor(index, device=output.device)]
+    return output[_item_indices(batch, output.device), _unit_indices(tuple(index), output.device)]
+
+
+@lru_cache(maxsize=256)
+def _item_indices(batch: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(batch, device=device)
+
+
+@lru_cache(maxsize=256)
+def _unit_indices(units: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Made once per device: a GPU step would otherwise copy them over (which a CUDA graph cannot record)."""
+    return torch.tensor(units, device=device)
 
 
 def channel(units: Units) -> Objective:

@@ -22,9 +22,10 @@ from ..models.introspect import LayerProbe
 from ..models.registry import LoadedModel
 from ..models.spec import InputSpec, Stream
 from . import objectives, regularizers
+from .graphs import StepOutput, run_steps
 from .param import ClipParam, clip_param
 from .settings import VisualizationSettings
-from .transforms import SpacetimeJitter
+from .transforms import Draw, SpacetimeJitter
 
 MAX_BATCH = 64
 PER_ITEM_FIELDS = {"seed", "weights"}  # what may differ between the items of one batch
@@ -33,7 +34,8 @@ PER_ITEM_FIELDS = {"seed", "weights"}  # what may differ between the items of on
 class Progress:
     """One step's report. The objective and the preview clips are read from the device only when
     a callback asks for them: on a GPU each read waits for the step and copies the clips over,
-    which at 64 x 224 x 224 costs more than the step itself, and most callers skip most steps."""
+    which at 64 x 224 x 224 costs more than the step itself, and most callers skip most steps.
+    Read them during the callback: a replayed CUDA graph reuses the tensors behind them."""
 
     def __init__(self, step: int, steps: int, objective: torch.Tensor, clips: dict[Stream, torch.Tensor]):
         self.step = step  # 1-based step just finished
@@ -102,6 +104,13 @@ def _jitter(settings: VisualizationSettings, spec: InputSpec) -> SpacetimeJitter
     )
 
 
+def _use_graphs(device: torch.device, graphs: bool | None) -> bool:
+    """Whether steps replay a CUDA graph (:mod:`.graphs`): by default on CUDA devices."""
+    if graphs and device.type != "cuda":
+        raise ValueError("CUDA graphs need a CUDA device")
+    return device.type == "cuda" if graphs is None else graphs
+
+
 def _use_amp(device: torch.device, amp: bool | None) -> bool:
     """Whether the network runs under bf16 autocast (params, FFT and penalties stay float32): by
     default on GPUs that support it; ``amp=False`` keeps float32, ``amp=True`` insists."""
@@ -136,7 +145,8 @@ class _Runner:
                 if s not in inputs
             }
             inputs = {**inputs, **constant}
-        with torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext():
+        # no cast cache: a CUDA graph must not record casts that a later call would skip
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False) if self.amp else nullcontext():
             output = self.probe(inputs)
         return output.float()
 
@@ -154,13 +164,15 @@ def visualize(
     progress_every: int = 1,
     cancel: threading.Event | None = None,
     amp: bool | None = None,
+    graphs: bool | None = None,
 ) -> Visualization:
     """Optimise the inputs that drive ``units`` of ``layer``.
 
     ``units`` and ``settings`` broadcast to a batch (several units, several seeds or several
     regulariser weights of one layer); the items may differ only in seed and weights.
     Only the streams the layer depends on are optimised and returned. ``amp``: bf16 autocast of
-    the network, by default where the GPU supports it (see :func:`_use_amp`).
+    the network, by default where the GPU supports it (see :func:`_use_amp`); ``graphs``: replay
+    the step as a CUDA graph, by default on CUDA devices (see :mod:`.graphs`).
     """
     info = model.layer(layer)
     unit_list, settings_list = _batch_items(units, settings)
@@ -189,27 +201,33 @@ def visualize(
         [p for param in params.values() for p in param.parameters()], lr=first.lr, fused=True  # one kernel a step
     )
 
+    def step(draw: Draw) -> StepOutput:
+        """One optimisation step of every stream: forward, objective, penalties, backward, Adam."""
+        clips = {s: params[s]() for s in streams}
+        model_space = {s: specs[s].to_model(clips[s]) for s in streams}
+        # the transforms are linear and keep constants, so they commute with to_model
+        seen = {s: jitter.apply(model_space[s], draw, is_flow=s == "motion") for s in streams}
+        value = objective(runner(seen))
+        penalty_grads = [
+            regularizers.penalty_gradient(model_space[s].detach(), penalty_weights[s], vectors=s == "motion")
+            for s in streams
+        ]
+        optimizer.zero_grad(set_to_none=True)
+        # one backward pass: minus the objective, plus the penalties' closed-form gradients
+        torch.autograd.backward([-value.sum(), *model_space.values()], [None, *penalty_grads])
+        optimizer.step()
+        return value.detach(), {s: clip.detach() for s, clip in clips.items()}
+
     with model.lock:
         runner = _Runner(model, layer, amp)
         try:
-            for step in range(1, first.steps + 1):
+            steps = run_steps(step, draws, optimizer, graph=_use_graphs(device, graphs))
+            for index in range(1, first.steps + 1):
                 if cancel is not None and cancel.is_set():
-                    raise Cancelled(f"cancelled before step {step}")
-                clips = {s: params[s]() for s in streams}
-                model_space = {s: specs[s].to_model(clips[s]) for s in streams}
-                # the transforms are linear and keep constants, so they commute with to_model
-                seen = {s: jitter.apply(model_space[s], draws[step - 1], is_flow=s == "motion") for s in streams}
-                value = objective(runner(seen))
-                penalty_grads = [
-                    regularizers.penalty_gradient(model_space[s].detach(), penalty_weights[s], vectors=s == "motion")
-                    for s in streams
-                ]
-                optimizer.zero_grad(set_to_none=True)
-                # one backward pass: minus the objective, plus the penalties' closed-form gradients
-                torch.autograd.backward([-value.sum(), *model_space.values()], [None, *penalty_grads])
-                optimizer.step()
-                if progress is not None and (step % progress_every == 0 or step == first.steps):
-                    progress(Progress(step, first.steps, value.detach(), {s: clip.detach() for s, clip in clips.items()}))
+                    raise Cancelled(f"cancelled before step {index}")
+                value, clips = next(steps)
+                if progress is not None and (index % progress_every == 0 or index == first.steps):
+                    progress(Progress(index, first.steps, value, clips))
             with torch.no_grad():
                 final = {s: params[s]() for s in streams}
                 final_value = objective(runner({s: specs[s].to_model(final[s]) for s in streams}))

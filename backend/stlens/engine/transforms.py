@@ -22,6 +22,11 @@ class Draw:
     zoom: torch.Tensor  # (B,) magnification
     shift_t: torch.Tensor  # (B,) integer frame offsets (circular: clips are shown as loops)
 
+    def copy_(self, other: Draw) -> None:
+        """Overwrite these tensors in place (the static inputs of a CUDA graph)."""
+        for mine, theirs in zip((self.shift_xy, self.zoom, self.shift_t), (other.shift_xy, other.zoom, other.shift_t)):
+            mine.copy_(theirs)
+
 
 @dataclass(frozen=True)
 class SpacetimeJitter:
@@ -44,13 +49,12 @@ class SpacetimeJitter:
     def sample_steps(
         self, generators: Sequence[torch.Generator], frames: int, steps: int, device: torch.device
     ) -> list[Draw]:
-        """Every step's draw up front (the same values as ``steps`` calls of :meth:`sample`), the
-        spatial parts moved to ``device`` in one copy: a GPU loop would otherwise wait on a copy
-        every step. The frame offsets stay on the CPU, where the time shift reads them."""
+        """Every step's draw up front (the same values as ``steps`` calls of :meth:`sample`),
+        moved to ``device`` in one copy a field: a GPU loop would otherwise wait on a copy every
+        step."""
         draws = [self.sample(generators, frames) for _ in range(steps)]
-        shift_xy = torch.stack([d.shift_xy for d in draws]).to(device)
-        zoom = torch.stack([d.zoom for d in draws]).to(device)
-        return [Draw(xy, z, d.shift_t) for xy, z, d in zip(shift_xy, zoom, draws)]
+        fields = [torch.stack([getattr(d, name) for d in draws]).to(device) for name in ("shift_xy", "zoom", "shift_t")]
+        return [Draw(*step) for step in zip(*fields)]
 
     @property
     def moves_space(self) -> bool:
@@ -89,8 +93,18 @@ def _warp(clip: torch.Tensor, draw: Draw, is_flow: bool) -> torch.Tensor:
 
 
 def _roll_time(clip: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Circular shift of each batch item's frames by its own offset (``shift`` on the CPU: the
-    offsets are read as Python ints)."""
+    """Circular shift of each batch item's frames by its own offset. Offsets on the CPU are read
+    as Python ints (a plain roll); on a GPU they stay there (:func:`_gather_time`)."""
+    if shift.device != torch.device("cpu"):
+        return _gather_time(clip, shift)
     if bool((shift == shift[0]).all()):
         return clip.roll(int(shift[0]), dims=2)
     return torch.cat([item.roll(int(k), dims=1).unsqueeze(0) for item, k in zip(clip, shift)])
+
+
+def _gather_time(clip: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """The same circular shift as a gather: the host never reads the offsets, so a GPU step
+    neither waits for them nor stops a CUDA graph from recording it."""
+    batch, frames = clip.shape[0], clip.shape[2]
+    source = (torch.arange(frames, device=clip.device) - shift.view(-1, 1)) % frames  # out[t] = in[t - k]
+    return clip.gather(2, source.view(batch, 1, frames, 1, 1).expand_as(clip))
