@@ -14,6 +14,8 @@ from stlens.engine import (
     objectives,
     visualize,
 )
+from stlens.engine.graphs import StepOutput, run_steps
+from stlens.engine.transforms import Draw
 from stlens.models.builtin import builtin_entries
 from stlens.models.introspect import probe
 from stlens.models.registry import prepare
@@ -194,18 +196,42 @@ def test_the_builtin_model_runs_on_the_gpu(amp: bool):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with STLENS_TEST_DEVICE=cuda there)")
+def test_a_replayed_step_sees_each_draw_and_updates_state_in_place():
+    """The mechanism, exactly: every replay reads that step's draw and adds to the same state."""
+    cuda = torch.device("cuda")
+    state = torch.zeros(2, device=cuda)
+    dummy = torch.zeros(1, device=cuda, requires_grad=True)
+    optimizer = torch.optim.SGD([dummy], lr=0.0)
+
+    def step(draw: Draw) -> StepOutput:
+        state.add_(draw.zoom)
+        return draw.shift_xy.sum(1) + draw.shift_t, {"motion": state.clone()}
+
+    draws = [
+        Draw(torch.full((2, 2), float(i), device=cuda), torch.full((2,), 0.5 * i, device=cuda), torch.full((2,), i, device=cuda))
+        for i in range(8)
+    ]
+    seen = [(value.tolist(), clips["motion"].tolist()) for value, clips in run_steps(step, draws, optimizer, graph=True)]
+    assert seen == [([3.0 * i] * 2, [0.25 * i * (i + 1)] * 2) for i in range(8)]  # 3 eager steps, then 5 replays
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with STLENS_TEST_DEVICE=cuda there)")
 @pytest.mark.parametrize("units", [[3], [3, 7, 11]])
-def test_cuda_graph_replay_matches_eager_steps(units: list[int]):
-    """The recorded step replayed is the same computation as the step run again: same results
-    (to float rounding of the GPU's kernels), progress at every step, one unit or several."""
+def test_cuda_graph_replay_optimises_like_eager_steps(units: list[int]):
+    """The engine with replayed steps against the same engine run step by step. GPU kernels
+    chosen by cuDNN's benchmark are not bitwise reproducible, so two eager runs already differ
+    (and Adam amplifies it); the objectives after 24 steps agree to well under 1%."""
     model = prepare(builtin_entries()[0], torch.device("cuda"))
     settings = VisualizationSettings(steps=24)
     reported: list[int] = []
-    graphed = visualize(model, "fusion.conv", units, settings, amp=False, graphs=True,
-                        progress=lambda p: reported.append(p.step) if p.objective > -1e9 else None)
+
+    def on_progress(p: Progress) -> None:
+        assert np.isfinite(p.objective)
+        reported.append(p.step)
+
+    start = visualize(model, "fusion.conv", units, VisualizationSettings(steps=1), amp=False, graphs=False)
+    graphed = visualize(model, "fusion.conv", units, settings, amp=False, graphs=True, progress=on_progress)
     eager = visualize(model, "fusion.conv", units, settings, amp=False, graphs=False)
     assert reported == list(range(1, 25))
-    np.testing.assert_allclose(graphed.objective, eager.objective, rtol=1e-3, atol=1e-3)
-    for stream in ("appearance", "motion"):
-        np.testing.assert_allclose(graphed.inputs[stream], eager.inputs[stream], atol=2e-3)
-
+    assert np.all(np.array(graphed.objective) > np.array(start.objective) + 0.5)
+    np.testing.assert_allclose(graphed.objective, eager.objective, rtol=5e-3)
