@@ -33,7 +33,9 @@ class GraphedStep:
             group["capturable"] = True
         optimizer.zero_grad(set_to_none=True)  # the recorded backward writes fresh gradients
         self._graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self._graph):
+        # thread-local: the server's other threads (another model's job, an explain request) may
+        # copy and synchronise while this one records; only this thread must not
+        with torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
             self._output = step(self._draw)
 
     def __call__(self, draw: Draw) -> StepOutput:
