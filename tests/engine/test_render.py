@@ -215,6 +215,28 @@ def test_a_replayed_step_sees_each_draw_and_updates_state_in_place():
     assert seen == [([3.0 * i] * 2, [0.25 * i * (i + 1)] * 2) for i in range(8)]  # 3 eager steps, then 5 replays
 
 
+class _HostReadingUnit(nn.Module):
+    """A unit whose forward reads a GPU value on the host, which a CUDA graph cannot record."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = pointwise([direction(0)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = 2.0 if x.abs().max().item() > 1e9 else 1.0
+        return self.conv(x) * scale
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with STLENS_TEST_DEVICE=cuda there)")
+def test_a_model_that_cannot_be_recorded_steps_eagerly(caplog: pytest.LogCaptureFixture):
+    model = load(TwoTowers(pointwise([[1.0, 0.0, 0.0]]), _HostReadingUnit(), features=2), device=torch.device("cuda"))
+    settings = VisualizationSettings(steps=12)
+    graphed = visualize(model, "motion.conv", 0, settings, graphs=True)
+    eager = visualize(model, "motion.conv", 0, settings, graphs=False)
+    assert "stepping without a CUDA graph" in caplog.text
+    np.testing.assert_allclose(graphed.objective, eager.objective, rtol=5e-3)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with STLENS_TEST_DEVICE=cuda there)")
 @pytest.mark.parametrize("units", [[3], [3, 7, 11]])
 def test_cuda_graph_replay_optimises_like_eager_steps(units: list[int]):

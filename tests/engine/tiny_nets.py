@@ -24,9 +24,11 @@ def tiny_inputs(frames: int = FRAMES, size: int = SIZE) -> dict[str, InputSpec]:
     }
 
 
-def load(module: nn.Module, inputs: dict[str, InputSpec] | None = None, classes: int = 2) -> LoadedModel:
+def load(
+    module: nn.Module, inputs: dict[str, InputSpec] | None = None, classes: int = 2, device: torch.device = DEVICE
+) -> LoadedModel:
     spec = ModelSpec(id="tiny", title="tiny", inputs=inputs or tiny_inputs(), labels=tuple(f"c{i}" for i in range(classes)))
-    return prepare(ModelEntry(spec=spec, build=lambda: module), DEVICE)
+    return prepare(ModelEntry(spec=spec, build=lambda: module), device)
 
 
 def pointwise(weights: list[list[float]], bias: list[float] | None = None, in_channels: int | None = None) -> nn.Conv3d:

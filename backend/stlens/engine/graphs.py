@@ -10,11 +10,14 @@ updated in place, so replaying is the same computation as calling the step again
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
 from .transforms import Draw
+
+logger = logging.getLogger(__name__)
 
 WARMUP_STEPS = 3  # eager steps before recording: cuDNN/cuBLAS/cuFFT pick their kernels and plans
 StepOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]  # objective values (B,), display-space clips
@@ -62,7 +65,16 @@ def run_steps(
         torch.cuda.current_stream().wait_stream(side)
         yield output
     rest = draws[WARMUP_STEPS:]
-    if rest:
-        graphed = GraphedStep(step, rest[0], optimizer)
-        for draw in rest:
-            yield graphed(draw)
+    if not rest:
+        return
+    try:
+        replay: Callable[[Draw], StepOutput] = GraphedStep(step, rest[0], optimizer)
+    except RuntimeError as error:
+        # a model that reads a GPU value on the host in its forward (.item(), a data-dependent
+        # shape) cannot be recorded; recording ran no kernel, so stepping on eagerly is the same run
+        logger.warning("stepping without a CUDA graph: recording the step failed (%s)", error)
+        for group in optimizer.param_groups:
+            group["capturable"] = False
+        replay = step
+    for draw in rest:
+        yield replay(draw)
