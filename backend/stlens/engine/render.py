@@ -182,6 +182,7 @@ def visualize(
         raise ValueError("progress_every must be at least 1")
     first = settings_list[0]
     device = model.device
+    use_graphs = _use_graphs(device, graphs)
     streams = [s for s in info.inputs if s in model.spec.inputs]
     specs = {s: model.spec.inputs[s] for s in streams}
     generators = [torch.Generator().manual_seed(s.seed) for s in settings_list]
@@ -221,7 +222,7 @@ def visualize(
     with model.lock:
         runner = _Runner(model, layer, amp)
         try:
-            steps = run_steps(step, draws, optimizer, graph=_use_graphs(device, graphs))
+            steps = run_steps(step, draws, optimizer, graph=use_graphs)
             for index in range(1, first.steps + 1):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(f"cancelled before step {index}")
