@@ -3,9 +3,9 @@
 # benchmark there, zoo models at the paper's sizes included. Needs a CUDA GPU and stlens
 # importable (pip install -e . or PYTHONPATH=backend). Writes to ${OUT:-bench-gpu}/.
 set -uo pipefail
+cd "$(dirname "$0")/.."
 out="${OUT:-bench-gpu}"
 mkdir -p "$out"
-cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
