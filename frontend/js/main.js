@@ -63,6 +63,7 @@ async function visualise(body) {
   const controller = (running = new AbortController());
   const started = performance.now();
   let firstPreview = null;
+  let rateFrom = null; // the first progress message: the pace is measured from there (set-up excluded)
   document.querySelector('#examples').hidden = true;
   view.start('Connecting…');
   try {
@@ -70,8 +71,12 @@ async function visualise(body) {
     const done = await api.runLive(body, {
       accepted: () => view.setStatus('Optimising…', 'busy'),
       progress: (message) => {
-        firstPreview ??= performance.now() - started;
-        view.setStatus(`Optimising… step ${message.step} / ${message.steps}`, 'busy');
+        const now = performance.now();
+        firstPreview ??= now - started;
+        rateFrom ??= { step: message.step, time: now };
+        const stepsDone = message.step - rateFrom.step;
+        const left = stepsDone > 0 ? ` · about ${duration(((now - rateFrom.time) / stepsDone) * (message.steps - message.step))} left` : '';
+        view.setStatus(`Optimising… step ${message.step} / ${message.steps}${left}`, 'busy');
         return view.showProgress(message);
       },
     }, controller.signal);
@@ -164,6 +169,12 @@ async function present(name = BUILTIN_TOUR, stop = 0) {
 
 function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** A rough time to go: whole seconds, or minutes and seconds past a minute. */
+function duration(ms) {
+  const total = Math.max(1, Math.round(ms / 1000));
+  return total < 60 ? `${total} s` : `${Math.floor(total / 60)} min ${total % 60} s`;
 }
 
 async function showHealth() {
