@@ -123,6 +123,7 @@ class ResultCache:
         self.retry_s = retry_s
         self._recent: OrderedDict[str, _Remembered] = OrderedDict()
         self._max_recent = recent
+        self._pace: dict[str, dict[str, float]] = {}  # model -> layer -> seconds a step, when Redis is down
         self._down_since: float | None = None
         self._redis = aioredis.from_url(
             url,
@@ -181,11 +182,27 @@ class ResultCache:
         return json.loads(raw) if raw else None
 
     async def put_result(self, vid: str, record: dict[str, Any], npz: bytes, media: dict[str, bytes]) -> bool:
-        """Store a finished result; False if only this process's memory has it (Redis is down)."""
+        """Store a finished result; False if only this process's memory has it (Redis is down).
+        Its pace (seconds a step of that model's layer, where it ran) is kept too, so the page can
+        say how long the next run of that layer will take."""
         entry = self._remember(vid)
         entry.record, entry.npz, entry.media = record, npz, dict(media)
         fields: dict[str, bytes | str] = {RECORD_FIELD: json.dumps(record), NPZ_FIELD: npz, **media}
-        return await self._call("hset", self._key("result", vid), mapping=fields) is not None
+        stored = await self._call("hset", self._key("result", vid), mapping=fields) is not None
+        request, result = record["request"], record["result"]
+        if result.get("seconds") and result.get("steps"):
+            pace = result["seconds"] / result["steps"]
+            self._pace.setdefault(request["model"], {})[request["layer"]] = pace
+            await self._call("hset", self._key("pace", request["model"]), request["layer"], repr(pace))
+        return stored
+
+    async def get_pace(self, model: str) -> dict[str, float]:
+        """Seconds a step of each layer of ``model`` that has run here (its newest run; all the
+        servers and workers sharing this Redis)."""
+        raw = await self._call("hgetall", self._key("pace", model))
+        if raw is None:  # Redis is down: what this process measured
+            return dict(self._pace.get(model, {}))
+        return {layer.decode(): float(pace) for layer, pace in raw.items()}
 
     async def get_record(self, vid: str) -> dict[str, Any] | None:
         if vid in self._recent and self._recent[vid].record is not None:

@@ -233,13 +233,15 @@ def forget_finished(jobs: OrderedDict[str, Job]) -> None:
         del jobs[vid]
 
 
-def result_record(objective: float, steps: int, streams: list[str]) -> dict[str, Any]:
-    """What is kept of a finished run besides its arrays: the objective and the media names."""
+def result_record(objective: float, steps: int, streams: list[str], seconds: float) -> dict[str, Any]:
+    """What is kept of a finished run besides its arrays: the objective, the media names, and how
+    long the optimisation took where it ran (the pace that later estimates are made from)."""
     return {
         "objective": objective,
         "steps": steps,
         "streams": streams,
         "media": media_names(streams),
+        "seconds": round(seconds, 3),
     }
 
 
@@ -364,6 +366,7 @@ def compute(
         last_preview = now
         on_progress_message(json.dumps(progress_message(progress)))
 
+    started = time.perf_counter()
     vis = visualize(
         resolved.model,
         resolved.layer.id,
@@ -374,7 +377,7 @@ def compute(
         cancel=cancel,
     )
     inputs = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in vis.inputs.items()}
-    record = result_record(vis.objective[0], vis.steps, list(inputs))
+    record = result_record(vis.objective[0], vis.steps, list(inputs), time.perf_counter() - started)
     return record, inputs_npz(inputs), render_media(inputs)
 
 

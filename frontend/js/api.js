@@ -14,6 +14,7 @@ export async function getJSON(path) {
 export const health = () => getJSON('/api/health');
 export const listModels = () => getJSON('/api/models');
 export const describeModel = (id) => getJSON(`/api/models/${encodeURIComponent(id)}`);
+export const modelPace = (id) => getJSON(`/api/models/${encodeURIComponent(id)}/pace`);
 export const getVisualization = (id) => getJSON(`/api/visualizations/${encodeURIComponent(id)}`);
 export const inputsUrl = (id) => `/api/visualizations/${encodeURIComponent(id)}/inputs.npz`;
 

@@ -81,6 +81,7 @@ async function visualise(body) {
       },
     }, controller.signal);
     await showDone(done, model);
+    showEstimate();
     const total = seconds(performance.now() - started);
     view.setStatus(firstPreview === null
       ? `From the cache in ${total}.`
@@ -98,6 +99,26 @@ async function showDone(visualization, model) {
   shown = { id: visualization.id, sharePath: visualization.share_path };
   updateAddress();
   showUnitExamples(model, visualization.request);
+}
+
+/** Before a run: about how long it will take on this server, at the pace of the newest run of the
+ * chosen layer here (nothing where the layer has not run here yet). */
+async function showEstimate() {
+  const estimate = document.querySelector('#estimate');
+  const { model, layer } = choice.value();
+  const steps = settings.values().steps;
+  let pace;
+  if (model && layer && steps) {
+    try {
+      pace = (await api.modelPace(model)).seconds_per_step[layer];
+    } catch {
+      pace = undefined; // no estimate is better than a wrong one
+    }
+  }
+  const now = choice.value();
+  if (now.model !== model || now.layer !== layer) return; // the choice moved on meanwhile
+  estimate.textContent = pace === undefined ? ''
+    : `About ${duration(pace * steps * 1000)} to compute here, at the pace of this layer's last run.`;
 }
 
 /** Beside the result, the dataset clips that drive the unit most (models of the synthetic world only). */
@@ -204,6 +225,7 @@ function bindPage() {
       view.setStatus('The choice changed: press Visualise to see it.');
     }
     updateAddress();
+    showEstimate();
     if (atlas.active && atlas.layerKey !== layerKey(choice.value())) showAtlas(); // follow the layer
   };
   choice.addEventListener('change', choiceChanged);
@@ -251,6 +273,7 @@ async function start() {
       settings.setFromQuery(wanted.params);
       await choice.load(wanted);
       addressReady = true;
+      showEstimate();
       restorePins();
       const tour = wanted.params.get('tour');
       if (tour) await present(tour, Number(wanted.params.get('stop')) || 0);

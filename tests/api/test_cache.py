@@ -57,6 +57,8 @@ def test_redis_killed_mid_run_then_back(make_server):
     assert server.http.get(done["result"]["media"]["appearance.png"]).status_code == 200
     live = run_live(server, request(unit=16))  # new work goes on without the cache
     assert live[-1]["type"] == "done"
+    pace = server.http.get(f"/api/models/{request()['model']}/pace").json()["seconds_per_step"]
+    assert pace["fusion.conv"] > 0  # remembered in memory meanwhile
     assert server.http.get("/api/models").status_code == 200
 
     embedded.start()  # same socket: the app reconnects by itself

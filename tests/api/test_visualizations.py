@@ -57,6 +57,15 @@ def test_get_done_has_request_with_defaults_and_result(server, fusion_done):
     assert isinstance(result["objective"], float)
     assert set(result["media"]) == set(MEDIA_TYPES)
     assert result["streams"] == ["appearance", "motion"]
+    assert result["seconds"] > 0  # how long the optimisation took here
+
+
+def test_pace_of_a_layer_that_ran_here_estimates_the_next_run(server, fusion_done):
+    pace = server.http.get(f"/api/models/{fusion_done['request']['model']}/pace").json()
+    assert pace["model"] == fusion_done["request"]["model"]
+    seconds_per_step = pace["seconds_per_step"][fusion_done["request"]["layer"]]
+    assert 0 < seconds_per_step <= fusion_done["result"]["seconds"]
+    assert server.http.get("/api/models/no-such-model/pace").status_code == 404
 
 
 def test_every_medium_is_served_with_its_type(server, fusion_done):

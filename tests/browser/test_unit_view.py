@@ -49,6 +49,9 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
         for text in page.evaluate("window.textLog['#status-text']")
     )
     expect(page.locator("#status-text")).to_contain_text("Done in")
+    # the next run of this layer is estimated from this one's pace
+    expect(page.locator("#estimate")).to_contain_text(re.compile(r"About \d+ s to compute here"))
+    tab.screenshot("unit-view-estimate")
     assert canvas_is_drawn(page, "#viewer-appearance canvas")
     assert canvas_is_drawn(page, "#viewer-motion canvas")
     share_url = page.input_value("#share-url")

@@ -50,6 +50,14 @@ class ModelDetail(ModelSummary):
     dataset_examples: bool = Field(description="whether GET /api/examples has dataset examples for its units")
 
 
+class ModelPace(BaseModel):
+    model: str
+    seconds_per_step: dict[str, float] = Field(
+        description="layer id -> seconds an optimisation step took in the newest run of that layer here; "
+        "layers that have not run here are absent"
+    )
+
+
 class VisualizationRequest(BaseModel):
     """The body of ``POST /api/visualizations`` and the first WebSocket message."""
 
@@ -78,6 +86,9 @@ class VisualizationResult(BaseModel):
     streams: list[Stream] = Field(description="the inputs the layer depends on")
     media: dict[str, str] = Field(description="medium name -> URL")
     inputs: str = Field(description="URL of the inputs as .npz")
+    seconds: float | None = Field(
+        default=None, description="how long the optimisation took where it ran (absent for older results)"
+    )
 
 
 class Visualization(BaseModel):

@@ -9,7 +9,7 @@ from ...analysis.unit_examples import examples_available
 from ...jobs import InvalidRequest, load_model
 from ...models.registry import ModelEntry
 from ..deps import ServicesDep
-from ..schemas import InputShape, Layer, ModelDetail, ModelSummary
+from ..schemas import InputShape, Layer, ModelDetail, ModelPace, ModelSummary
 
 router = APIRouter(tags=["models"])
 
@@ -49,3 +49,13 @@ async def describe_model(model: ModelId, s: ServicesDep) -> ModelDetail:
         ],
         dataset_examples=examples_available(spec),
     )
+
+
+@router.get("/api/models/{model}/pace", response_model=ModelPace)
+async def model_pace(model: ModelId, s: ServicesDep) -> ModelPace:
+    """Seconds a step of each layer that has run on this deployment: the page's estimate of how
+    long a visualisation will take (steps x pace) before it starts."""
+    if model not in s.registry:
+        raise HTTPException(404, f"unknown model {model!r}")
+    return ModelPace(model=model, seconds_per_step=await s.cache.get_pace(model))
+

@@ -36,6 +36,7 @@ def _result(vid: str, result: dict[str, Any]) -> VisualizationResult:
         streams=result["streams"],
         media={name: media_url(vid, name) for name in result["media"]},
         inputs=f"/api/visualizations/{vid}/inputs.npz",
+        seconds=result.get("seconds"),
     )
 
 
