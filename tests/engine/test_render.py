@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -257,3 +258,17 @@ def test_cuda_graph_replay_optimises_like_eager_steps(units: list[int]):
     assert reported == list(range(1, 25))
     assert np.all(np.array(graphed.objective) > np.array(start.objective) + 0.5)
     np.testing.assert_allclose(graphed.objective, eager.objective, rtol=5e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with STLENS_TEST_DEVICE=cuda there)")
+def test_two_models_record_and_replay_their_steps_from_two_threads_at_once():
+    """As the server's job threads do: visualisations of two models on one GPU at the same time,
+    each recording its CUDA graph while the other steps, copies and synchronises."""
+    models = [prepare(entry, torch.device("cuda")) for entry in builtin_entries()[:2]]
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(visualize, model, "logits", 1, VisualizationSettings(steps=64)) for model in models]
+        results = [run.result(timeout=300) for run in runs]
+    for model, result in zip(models, results):
+        alone = visualize(model, "logits", 1, VisualizationSettings(steps=64))
+        np.testing.assert_allclose(result.objective, alone.objective, rtol=0.05)
+
