@@ -106,7 +106,7 @@ class ClipParam(nn.Module):
         if self.stream == "motion":
             return _bound_vectors(signal, FLOW_BOUND) * self.flow_px
         if self.colour is not None:
-            signal = torch.einsum("ij,bjthw->bithw", self.colour, signal)
+            signal = (self.colour @ signal.flatten(2)).view_as(signal)  # mix the channels at every pixel
         return torch.sigmoid(signal)
 
 
