@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.introspect import recorded_outputs
 from ..models.registry import LoadedModel
 from ..models.spec import LayerInfo, Stream
 from .ablation import to_model
@@ -34,25 +35,11 @@ def gradcam(model: LoadedModel, display: Mapping[str, torch.Tensor], class_index
     if not 0 <= class_index < spec.num_classes:
         raise ValueError(f"class must be 0 to {spec.num_classes - 1}, got {class_index}")
     candidates = [(s, layer.id) for s in spec.streams for layer in spacetime_layers(model, s)]
-    modules = dict(model.module.named_modules())
-    captured: dict[str, torch.Tensor] = {}
-
-    def keep(name: str):
-        def hook(_m: torch.nn.Module, _i: object, out: object) -> None:
-            captured[name] = out[0] if isinstance(out, (tuple, list)) else out
-
-        return hook
-
-    handles = [modules[name].register_forward_hook(keep(name)) for _, name in candidates]
-    try:
-        with torch.enable_grad():
-            inputs = {s: x.detach().requires_grad_(True) for s, x in to_model(spec, display).items()}
-            score = model.module(**inputs)[0, class_index]
-            names = [name for _, name in candidates if name in captured]
-            grads = dict(zip(names, torch.autograd.grad(score, [captured[n] for n in names], allow_unused=True)))
-    finally:
-        for h in handles:
-            h.remove()
+    with recorded_outputs(model.module, [name for _, name in candidates]) as captured, torch.enable_grad():
+        inputs = {s: x.detach().requires_grad_(True) for s, x in to_model(spec, display).items()}
+        score = model.module(**inputs)[0, class_index]
+        names = [name for _, name in candidates if name in captured]
+        grads = dict(zip(names, torch.autograd.grad(score, [captured[n] for n in names], allow_unused=True)))
     maps = {}
     for s in spec.streams:
         used = [name for stream, name in candidates if stream == s and grads.get(name) is not None]

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from pydantic import BaseModel
 
-from ..models.introspect import probe
+from ..models.introspect import probe, recorded_outputs
 from ..models.registry import LoadedModel
 from ..models.spec import LOGITS, LayerInfo
 from .ablation import to_model
@@ -54,21 +54,8 @@ def many_layer_activations(
     model: LoadedModel, layer_ids: Sequence[str], model_inputs: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
     """Several layers' outputs from one full forward pass (both streams are needed for the logits)."""
-    modules = dict(model.module.named_modules())
-    outputs: dict[str, torch.Tensor] = {}
-
-    def keep(name: str):
-        def hook(_m: torch.nn.Module, _i: object, out: object) -> None:
-            outputs[name] = out[0] if isinstance(out, (tuple, list)) else out
-
-        return hook
-
-    handles = [modules[name].register_forward_hook(keep(name)) for name in layer_ids if name != LOGITS]
-    try:
+    with recorded_outputs(model.module, [name for name in layer_ids if name != LOGITS]) as outputs:
         logits = model.module(**model_inputs)
-    finally:
-        for h in handles:
-            h.remove()
     if LOGITS in layer_ids:
         outputs[LOGITS] = logits
     return {name: outputs[name] for name in layer_ids}

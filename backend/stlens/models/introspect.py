@@ -7,7 +7,7 @@ needs no naming convention and is exact (graph reachability, not a numeric gradi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
@@ -157,6 +157,27 @@ class LayerProbe:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
+
+
+@contextmanager
+def recorded_outputs(module: nn.Module, names: Iterable[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Inside the block, the dict holds the output of each named submodule from the latest forward
+    pass (nothing for one the pass did not reach); the hooks are gone afterwards."""
+    modules = dict(module.named_modules())
+    outputs: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def hook(_m: nn.Module, _i: object, out: object) -> None:
+            outputs[name] = _first_tensor(out)
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(keep(name)) for name in names]
+    try:
+        yield outputs
+    finally:
+        for h in handles:
+            h.remove()
 
 
 @contextmanager
