@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 import torch
 
 from stlens.engine import VisualizationSettings, visualize
-from stlens.models.modelfile import ModelFileError, load_model_file
+from stlens.models.modelfile import MAX_MESSAGE_CHARS, ModelFileError, load_model_file
 from stlens.models.registry import ModelRegistry
 
 NETS = """
@@ -281,3 +283,99 @@ def test_duplicate_ids_and_bad_ids(folder: Path, module_name: str) -> None:
 def test_a_missing_file() -> None:
     with pytest.raises(ModelFileError, match="does not exist"):
         load_model_file("/no/such/models.toml")
+
+
+class PickledCode:
+    """An object whose unpickling would run a shell command: what a malicious checkpoint holds."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pickled code ran",))
+
+
+def one_checkpoint(module_name: str, checkpoint: str, preamble: str = "") -> str:
+    return f"""{preamble}
+        [[models]]
+        id = "m"
+        title = "M"
+        factory = "{module_name}:build"
+        checkpoint = "{checkpoint}"
+    """
+
+
+def refused(path: Path, match: str) -> str:
+    """Loading ``path`` fails with a one-line ModelFileError matching ``match``; returns the message."""
+    with pytest.raises(ModelFileError, match=match) as error:
+        load_model_file(path)
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (lambda path: torch.save({"x": PickledCode()}, path), r"refers to posix\.system, not only tensors"),
+        (lambda path: path.write_bytes(b""), "is not a torch state dict file"),
+        (lambda path: path.write_text("root:x:0:0:root:/root:/bin/bash\n"), "is not a torch state dict file"),
+        (lambda path: torch.save({"w": torch.zeros(2)}, path) or path.write_bytes(path.read_bytes()[:60]),
+         "is not a torch state dict file"),
+        (lambda path: torch.save([torch.zeros(2)], path), "does not hold a state dict"),
+    ],
+    ids=["pickled-code", "empty", "text", "torn-archive", "a-list-of-tensors"],
+)
+def test_a_checkpoint_that_is_not_a_state_dict_is_one_clear_line(folder, module_name, content, match) -> None:
+    content(folder / "weights" / "bad.pt")
+    refused(write(folder, one_checkpoint(module_name, "weights/bad.pt")), match)
+
+
+@pytest.mark.parametrize(
+    ("key", "given"),
+    [("checkpoint", "../../../../../etc/passwd"), ("labels", "../secret.txt"), ("labels", "weights/../../secret.txt")],
+)
+def test_relative_paths_cannot_leave_the_model_files_folder(folder, module_name, key, given) -> None:
+    (folder.parent / "secret.txt").write_text("the admin password\n")
+    path = write(folder, f'[[models]]\nid = "m"\ntitle = "M"\nfactory = "{module_name}:build"\n{key} = "{given}"\n')
+    message = refused(path, "leads outside the model file's folder")
+    assert "allow_absolute_paths" in message
+
+
+def test_a_link_out_of_the_folder_is_refused(folder, module_name) -> None:
+    (folder.parent / "secret.txt").write_text("the admin password\n")
+    (folder / "labels.txt").symlink_to(folder.parent / "secret.txt")
+    path = write(folder, f'[[models]]\nid = "m"\ntitle = "M"\nfactory = "{module_name}:build"\nlabels = "labels.txt"\n')
+    refused(path, "leads outside the model file's folder")
+
+
+def test_absolute_paths_only_where_the_file_allows_them(folder, module_name, tmp_path_factory) -> None:
+    elsewhere = tmp_path_factory.mktemp("labels") / "classes.txt"
+    elsewhere.write_text("a\nb\nc\nd\n")
+    body = f'[[models]]\nid = "m"\ntitle = "M"\nfactory = "{module_name}:build"\nlabels = "{elsewhere}"\n'
+    refused(write(folder, body), "is absolute; .*set allow_absolute_paths = true")
+    (entry,) = load_model_file(write(folder, "allow_absolute_paths = true\n" + body))
+    assert entry.spec.labels == ("a", "b", "c", "d")
+
+
+def test_labels_that_are_not_text_are_one_clear_line(folder, module_name) -> None:
+    (folder / "labels.txt").write_bytes(b"\xff\xfe\x00binary")
+    path = write(folder, f'[[models]]\nid = "m"\ntitle = "M"\nfactory = "{module_name}:build"\nlabels = "labels.txt"\n')
+    refused(path, "is not UTF-8 text")
+
+
+def test_a_long_multiline_error_is_folded_to_one_bounded_line() -> None:
+    message = str(ModelFileError("first\n\n  second\t" + "x" * 5000))
+    assert message.startswith("first second x") and "\n" not in message and len(message) <= MAX_MESSAGE_CHARS
+
+
+def test_stlens_serve_exits_2_with_one_line_for_a_malicious_checkpoint(folder, module_name, tmp_path) -> None:
+    torch.save({"x": PickledCode()}, folder / "weights" / "evil.pt")
+    path = write(folder, one_checkpoint(module_name, "weights/evil.pt"))
+    done = subprocess.run(
+        [sys.executable, "-m", "stlens.cli", "serve", "--models", str(path), "--data-dir", str(tmp_path / "var")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.strip()]
+    assert line.startswith("stlens serve: ") and "refers to posix.system" in line
+    assert "pickled code ran" not in done.stdout + done.stderr

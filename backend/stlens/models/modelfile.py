@@ -4,13 +4,20 @@ Everything a file says is checked when it is loaded, so a mistake is reported on
 ``stlens serve --models``, with the file and the model it is in: unknown keys, a factory that
 cannot be imported or is not callable, a checkpoint that does not match the module (strict),
 inputs the module cannot run on, logits of the wrong shape, stream prefixes that contradict
-what the layers depend on. Paths are relative to the TOML file, whose folder is also put on
-``sys.path`` so a factory may live beside it.
+what the layers depend on, a checkpoint that is not a plain state dict. Every error is one line,
+so ``stlens serve`` exits 2 with it and no traceback.
+
+Paths are relative to the TOML file, whose folder is also put on ``sys.path`` so a factory may
+live beside it; they must stay inside that folder (``..`` and links out of it are refused), so a
+model file cannot make the server read and serve another file's lines. An absolute path is
+accepted only when the file says ``allow_absolute_paths = true`` at its top.
 """
 
 from __future__ import annotations
 
 import importlib
+import pickle
+import re
 import sys
 import tomllib
 from collections.abc import Callable
@@ -30,10 +37,23 @@ from .spec import InputSpec, LayerInfo, ModelSpec, Stream
 MAX_MODELS = 64
 MAX_CLASSES = 100_000
 MAX_FILE_BYTES = 1 << 20
+MAX_LABELS_BYTES = 8 << 20
+MAX_MESSAGE_CHARS = 600
+UNSAFE_GLOBAL = re.compile(r"unsupported GLOBAL (\S+)|Unsupported global: GLOBAL (\S+)", re.IGNORECASE)
 
 
 class ModelFileError(ValueError):
-    """A model file that cannot be used; the message names the file, the model and the fix."""
+    """A model file that cannot be used; the message names the file, the model and the fix.
+
+    The message is always one line (whitespace folded, at most ``MAX_MESSAGE_CHARS``): it is
+    what ``stlens serve`` prints before it exits 2.
+    """
+
+    def __init__(self, message: str):
+        line = " ".join(str(message).split())
+        if len(line) > MAX_MESSAGE_CHARS:
+            line = line[: MAX_MESSAGE_CHARS - 3] + "..."
+        super().__init__(line)
 
 
 class StreamPrefixes(BaseModel):
@@ -66,6 +86,9 @@ class ModelFileModel(BaseModel):
 class ModelFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    allow_absolute_paths: bool = Field(
+        default=False, description="accept absolute checkpoint and labels paths (relative ones stay inside the folder)"
+    )
     models: list[ModelFileModel] = Field(min_length=1, max_length=MAX_MODELS)
 
 
@@ -95,25 +118,74 @@ def build_module(factory: str, factory_kwargs: dict[str, Any], checkpoint: Path 
     if not isinstance(module, nn.Module):
         raise ModelFileError(f"factory {factory!r} returned a {type(module).__name__}, not a torch.nn.Module")
     if checkpoint is not None:
+        state = read_checkpoint(checkpoint)
         try:
-            state = load_state_dict(checkpoint)
             module.load_state_dict(state, strict=True)
-        except (RuntimeError, ValueError, OSError) as exc:
+        except (RuntimeError, ValueError) as exc:
             raise ModelFileError(
                 f"checkpoint {checkpoint} does not match the module built by {factory!r}: {exc}"
             ) from exc
     return module
 
 
-def _resolve(base: Path, relative: str, what: str) -> Path:
-    path = (base / relative).resolve()
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's state dict; whatever the file holds instead (pickled code, text, a torn
+    archive, nothing) is a ModelFileError that says what was found."""
+    try:
+        return load_state_dict(path)
+    except pickle.UnpicklingError as exc:
+        found = UNSAFE_GLOBAL.search(str(exc))
+        what = f"refers to {next(g for g in found.groups() if g)}" if found else "holds pickled objects"
+        raise ModelFileError(
+            f"checkpoint {path} {what}, not only tensors: torch.load(weights_only=True) refused it; "
+            "save a state dict (torch.save(module.state_dict(), path))"
+        ) from None
+    except OSError as exc:
+        raise ModelFileError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from None
+    except Exception as exc:  # any other failure of torch.load means the file is not a checkpoint
+        reason = str(exc).split("\n", 1)[0] or type(exc).__name__
+        raise ModelFileError(
+            f"checkpoint {path} is not a torch state dict file ({type(exc).__name__}: {reason}); "
+            "save one with torch.save(module.state_dict(), path)"
+        ) from None
+
+
+def resolve_path(base: Path, given: str, what: str, *, allow_absolute: bool) -> Path:
+    """``given`` (relative to the model file's folder ``base``) as an existing file inside ``base``,
+    or an absolute path where the file allows them; links are followed before the check."""
+    if "\0" in given:
+        raise ModelFileError(f"{what} path {given!r} holds a NUL character")
+    written = Path(given)
+    if written.is_absolute():
+        if not allow_absolute:
+            raise ModelFileError(
+                f"{what} path {given!r} is absolute; write it relative to the model file's folder, "
+                "or set allow_absolute_paths = true at the top of the model file"
+            )
+        path = written.resolve()
+    else:
+        folder = base.resolve()
+        path = (folder / written).resolve()
+        if not path.is_relative_to(folder):
+            raise ModelFileError(
+                f"{what} path {given!r} leads outside the model file's folder {folder} ({path}); "
+                "paths stay inside it unless they are absolute and allow_absolute_paths = true"
+            )
     if not path.is_file():
         raise ModelFileError(f"{what} file {path} does not exist (paths are relative to the model file)")
     return path
 
 
 def _read_labels(path: Path) -> tuple[str, ...]:
-    labels = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if path.stat().st_size > MAX_LABELS_BYTES:
+        raise ModelFileError(f"labels file {path} is over {MAX_LABELS_BYTES} bytes")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelFileError(f"labels file {path} is not UTF-8 text (one class name a line)") from None
+    except OSError as exc:
+        raise ModelFileError(f"labels file {path} cannot be read: {exc.strerror or exc}") from None
+    labels = tuple(line.strip() for line in text.splitlines() if line.strip())
     if not labels or len(labels) > MAX_CLASSES:
         raise ModelFileError(f"labels file {path} must hold 1 to {MAX_CLASSES} class names, one a line")
     return labels
@@ -141,16 +213,17 @@ def check_stream_prefixes(layers: list[LayerInfo], prefixes: StreamPrefixes) -> 
                 )
 
 
-def _entry(model: ModelFileModel, base: Path) -> ModelEntry:
-    checkpoint = _resolve(base, model.checkpoint, "checkpoint") if model.checkpoint else None
-    labels = _read_labels(_resolve(base, model.labels, "labels")) if model.labels else None
+def _entry(model: ModelFileModel, base: Path, allow_absolute: bool) -> ModelEntry:
+    resolve = partial(resolve_path, base, allow_absolute=allow_absolute)
+    checkpoint = resolve(model.checkpoint, "checkpoint") if model.checkpoint else None
+    labels = _read_labels(resolve(model.labels, "labels")) if model.labels else None
     if labels and model.num_classes is not None and model.num_classes != len(labels):
         raise ModelFileError(f"num_classes is {model.num_classes} but the labels file has {len(labels)} names")
     build = partial(build_module, model.factory, model.factory_kwargs, checkpoint)
     module = build().eval()
     try:
         num_classes = len(labels) if labels else model.num_classes or _count_classes(module, model.inputs)
-    except (RuntimeError, ValueError, TypeError) as exc:
+    except Exception as exc:  # the module's forward is the user's code: any failure is reported as theirs
         raise ModelFileError(f"the module does not run on the declared inputs: {exc}") from exc
     spec = ModelSpec(
         id=model.id,
@@ -160,7 +233,7 @@ def _entry(model: ModelFileModel, base: Path) -> ModelEntry:
     )
     try:
         layers = discover_layers(module, spec)
-    except (RuntimeError, ValueError, TypeError) as exc:
+    except Exception as exc:  # likewise
         raise ModelFileError(f"a dry run at the declared input sizes failed: {exc}") from exc
     check_stream_prefixes(layers, model.streams)
     return ModelEntry(spec=spec, build=build, description=model.description)
@@ -175,6 +248,10 @@ def load_model_file(path: Path | str) -> list[ModelEntry]:
         raise ModelFileError(f"model file {path} is over {MAX_FILE_BYTES} bytes")
     try:
         parsed = ModelFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ModelFileError(f"model file {path} cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ModelFileError(f"{path}: not valid TOML: {exc}") from exc
     except ValidationError as exc:
@@ -186,7 +263,7 @@ def load_model_file(path: Path | str) -> list[ModelEntry]:
         if any(e.spec.id == model.id for e in entries):
             raise ModelFileError(f"{path}: two models share the id {model.id!r}")
         try:
-            entries.append(_entry(model, path.parent))
+            entries.append(_entry(model, path.parent, parsed.allow_absolute_paths))
         except ModelFileError as exc:
             raise ModelFileError(f"{path}: model {index + 1} ({model.id!r}): {exc}") from exc
         except ValidationError as exc:
