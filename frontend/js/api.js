@@ -1,22 +1,51 @@
-// The server's HTTP and WebSocket API (see CONTRACT.md): one function per call.
+// The server's HTTP and WebSocket API (see CONTRACT.md and docs/api.md): every URL the pages ask the
+// server for is written here, one function per call, and every error the server sends becomes an
+// Error whose message is its `detail`, in one format.
 
-/** GET a JSON document; throws an Error carrying the server's `detail` on a non-2xx answer. */
-export async function getJSON(path) {
-  const response = await fetch(path, { headers: { Accept: 'application/json' } });
+/** The message of an error answer's `detail` (a sentence, or FastAPI's list of field errors). */
+export function errorMessage(detail, fallback = 'the server reported an error') {
+  if (detail === undefined || detail === null || detail === '') return fallback;
+  return typeof detail === 'string' ? detail : JSON.stringify(detail);
+}
+
+/** Read a response as JSON; throws an Error carrying the server's `detail` on a non-2xx answer. */
+async function answer(response) {
   if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
-    throw new Error(typeof detail === 'string' ? detail : JSON.stringify(detail));
+    let detail;
+    try { detail = (await response.json()).detail; } catch { /* not JSON */ }
+    throw new Error(errorMessage(detail, response.statusText));
   }
   return response.json();
 }
 
+/** GET a JSON document: a path of the API, or a URL the server handed out (e.g. a result's medium). */
+export async function getJSON(path) {
+  return answer(await fetch(path, { headers: { Accept: 'application/json' } }));
+}
+
+async function postForm(path, form) {
+  return answer(await fetch(path, { method: 'POST', body: form, headers: { Accept: 'application/json' } }));
+}
+
+const segment = encodeURIComponent;
+const query = (params) => new URLSearchParams(Object.entries(params).map(([key, value]) => [key, String(value)]));
+
 export const health = () => getJSON('/api/health');
 export const listModels = () => getJSON('/api/models');
-export const describeModel = (id) => getJSON(`/api/models/${encodeURIComponent(id)}`);
-export const modelPace = (id) => getJSON(`/api/models/${encodeURIComponent(id)}/pace`);
-export const getVisualization = (id) => getJSON(`/api/visualizations/${encodeURIComponent(id)}`);
-export const inputsUrl = (id) => `/api/visualizations/${encodeURIComponent(id)}/inputs.npz`;
+export const describeModel = (id) => getJSON(`/api/models/${segment(id)}`);
+export const modelPace = (id) => getJSON(`/api/models/${segment(id)}/pace`);
+export const getVisualization = (id) => getJSON(`/api/visualizations/${segment(id)}`);
+export const inputsUrl = (id) => `/api/visualizations/${segment(id)}/inputs.npz`;
+/** The server's OpenAPI document (the settings panel is built from its schemas). */
+export const openApi = () => getJSON('/openapi.json');
+/** A presentation tour, a static file: {title, stops}. */
+export const getTour = (name) => getJSON(`/static/tours/${segment(name)}.json`);
+/** A unit's top dataset clips (models of the synthetic world). */
+export const unitExamples = (model, layer, unit, k) => getJSON(`/api/examples?${query({ model, layer, unit, k })}`);
+export const explainSamples = () => getJSON('/api/explain/samples');
+/** Explain a video: `form` holds model, layer?, target?, and a file or a sample name. */
+export const explain = (form) => postForm('/api/explain', form);
+export const insights = () => getJSON('/api/insights');
 
 /**
  * Send `body` as the one message of a WebSocket conversation at `path` (see CONTRACT.md); every
@@ -45,7 +74,7 @@ function converse(path, body, onMessage, signal) {
     socket.addEventListener('message', (event) => {
       const message = JSON.parse(event.data);
       if (message.type === 'done') finish(resolve, message);
-      else if (message.type === 'error') finish(reject, new Error(message.detail ?? 'the server reported an error'));
+      else if (message.type === 'error') finish(reject, new Error(errorMessage(message.detail)));
       else onMessage(message);
     });
     socket.addEventListener('close', () => finish(reject, new Error('the connection to the server closed early')));

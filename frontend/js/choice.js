@@ -14,12 +14,12 @@ export class ChoiceForm extends EventTarget {
   constructor(form) {
     super();
     this.form = form;
-    this.modelSelect = form.querySelector('#model');
-    this.layerSelect = form.querySelector('#layer');
-    this.unitInput = form.querySelector('#unit');
-    this.unitSlider = form.querySelector('#unit-slider');
-    this.unitRange = form.querySelector('#unit-range');
-    this.unitLabel = form.querySelector('#unit-label');
+    this.modelSelect = form.elements.model;
+    this.layerSelect = form.elements.layer;
+    this.unitInput = form.elements.unit;
+    this.unitSlider = form.querySelector('.unit-slider');
+    this.unitRange = form.querySelector('.unit-range');
+    this.unitLabel = form.querySelector('.unit-label');
     this.models = new Map(); // id -> full description (GET /api/models/{id}), loaded on demand
 
     this.modelSelect.addEventListener('change', () => this._changed(this.setModel(this.modelSelect.value)));

@@ -1,22 +1,18 @@
 // The Explain page: upload a video or pick a sample, then show the prediction per stream and fused,
 // the space-time Grad-CAM strips and the layer's most active units, linked to their visualisations.
-import { describeModel, getJSON, listModels } from './api.js';
-import { element, unitLink } from './unit-link.js';
+import * as api from './api.js';
+import { element, fillSelect } from './dom.js';
+import { percent } from './format.js';
 import { showExamples } from './unit-examples.js';
+import { unitLink } from './unit-link.js';
 
 const $ = (id) => document.getElementById(id);
 
-function fill(select, options, keepFirst = false) {
-  if (!keepFirst) select.replaceChildren();
-  else select.replaceChildren(select.options[0]);
-  for (const [value, label] of options) select.append(new Option(label, value));
-}
-
 async function chooseModel(id) {
-  const model = await describeModel(id);
-  fill($('target'), model.labels.map((label, i) => [String(i), label]), true);
-  fill($('layer'), model.layers.map((l) => [l.id, `${l.id} (${l.stream}, ${l.units})`]));
-  const fusion = model.layers.slice(0, -1).filter((l) => l.stream === 'fusion');
+  const model = await api.describeModel(id);
+  fillSelect($('target'), model.labels.map((label, index) => [String(index), label]), true);
+  fillSelect($('layer'), model.layers.map((layer) => [layer.id, `${layer.id} (${layer.stream}, ${layer.units})`]));
+  const fusion = model.layers.slice(0, -1).filter((layer) => layer.stream === 'fusion');
   $('layer').value = (fusion.at(-1) ?? model.layers.at(-1)).id;
 }
 
@@ -27,7 +23,7 @@ function showPrediction(top) {
     const column = element('div', '', 'prediction-source');
     column.append(element('h3', source === 'fused' ? 'fused' : `${source} alone`));
     const list = element('ol');
-    for (const s of scores) list.append(element('li', `${s.label} ${(100 * s.probability).toFixed(1)}%`));
+    for (const score of scores) list.append(element('li', `${score.label} ${percent(score.probability)}`));
     column.append(list);
     box.append(column);
   }
@@ -57,14 +53,14 @@ function showResult(body) {
   $('units-layer').textContent = body.layer;
   const units = $('units');
   units.replaceChildren();
-  for (const u of body.units) {
+  for (const top of body.units) {
     const item = element('li');
     const more = element('button', 'dataset examples', 'secondary');
     more.type = 'button';
     const examples = element('div', '', 'examples-out');
-    more.addEventListener('click', () => showExamples(examples, body.model, body.layer, u.unit)
-      .catch((err) => examples.replaceChildren(element('p', `Error: ${err.message}`))));
-    item.append(unitLink(body.model, body.layer, u.unit, `unit ${u.unit}`), ` activation ${u.activation.toFixed(3)} `, more, examples);
+    more.addEventListener('click', () => showExamples(examples, body.model, body.layer, top.unit)
+      .catch((error) => examples.replaceChildren(element('p', `Error: ${error.message}`))));
+    item.append(unitLink(body.model, body.layer, top.unit, `unit ${top.unit}`), ` activation ${top.activation.toFixed(3)} `, more, examples);
     units.append(item);
   }
   $('result').hidden = false;
@@ -81,32 +77,27 @@ async function submit(event) {
   else if ($('sample').value) form.set('sample', $('sample').value);
   else { $('status').textContent = 'Choose a video or a sample.'; return; }
   $('status').textContent = 'Explaining…';
-  const response = await fetch('/api/explain', { method: 'POST', body: form });
-  const body = await response.json();
-  if (!response.ok) {
-    $('status').textContent = `Error: ${typeof body.detail === 'string' ? body.detail : JSON.stringify(body.detail)}`;
-    return;
-  }
+  const body = await api.explain(form);
   $('status').textContent = '';
   showResult(body);
 }
 
 async function start() {
-  const [models, samples] = await Promise.all([listModels(), getJSON('/api/explain/samples')]);
-  fill($('model'), models.map((m) => [m.id, m.title]));
-  fill($('sample'), samples.map((s) => [s, s]), true);
+  const [models, samples] = await Promise.all([api.listModels(), api.explainSamples()]);
+  fillSelect($('model'), models.map((model) => [model.id, model.title]));
+  fillSelect($('sample'), samples.map((sample) => [sample, sample]), true);
   $('sample').value = samples[0] ?? '';
   $('model').addEventListener('change', () => chooseModel($('model').value));
-  $('explain-form').addEventListener('submit', (e) => submit(e).catch((err) => { $('status').textContent = `Error: ${err.message}`; }));
+  $('explain-form').addEventListener('submit', (event) => submit(event).catch((error) => { $('status').textContent = `Error: ${error.message}`; }));
   // `/explain?model=&sample=&target=` (links from the Insights page) preselects and runs at once
   const query = new URLSearchParams(location.search);
-  if (models.some((m) => m.id === query.get('model'))) $('model').value = query.get('model');
+  if (models.some((model) => model.id === query.get('model'))) $('model').value = query.get('model');
   await chooseModel($('model').value);
   if (samples.includes(query.get('sample'))) {
     $('sample').value = query.get('sample');
-    if ([...$('target').options].some((o) => o.value === query.get('target'))) $('target').value = query.get('target');
+    if ([...$('target').options].some((option) => option.value === query.get('target'))) $('target').value = query.get('target');
     $('explain-form').requestSubmit();
   }
 }
 
-start().catch((err) => { $('status').textContent = `Error: ${err.message}`; });
+start().catch((error) => { $('status').textContent = `Error: ${error.message}`; });

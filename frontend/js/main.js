@@ -4,6 +4,7 @@
 import * as api from './api.js';
 import { Atlas, layerKey } from './atlas.js';
 import { ChoiceForm } from './choice.js';
+import { duration, seconds } from './format.js';
 import { CODINGS } from './media.js';
 import { PinBoard } from './pins.js';
 import { Presentation } from './presentation.js';
@@ -19,7 +20,7 @@ const BUILTIN_TOUR = 'builtin';
 const HEALTH_EVERY_MS = 15_000;
 
 const timeline = new Timeline();
-const view = new ResultView(document, timeline);
+const view = new ResultView(document.querySelector('.stage'), timeline);
 const choice = new ChoiceForm(document.querySelector('#choice'));
 const describe = (modelId) => choice.describe(modelId);
 const settings = new SettingsPanel(document.querySelector('#settings'));
@@ -188,16 +189,6 @@ async function present(name = BUILTIN_TOUR, stop = 0) {
   }
 }
 
-function seconds(ms) {
-  return `${(ms / 1000).toFixed(1)} s`;
-}
-
-/** A rough time to go: whole seconds, or minutes and seconds past a minute. */
-function duration(ms) {
-  const total = Math.max(1, Math.round(ms / 1000));
-  return total < 60 ? `${total} s` : `${Math.floor(total / 60)} min ${total % 60} s`;
-}
-
 async function showHealth() {
   const badge = document.querySelector('#health');
   try {
@@ -211,7 +202,7 @@ async function showHealth() {
 }
 
 function bindPage() {
-  bindTransport(document, timeline);
+  bindTransport(document.querySelector('.transport'), timeline);
   const shortcuts = document.querySelector('#shortcuts');
   const showShortcuts = () => shortcuts.open || shortcuts.showModal();
   bindKeys(timeline, { p: pinShown, t: () => present(), '?': showShortcuts });

@@ -5,7 +5,8 @@
 import * as api from './api.js';
 import { ClipCard } from './clip-card.js';
 import { resultStrips } from './media.js';
-import { formatNumber } from './result-view.js';
+import { formatNumber } from './format.js';
+import { visualizationAddress } from './urlstate.js';
 
 const STORAGE_KEY = 'stlens.pins';
 const MAX_PINS = 12;
@@ -40,7 +41,7 @@ export class PinBoard extends EventTarget {
     this.describe = describe;
     this.cards = new Map(); // id -> ClipCard
     this.requests = new Map(); // id -> its request, once known
-    root.querySelector('#pins-clear').addEventListener('click', () => {
+    root.querySelector('.pins-clear').addEventListener('click', () => {
       for (const id of this.ids()) this.remove(id);
     });
   }
@@ -75,7 +76,7 @@ export class PinBoard extends EventTarget {
     card.element.dataset.id = id;
     card.element.classList.add('wide');
     const link = card.addAction(document.createElement('a'));
-    link.href = `/v/${encodeURIComponent(id)}`;
+    link.href = visualizationAddress(id);
     link.textContent = 'open';
     link.title = 'Open (share link)';
     const unpin = card.addAction(document.createElement('button'));

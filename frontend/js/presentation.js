@@ -13,7 +13,7 @@ const PREVIOUS_KEYS = new Set(['ArrowLeft', 'PageUp']);
 
 export async function loadTour(name) {
   if (!TOUR_NAME.test(name)) throw new Error(`not a tour name: ${name}`);
-  const tour = await api.getJSON(`/static/tours/${name}.json`);
+  const tour = await api.getTour(name);
   if (!Array.isArray(tour.stops) || !tour.stops.length) throw new Error(`the tour ${name} has no stops`);
   return tour;
 }

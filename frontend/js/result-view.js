@@ -1,6 +1,7 @@
 // The stage: progress, the appearance and motion clips (live previews, then the result), share link.
 
 import { getJSON, inputsUrl } from './api.js';
+import { formatNumber } from './format.js';
 import { CODINGS, previewStrips, resultStrips, STREAMS } from './media.js';
 import { StripPlayer } from './strip-player.js';
 
@@ -11,27 +12,29 @@ const CODING_CAPTIONS = {
 };
 
 export class ResultView extends EventTarget {
+  /** @param {Element} root  the stage: status line, the two viewers, the share panel */
   constructor(root, timeline) {
     super();
     this.timeline = timeline;
     this.coding = CODINGS[0];
     this.shown = null; // {visualization, model} of the finished result on screen
     this.rimPx = null; // the flow magnitude shown at full scale in the result's codings (px), when known
+    const part = (selector) => root.querySelector(selector);
     this.codingInputs = [...root.querySelectorAll('input[name="coding"]')];
-    this.codingCaption = root.querySelector('#coding-caption');
-    this.legend = root.querySelector('#flow-legend');
-    this.exports = root.querySelector('#exports');
-    this.statusText = root.querySelector('#status-text');
-    this.objective = root.querySelector('#objective');
-    this.progress = root.querySelector('#progress');
-    this.empty = root.querySelector('#empty');
-    this.share = root.querySelector('#share');
-    this.shareInput = root.querySelector('#share-url');
+    this.codingCaption = part('.coding-caption');
+    this.legend = part('.flow-legend');
+    this.exports = part('.exports');
+    this.statusText = part('.status-text');
+    this.objective = part('.objective');
+    this.progress = part('.progress');
+    this.empty = part('.empty');
+    this.share = part('.share');
+    this.shareInput = part('.share-url');
     this.viewers = Object.fromEntries(STREAMS.map((stream) => {
-      const figure = root.querySelector(`#viewer-${stream}`);
+      const figure = part(`.viewer[data-stream="${stream}"]`);
       return [stream, { figure, player: new StripPlayer(figure.querySelector('canvas'), timeline) }];
     }));
-    root.querySelector('#copy').addEventListener('click', () => this._copyShare());
+    part('.copy').addEventListener('click', () => this._copyShare());
     for (const input of this.codingInputs) {
       input.addEventListener('change', () => {
         this.setCoding(input.value);
@@ -159,9 +162,4 @@ export class ResultView extends EventTarget {
       this.setStatus('Select the link and copy it (the browser refused clipboard access).', 'error');
     }
   }
-}
-
-export function formatNumber(value) {
-  if (typeof value !== 'number' || !Number.isFinite(value)) return '–';
-  return Math.abs(value) >= 1000 || (Math.abs(value) < 0.01 && value !== 0) ? value.toExponential(2) : value.toFixed(3);
 }

@@ -2,7 +2,7 @@
 // document), so every setting gets a control with the server's defaults and bounds.
 // Temporal weights get a logarithmic fast <-> slow slider.
 
-import { getJSON } from './api.js';
+import { openApi } from './api.js';
 
 const SCHEMA_NAME = 'VisualizationSettings';
 const LABELS = {
@@ -21,7 +21,7 @@ export class SettingsPanel extends EventTarget {
     this.root = root;
     this.body = root.querySelector('.settings-body');
     this.fields = []; // {key, path, schema, input, slider?}
-    root.querySelector('#settings-reset').addEventListener('click', () => {
+    root.querySelector('.settings-reset').addEventListener('click', () => {
       this.setValues({});
       this._changed();
     });
@@ -31,7 +31,7 @@ export class SettingsPanel extends EventTarget {
   async load() {
     let schemas;
     try {
-      schemas = (await getJSON('/openapi.json')).components?.schemas ?? {};
+      schemas = (await openApi()).components?.schemas ?? {};
     } catch {
       schemas = {};
     }

@@ -1,10 +1,11 @@
 // Playback controls for a timeline: play/pause, previous/next frame, scrubber, frame counter, fps.
 
+/** Bind the controls inside `root` (the transport bar) to `timeline`. */
 export function bindTransport(root, timeline) {
-  const play = root.querySelector('#play');
-  const scrub = root.querySelector('#scrub');
-  const label = root.querySelector('#frame-label');
-  const fps = root.querySelector('#fps');
+  const play = root.querySelector('.play');
+  const scrub = root.querySelector('.scrub');
+  const label = root.querySelector('.frame-label');
+  const fps = root.querySelector('.fps-select');
 
   const render = () => {
     play.textContent = timeline.playing ? '❚❚' : '►';
@@ -17,8 +18,8 @@ export function bindTransport(root, timeline) {
   timeline.addEventListener('state', render);
 
   play.addEventListener('click', () => timeline.toggle());
-  root.querySelector('#prev').addEventListener('click', () => timeline.step(-1));
-  root.querySelector('#next').addEventListener('click', () => timeline.step(1));
+  root.querySelector('.prev').addEventListener('click', () => timeline.step(-1));
+  root.querySelector('.next').addEventListener('click', () => timeline.step(1));
   scrub.addEventListener('input', () => {
     timeline.pause();
     timeline.seek(Number(scrub.value));

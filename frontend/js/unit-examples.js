@@ -1,25 +1,26 @@
 // A unit's dataset examples (GET /api/examples): its top test clips, the peak boxed, next to a link
 // to the unit's visualisation.
-import { getJSON } from './api.js';
-import { element, unitLink } from './unit-link.js';
+import { unitExamples } from './api.js';
+import { element } from './dom.js';
+import { unitLink } from './unit-link.js';
 
 /** Fill `container` with the examples of one unit (replacing what it showed). */
 export async function showExamples(container, model, layer, unit, k = 4) {
   container.replaceChildren(element('p', 'finding the top clips…', 'hint'));
-  const body = await getJSON(`/api/examples?${new URLSearchParams({ model, layer, unit: String(unit), k: String(k) })}`);
+  const body = await unitExamples(model, layer, unit, k);
   const head = element('p');
   head.append(unitLink(model, layer, unit, `visualise ${layer} #${unit}`),
     ` · its top ${body.examples.length} of ${body.clips} test clips (peak boxed):`);
   container.replaceChildren(head);
-  for (const e of body.examples) {
+  for (const example of body.examples) {
     const figure = element('figure', '', 'unit-example');
     for (const stream of ['appearance', 'motion']) {
       const img = element('img');
-      img.src = e[stream];
-      img.alt = `clip ${e.clip} ${stream}`;
+      img.src = example[stream];
+      img.alt = `clip ${example.clip} ${stream}`;
       figure.append(img);
     }
-    figure.append(element('figcaption', `clip ${e.clip} (${e.label}), peak ${e.activation.toFixed(3)}`));
+    figure.append(element('figcaption', `clip ${example.clip} (${example.label}), peak ${example.activation.toFixed(3)}`));
     container.append(figure);
   }
 }

@@ -16,11 +16,26 @@ export function readLocation(loc = location) {
   };
 }
 
-/** Show a choice in the address: model, layer, unit, then `extra` entries (the changed settings). */
-export function writeChoice({ model, layer, unit }, extra = []) {
+/** The address of a choice: model, layer, unit, then `extra` entries (the changed settings). */
+export function choiceAddress({ model, layer, unit }, extra = []) {
   const params = new URLSearchParams({ model, layer, unit: String(unit) });
   for (const [key, value] of extra) params.set(key, value);
-  history.replaceState(null, '', `/?${params}`);
+  return `/?${params}`;
+}
+
+/** Show a choice in the address (see choiceAddress). */
+export function writeChoice(choice, extra = []) {
+  history.replaceState(null, '', choiceAddress(choice, extra));
+}
+
+/** The share link of a visualisation known by its id only. */
+export function visualizationAddress(id) {
+  return `/v/${encodeURIComponent(id)}`;
+}
+
+/** The Explain page preset to a model, a sample and a target class (it runs at once). */
+export function explainAddress({ model, sample, target }) {
+  return `/explain?${new URLSearchParams({ model, sample, target: String(target) })}`;
 }
 
 /** The share link `sharePath` (the server's `/v/{id}?<request>`) with `extra` entries (how it is viewed). */

@@ -56,11 +56,11 @@ def test_atlas_fills_in_and_opens_a_unit(dashboard, open_tab):
     tab.screenshot("atlas")
 
     page.click(".atlas-grid .card[data-unit='3'] .card-actions button")
-    vid = wait_for_result(page)
+    visualization_id = wait_for_result(page)
     expect(page.locator("#status-text")).to_contain_text("From the cache")
     assert page.input_value("#unit") == "3"
     assert (
-        tab.socket_messages[-1]["id"] == vid
+        tab.socket_messages[-1]["id"] == visualization_id
         and tab.socket_messages[-1]["request"]["unit"] == 3
     )
 

@@ -40,7 +40,7 @@ def test_every_export_downloads_and_opens(dashboard, open_tab, tmp_path):
     wait_for_choices(page)
     pick(page, first_layer_of(page, "fusion"), unit=6)
     page.click("#visualise")
-    vid = wait_for_result(page)
+    visualization_id = wait_for_result(page)
     names = page.locator("#exports a").all_inner_texts()
     assert {"appearance.gif", "appearance.mp4", "appearance.png", "motion.gif", "motion.mp4", "inputs.npz"} <= set(names)
     share_url = page.url
@@ -53,7 +53,7 @@ def test_every_export_downloads_and_opens(dashboard, open_tab, tmp_path):
             with downloader.expect_download() as started:
                 downloader.click(f"#exports a:text-is('{name}')")
             download = started.value
-            assert download.suggested_filename == f"{vid}-{name}"
+            assert download.suggested_filename == f"{visualization_id}-{name}"
             saved = tmp_path / download.suggested_filename
             download.save_as(saved)
             opens(saved, name)

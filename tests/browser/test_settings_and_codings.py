@@ -54,7 +54,7 @@ def test_every_setting_has_a_control_and_travels_with_the_link(dashboard, open_t
     tab.screenshot("settings-panel")
 
     page.click("#visualise")
-    vid = wait_for_result(page)
+    visualization_id = wait_for_result(page)
     settings = tab.socket_messages[-1]["request"]["settings"]
     assert (
         settings["weights"]["tv_time"]["motion"] == 100 and settings["param"] == "pixel"
@@ -67,7 +67,7 @@ def test_every_setting_has_a_control_and_travels_with_the_link(dashboard, open_t
     expect(page).not_to_have_url(re.compile("param="))
 
     shared = open_tab()
-    shared.page.goto(f"{dashboard}/v/{vid}")
+    shared.page.goto(f"{dashboard}/v/{visualization_id}")
     wait_for_result(shared.page)
     expect(shared.page.locator("#setting-weights-tv_time-motion")).to_have_value("100")
     expect(shared.page.locator("#setting-param")).to_have_value("pixel")
@@ -84,14 +84,14 @@ def test_flow_codings_and_exports(dashboard, open_tab):
     wait_for_choices(page)
     pick(page, first_layer_of(page, "fusion"), unit=5)
     page.click("#visualise")
-    vid = wait_for_result(page)
+    visualization_id = wait_for_result(page)
     page.locator("body").press(" ")  # pause, so only the coding changes the picture
     legend = page.locator("#flow-legend")
     expect(legend).to_be_visible()
     direction = motion_pixels(page)
 
     page.click("#viewer-motion label:has-text('Components')")
-    expect(page).to_have_url(re.compile(rf"/v/{vid}\?model=.*&coding=components$"))
+    expect(page).to_have_url(re.compile(rf"/v/{visualization_id}\?model=.*&coding=components$"))
     expect(legend).to_be_hidden()
     page.wait_for_function(
         "d => document.querySelector('#viewer-motion canvas').toDataURL() !== d",
@@ -99,7 +99,7 @@ def test_flow_codings_and_exports(dashboard, open_tab):
     )
     page.click("#viewer-motion label:has-text('Arrows')")
     expect(page.locator("#share-url")).to_have_value(
-        re.compile(rf"^{re.escape(dashboard)}/v/{vid}\?model=.*&coding=arrows$")
+        re.compile(rf"^{re.escape(dashboard)}/v/{visualization_id}\?model=.*&coding=arrows$")
     )
     assert canvas_is_drawn(page, "#viewer-motion canvas")
     tab.screenshot("flow-arrows")
@@ -118,7 +118,7 @@ def test_flow_codings_and_exports(dashboard, open_tab):
         assert response.ok and len(response.body()) > 0, href
 
     again = open_tab()
-    again.page.goto(f"{dashboard}/v/{vid}?coding=arrows")
+    again.page.goto(f"{dashboard}/v/{visualization_id}?coding=arrows")
     wait_for_result(again.page)
     expect(again.page.locator("#viewer-motion input[value=arrows]")).to_be_checked()
     expect(again.page.locator("#flow-legend")).to_be_hidden()
@@ -131,8 +131,8 @@ def test_flow_caption_and_legend_state_the_full_scale(dashboard, open_tab):
     wait_for_choices(page)
     pick(page, first_layer_of(page, "motion"), unit=3)
     page.click("#visualise")
-    vid = wait_for_result(page)
-    rim = page.request.get(f"{dashboard}/api/visualizations/{vid}/media/flow-legend.json").json()["rim_px"]
+    visualization_id = wait_for_result(page)
+    rim = page.request.get(f"{dashboard}/api/visualizations/{visualization_id}/media/flow-legend.json").json()["rim_px"]
     expect(page.locator("#coding-caption")).to_contain_text(f"full scale {float(f'{rim:.3g}'):g} px")
     expect(page.locator("#flow-legend")).to_be_visible()
     tab.screenshot("flow-legend-scale")

@@ -35,7 +35,7 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
     tab.screenshot("unit-view-picked")
 
     page.click("#visualise")
-    vid = wait_for_result(page)
+    visualization_id = wait_for_result(page)
     tab.screenshot("unit-view-result")
 
     types = tab.message_types()
@@ -55,16 +55,16 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
     assert canvas_is_drawn(page, "#viewer-appearance canvas")
     assert canvas_is_drawn(page, "#viewer-motion canvas")
     share_url = page.input_value("#share-url")
-    assert share_url.startswith(f"{dashboard}/v/{vid}?model=")  # it carries the request
+    assert share_url.startswith(f"{dashboard}/v/{visualization_id}?model=")  # it carries the request
     # beside the result: the synthetic-world clips that drive the unit most (issue 7)
     expect(page.locator("#examples .unit-example").first).to_be_visible(timeout=60_000)
     tab.screenshot("unit-view-examples")
 
     fresh = open_tab(390, 844)  # a fresh browser at phone width
-    with fresh.page.expect_response(f"**/api/visualizations/{vid}") as first_get:
+    with fresh.page.expect_response(f"**/api/visualizations/{visualization_id}") as first_get:
         fresh.page.goto(share_url)
     assert first_get.value.json()["status"] == "done"
-    assert wait_for_result(fresh.page) == vid
+    assert wait_for_result(fresh.page) == visualization_id
     expect(fresh.page.locator("#status-text")).to_contain_text("From the cache")
     assert fresh.socket_messages == []  # nothing recomputed, no live run opened
     assert canvas_is_drawn(fresh.page, "#viewer-motion canvas")
@@ -84,11 +84,11 @@ def test_choice_address_reopens_the_cached_result_without_progress(dashboard, op
     pick(first.page, layer, unit=2)
     choice_url = first.page.url
     first.page.click("#visualise")
-    vid = wait_for_result(first.page)
+    visualization_id = wait_for_result(first.page)
 
     again = open_tab()
     again.page.goto(choice_url)  # the address of the choice, not the share link
-    assert wait_for_result(again.page) == vid
+    assert wait_for_result(again.page) == visualization_id
     assert again.message_types() == ["accepted", "done"]
     expect(
         again.page.locator("#viewer-appearance")

@@ -3,10 +3,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { errorMessage } from '../../../frontend/js/api.js';
+import { duration, formatNumber, percent, seconds } from '../../../frontend/js/format.js';
 import { previewStrips, resultStrips } from '../../../frontend/js/media.js';
 import { decodePin, encodePin } from '../../../frontend/js/pins.js';
 import { sweepColumns, sweptTemporalWeights } from '../../../frontend/js/sweep.js';
-import { readLocation, shareAddress } from '../../../frontend/js/urlstate.js';
+import { choiceAddress, explainAddress, readLocation, shareAddress, visualizationAddress } from '../../../frontend/js/urlstate.js';
 
 test('temporal weights scale by the factor, stay in bounds, and a zero weight takes the factor', () => {
   assert.deepEqual(sweptTemporalWeights({ appearance: 2, motion: 50 }, 100), { appearance: 200, motion: 1000 });
@@ -63,4 +65,29 @@ test('a pin carries its request through the address, and an id alone still reads
   assert.deepEqual(decodePin(token), { id: '0123abcd', request });
   assert.deepEqual(decodePin('0123abcd'), { id: '0123abcd', request: null });
   assert.deepEqual(decodePin('0123abcd.%%%'), { id: '0123abcd', request: null });
+});
+
+test('numbers and durations read the same on every page', () => {
+  assert.equal(formatNumber(0.2071), '0.207');
+  assert.equal(formatNumber(0.0067), '6.70e-3');
+  assert.equal(formatNumber(12345), '1.23e+4');
+  assert.equal(formatNumber(0), '0.000');
+  assert.equal(formatNumber(Number.NaN), '–');
+  assert.equal(seconds(3712), '3.7 s');
+  assert.equal(duration(400), '1 s');
+  assert.equal(duration(75_000), '1 min 15 s');
+  assert.equal(percent(0.6314), '63.1%');
+});
+
+test("an error answer's detail reads as one message, a sentence or the field errors", () => {
+  assert.equal(errorMessage('unknown model'), 'unknown model');
+  assert.equal(errorMessage([{ loc: ['unit'], msg: 'too big' }]), '[{"loc":["unit"],"msg":"too big"}]');
+  assert.equal(errorMessage(undefined, 'Bad Request'), 'Bad Request');
+  assert.equal(errorMessage(null), 'the server reported an error');
+});
+
+test('page addresses: a choice, a bare share link, the Explain page preset', () => {
+  assert.equal(choiceAddress({ model: 'm', layer: 'fusion.conv', unit: 3 }, [['steps', '8']]), '/?model=m&layer=fusion.conv&unit=3&steps=8');
+  assert.equal(visualizationAddress('0123abcd'), '/v/0123abcd');
+  assert.equal(explainAddress({ model: 'm', sample: 'synth-box', target: 5 }), '/explain?model=m&sample=synth-box&target=5');
 });
