@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import av
@@ -45,6 +46,38 @@ def gif(frames: np.ndarray) -> bytes:
     images = [Image.fromarray(f) for f in frames]
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=40, loop=0)
     return buffer.getvalue()
+
+
+def canvas_gif(width: int = 4096, height: int = 2160, frames: int = 1000) -> bytes:
+    """A GIF of ``frames`` 1x1-pixel images on a ``width`` x ``height`` canvas, written byte by byte:
+    about 23 bytes a frame to send, but a full canvas a frame for the decoder (the attack of issue 16)."""
+    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + bytes([0, 0, 0, 255, 255, 255]))
+    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
+    for i in range(frames):
+        out += b"\x21\xf9\x04\x00\x02\x00\x00\x00"  # graphic control: 20 ms a frame (20 s in all)
+        # image descriptor (x, y, 1x1, no local palette), LZW minimum code size 2: clear, index 0, end
+        out += b"\x2c" + struct.pack("<HHHHB", i % width, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    return bytes(out + b"\x3b")
+
+
+def big_h264(frames: int = 80, width: int = 4096, height: int = 2160) -> bytes:
+    """Black 4096x2160 H.264 frames (x264 ultrafast): a small file whose every frame is large to decode."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        black = av.VideoFrame.from_ndarray(np.zeros((height, width, 3), np.uint8), format="rgb24")
+        for _ in range(frames):
+            for packet in stream.encode(black):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def big_h264_file() -> bytes:
+    return big_h264()
 
 
 VIDEO_KINDS = {

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import threading
+import time
+
+import httpx
 import numpy as np
 import pytest
 from stlens.analysis import video
+from stlens.api.routes import explain as explain_routes
 
-from .conftest import VIDEO_KINDS, encode, moving_square
+from .conftest import VIDEO_KINDS, canvas_gif, encode, moving_square
 from .test_video import zero_frame_avi
 
 MODEL = "synth-conv-fusion"
@@ -92,3 +97,48 @@ def test_oversized_upload_is_413(server) -> None:
 def test_other_routes_keep_the_small_body_limit(server) -> None:
     r = server.http.post("/api/visualizations", content=b"{" + b" " * (server.settings.max_body_bytes + 10) + b"}")
     assert r.status_code == 413
+
+
+def test_a_huge_canvas_gif_and_a_4k_h264_file_are_refused_before_decoding(server, big_h264_file) -> None:
+    for name, data, detail in [
+        ("canvas.gif", canvas_gif(), "1000 frames of 4096x2160"),
+        ("big.mp4", big_h264_file, "80 frames of 4096x2160"),
+    ]:
+        r = server.http.post("/api/explain", data={"model": MODEL}, files={"file": (name, data, "video/mp4")})
+        assert r.status_code == 400 and detail in r.json()["detail"], r.text
+    r = server.http.post("/api/explain", data={"model": MODEL, "sample": "synth-box"})
+    assert r.status_code == 200  # and the server serves on
+
+
+def test_waiting_uploads_are_capped_in_bytes_and_the_rest_told_to_retry(server, monkeypatch) -> None:
+    """Twelve 31 MiB uploads at once while decoding is held: two fit the waiting bytes (64 MiB), ten
+    get 503 with Retry-After at once, and none of those ten is read into the server's memory."""
+    pool = video.DecodePool()
+    monkeypatch.setattr(explain_routes, "_decoders", pool)
+    gate = threading.Event()
+    real_decode = video.decode_video
+    monkeypatch.setattr(video, "decode_video", lambda data: gate.wait(60) and real_decode(data))
+    upload = b"\0" * (31 * 1024 * 1024)
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=server.base_url, timeout=120) as client:
+            answers.append(client.post("/api/explain", data={"model": MODEL}, files={"file": ("u.mp4", upload)}))
+
+    senders = [threading.Thread(target=send) for _ in range(12)]
+    for sender in senders:
+        sender.start()
+    try:
+        for _ in range(1200):  # at most 120 s
+            if len(answers) >= 10:
+                break
+            time.sleep(0.1)
+        assert sorted(r.status_code for r in answers) == [503] * 10
+        assert all(r.headers["Retry-After"] and "try again" in r.json()["detail"] for r in answers)
+        assert pool.admitted == (2, 2 * len(upload))
+    finally:
+        gate.set()
+        for sender in senders:
+            sender.join(timeout=120)
+    assert sorted(r.status_code for r in answers) == [400] * 2 + [503] * 10
+    assert pool.admitted == (0, 0)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 
 import av
@@ -11,7 +12,7 @@ from stlens.analysis.clip import clip_inputs, frame_indices
 from stlens.analysis.video import VideoError, decode_video
 from stlens.models.builtin import small_inputs
 
-from .conftest import SAMPLES, VIDEO_KINDS, encode, moving_square
+from .conftest import SAMPLES, VIDEO_KINDS, canvas_gif, encode, moving_square
 
 
 @pytest.mark.parametrize("kind", sorted(VIDEO_KINDS))
@@ -73,6 +74,39 @@ def test_rejects_a_huge_resolution_before_decoding() -> None:
         decode_video(encode(np.zeros((2, 16, 4112, 3), np.uint8), "avi", "mjpeg"))
 
 
+def test_a_tiny_gif_with_a_huge_canvas_and_many_frames_is_refused_before_decoding(monkeypatch) -> None:
+    data = canvas_gif()
+    assert len(data) < 24_000  # the attack: 23 KB to send, 8.8 G pixels to decode
+    decoded: list[int] = []
+    monkeypatch.setattr(av.VideoFrame, "reformat", lambda *a, **k: decoded.append(1))
+    with pytest.raises(VideoError, match="1000 frames of 4096x2160, 8,847,360,000 pixels to decode"):
+        decode_video(data)
+    assert not decoded  # refused on the container's count, not after decoding
+
+
+def test_a_4k_h264_file_over_the_pixel_budget_is_refused_before_decoding(big_h264_file: bytes) -> None:
+    assert len(big_h264_file) < 64_000
+    with pytest.raises(VideoError, match="80 frames of 4096x2160.*send a shorter or smaller video"):
+        decode_video(big_h264_file)
+
+
+def test_frames_are_counted_from_packets_when_the_header_has_no_count(monkeypatch) -> None:
+    data = VIDEO_KINDS["webm"](moving_square(12))  # WebM declares no frame count
+    with av.open(io.BytesIO(data)) as container:
+        assert container.streams.video[0].frames == 0
+    monkeypatch.setattr(video, "MAX_DECODED_PIXELS", 11 * 64 * 48)
+    with pytest.raises(VideoError, match="12 frames of 64x48"):
+        decode_video(data)
+
+
+def test_a_container_that_under_counts_is_stopped_while_decoding(monkeypatch) -> None:
+    data = VIDEO_KINDS["webm"](moving_square(12))
+    monkeypatch.setattr(video, "_count_frames", lambda data: 1)
+    monkeypatch.setattr(video, "MAX_DECODED_PIXELS", 5 * 64 * 48)
+    with pytest.raises(VideoError, match="6 frames of 64x48"):
+        decode_video(data)
+
+
 def test_rejects_an_image_format_not_offered() -> None:
     buffer = io.BytesIO()
     Image.fromarray(moving_square(1)[0]).save(buffer, format="PNG")
@@ -87,7 +121,7 @@ def test_caps(monkeypatch: pytest.MonkeyPatch) -> None:
         decode_video(data)
     monkeypatch.undo()
     monkeypatch.setattr(video, "MAX_FRAMES", 10)
-    with pytest.raises(VideoError, match="more than 10 frames"):
+    with pytest.raises(VideoError, match="has 12 frames; at most 10"):
         decode_video(data)
     monkeypatch.undo()
     monkeypatch.setattr(video, "MAX_DURATION_S", 0.2)
@@ -97,6 +131,55 @@ def test_caps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(video, "MAX_SIDE", 60)
     with pytest.raises(VideoError, match="64x48"):
         decode_video(data)
+
+
+def run_pool_decodes(pool: video.DecodePool, uploads: list[tuple[int, bytes]], release_after: int) -> list:
+    """Start every upload on ``pool`` with reads that wait until ``release_after`` of them are admitted
+    and the rest answered; returns each one's Video or exception, in order."""
+
+    async def main() -> list:
+        gate = asyncio.Event()
+
+        async def read(data: bytes) -> bytes:
+            await gate.wait()
+            return data
+
+        tasks = [asyncio.ensure_future(pool.decode(size, lambda d=data: read(d))) for size, data in uploads]
+        for _ in range(100):
+            await asyncio.sleep(0)
+            if sum(t.done() for t in tasks) + pool.admitted[0] == len(tasks):
+                break
+        assert pool.admitted[0] == release_after
+        gate.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    return asyncio.run(main())
+
+
+def test_the_decode_pool_caps_waiting_uploads_in_number() -> None:
+    clip = VIDEO_KINDS["avi"](moving_square())
+    pool = video.DecodePool(workers=1, max_waiting=2, max_waiting_bytes=10 * len(clip))
+    results = run_pool_decodes(pool, [(len(clip), clip)] * 5, release_after=3)
+    assert [type(r).__name__ for r in results] == ["Video"] * 3 + ["DecoderBusy"] * 2
+    assert "3 uploads are being decoded or waiting" in str(results[3])
+    assert pool.admitted == (0, 0)
+
+
+def test_the_decode_pool_caps_waiting_uploads_in_bytes() -> None:
+    clip = VIDEO_KINDS["avi"](moving_square())
+    size = 31 * 1024 * 1024  # as declared by twelve 31 MiB uploads; the clip stands in for their content
+    pool = video.DecodePool(workers=1, max_waiting=16, max_waiting_bytes=2 * size)
+    results = run_pool_decodes(pool, [(size, clip)] * 12, release_after=2)
+    assert [type(r).__name__ for r in results] == ["Video"] * 2 + ["DecoderBusy"] * 10
+    assert f"at most {2 * size} together" in str(results[2])
+    # one upload alone is always admitted, whatever its size: the cap bounds those waiting together
+    assert type(run_pool_decodes(pool, [(3 * size, clip)], release_after=1)[0]).__name__ == "Video"
+
+
+def test_the_decode_pool_frees_its_places_after_a_bad_upload() -> None:
+    pool = video.DecodePool(workers=1, max_waiting=0)
+    (result,) = run_pool_decodes(pool, [(10, b"not a video")], release_after=1)
+    assert isinstance(result, VideoError) and pool.admitted == (0, 0)
 
 
 def test_frame_indices_centre_and_stride() -> None:

@@ -23,7 +23,8 @@ router = APIRouter(tags=["explain"])
 
 # the upload body may be this large (the file plus the form's other fields); app.py raises its body limit for it
 UPLOAD_BODY_LIMIT = video.MAX_BYTES + 64 * 1024
-_running = threading.Lock()  # one decode or explanation at a time: each takes the CPU (and decoding memory)
+_running = threading.Lock()  # one explanation at a time: each takes the CPU
+_decoders = video.DecodePool()  # uploads are decoded in their own bounded pool, with caps on those waiting
 
 
 @router.get("/explain", include_in_schema=False)
@@ -41,10 +42,11 @@ async def list_samples() -> list[str]:
     "/api/explain",
     response_model=Explanation,
     responses={
-        400: {"description": "not a video we accept"},
+        400: {"description": "not a video we accept (also: too many frames x pixels to decode)"},
         404: {"description": "unknown model or sample"},
         413: {"description": "upload too large"},
         422: {"description": "bad field"},
+        503: {"description": "too many uploads are being decoded or waiting; retry after Retry-After seconds"},
     },
 )
 async def explain_video(
@@ -78,12 +80,13 @@ async def explain_video(
     if target is not None and target >= loaded.spec.num_classes:
         raise HTTPException(422, f"target must be below {loaded.spec.num_classes}")
     if file is not None:
-        data = await file.read(video.MAX_BYTES + 1)
+        size = min(video.MAX_BYTES if file.size is None else file.size, video.MAX_BYTES + 1)
         try:
-            frames = (await asyncio.to_thread(_decode, data)).frames
+            frames = (await _decoders.decode(size, lambda: file.read(video.MAX_BYTES + 1))).frames
+        except video.DecoderBusy as exc:
+            raise HTTPException(503, exc.detail, headers={"Retry-After": str(exc.retry_after_s)}) from None
         except video.VideoError as exc:
-            status = 413 if len(data) > video.MAX_BYTES else 400
-            raise HTTPException(status, str(exc)) from None
+            raise HTTPException(413 if size > video.MAX_BYTES else 400, str(exc)) from None
     else:
         try:
             frames = await asyncio.to_thread(sample_frames, sample)
@@ -93,11 +96,6 @@ async def explain_video(
         return await asyncio.to_thread(_explain_frames, loaded, frames, stride, layer, target, units)
     except ValueError as exc:  # e.g. a model without a space-time layer in a stream
         raise HTTPException(422, f"this model cannot be explained: {exc}") from None
-
-
-def _decode(data: bytes) -> video.Video:
-    with _running:
-        return video.decode_video(data)
 
 
 def _explain_frames(
