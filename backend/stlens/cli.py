@@ -10,7 +10,13 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # the settings import pydantic and torch: only when a command runs
+    from .config import ServerSettings
+
+T = TypeVar("T")
 
 # name -> (module, function adding its arguments, function running it, help)
 DELEGATED = {
@@ -35,39 +41,55 @@ DELEGATED = {
 }
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, model_file_help: str) -> None:
+    """The flags that choose the models and where they run, the same for ``serve`` and ``worker``
+    (who must agree on them: they compute the same content ids)."""
+    parser.add_argument("--models", metavar="FILE.toml", help=model_file_help)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where models run (default auto)")
+    parser.add_argument(
+        "--include-heavy", action="store_true", default=None, help="also offer the zoo's full-size models (GPU)"
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def start_up(args: argparse.Namespace, command: str, make: Callable[[ServerSettings], T]) -> T | None:
+    """Log at the asked level, read the settings (flags over ``STLENS_*`` over defaults) and
+    ``make`` what the command runs from them; None, after saying why on stderr, for bad settings,
+    a bad model file or a missing device (no traceback)."""
+    from .config import ServerSettings
+
+    given = {k: v for k, v in vars(args).items() if k in ServerSettings.model_fields and v is not None}
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return make(ServerSettings(**given))
+    except ValueError as exc:
+        print(f"stlens {command}: {exc}", file=sys.stderr)
+        return None
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags override ``STLENS_*`` environment variables, which override the defaults."""
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8000)")
-    parser.add_argument("--models", metavar="FILE.toml", help="a model file whose models join the built-in ones")
     parser.add_argument("--redis-url", help="use this Redis instead of starting an embedded one")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where models run (default auto)")
     parser.add_argument("--data-dir", help="where the embedded Redis keeps its data (default ./var)")
-    parser.add_argument(
-        "--include-heavy", action="store_true", default=None, help="also offer the zoo's full-size models (GPU)"
-    )
     parser.add_argument(
         "--workers",
         choices=["in-process", "external"],
         help="in-process (default): this server optimises; external: `stlens worker` processes do, via Redis",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_model_arguments(parser, "a model file whose models join the built-in ones")
 
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api import create_app
-    from .config import ServerSettings
 
-    given = {k: v for k, v in vars(args).items() if k in ServerSettings.model_fields and v is not None}
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = ServerSettings(**given)
-        app = create_app(settings)
-    except ValueError as exc:  # bad settings, model file or device: say what, no traceback
-        print(f"stlens serve: {exc}", file=sys.stderr)
+    started = start_up(args, "serve", lambda settings: (settings, create_app(settings)))
+    if started is None:
         return 2
+    settings, app = started
     uvicorn.run(
         app,
         host=settings.host,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -55,3 +57,32 @@ def test_ids_are_unique_and_unknown_ids_are_key_errors() -> None:
         ModelRegistry(entries(Counter(), ["a", "a"]), torch.device("cpu"))
     with pytest.raises(KeyError):
         ModelRegistry(entries(Counter(), ["a"]), torch.device("cpu")).get("b")
+
+
+def test_a_slow_load_blocks_neither_resident_models_nor_other_loads_and_builds_once() -> None:
+    builds: Counter[str] = Counter()
+    release = threading.Event()
+    building = threading.Event()
+    fast = entries(builds, ["a", "b"])
+
+    def slow_build() -> nn.Module:
+        builds["slow"] += 1
+        building.set()
+        assert release.wait(timeout=30)
+        return Tiny()
+
+    slow = ModelEntry(spec=fast[0].spec.model_copy(update={"id": "slow"}), build=slow_build)
+    registry = ModelRegistry([*fast, slow], torch.device("cpu"), max_resident=3)
+    resident = registry.get("a")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        try:
+            loads = [pool.submit(registry.get, "slow") for _ in range(2)]
+            assert building.wait(timeout=30)
+            assert pool.submit(registry.get, "a").result(timeout=10) is resident  # while "slow" is loading
+            pool.submit(registry.get, "b").result(timeout=10)  # another model loads meanwhile too
+            assert not any(load.done() for load in loads)
+        finally:
+            release.set()
+        first, second = (load.result(timeout=30) for load in loads)
+    assert first is second and builds["slow"] == 1
+    assert registry.resident() == ["a", "b", "slow"]

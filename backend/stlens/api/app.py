@@ -13,23 +13,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..cache import EmbeddedRedis, ResultCache
 from ..config import ServerSettings
 from ..jobs import JobManager
-from ..models.builtin import builtin_entries
-from ..models.modelfile import load_model_file
-from ..models.registry import ModelEntry, ModelRegistry
-from ..models.zoo import zoo_entries
+from ..models.catalogue import open_registry
+from ..models.registry import ModelRegistry
 from ..queue.manager import QueuedJobManager
 from .deps import Services
 from .routes import atlas, explain, health, insights, models, pages, visualizations
 
 log = logging.getLogger(__name__)
-
-
-def model_entries(settings: ServerSettings) -> list[ModelEntry]:
-    """The built-in models, the zoo, then those of the ``--models`` file (ModelFileError if it is wrong)."""
-    entries = builtin_entries() + zoo_entries(settings.include_heavy)
-    if settings.models is not None:
-        entries += load_model_file(settings.models)
-    return entries
 
 
 class BodySizeLimit:
@@ -120,7 +110,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """The app; the models are listed (not loaded) here, so a wrong model file or device fails
     at once with a ValueError instead of in the middle of the server's start."""
     settings = settings or ServerSettings()
-    registry = ModelRegistry(model_entries(settings), settings.torch_device(), settings.max_resident_models)
+    registry = open_registry(settings)
     app = FastAPI(
         title="Spacetime Lens",
         summary="Spatiotemporal activation maximisation of two-stream video networks, live.",

@@ -16,6 +16,7 @@ from torch import nn
 
 from . import small_twostream as small
 from .registry import ModelEntry
+from .seeded import seeded, weights_title
 from .spec import InputSpec, ModelSpec
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -38,8 +39,7 @@ def _card(model_id: str) -> dict:
 
 
 def _build(model_id: str, fusion: str, num_classes: int) -> nn.Module:
-    torch.manual_seed(0)  # stable random weights where no trained ones ship
-    module = small.SmallTwoStream(num_classes, fusion=fusion)
+    module = seeded(partial(small.SmallTwoStream, num_classes, fusion=fusion))  # where no trained weights ship
     path = WEIGHTS_DIR / f"{model_id}.pt"
     if path.exists():
         module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -52,7 +52,7 @@ def _small_entry(model_id: str, fusion: str, title: str) -> ModelEntry:
     trained = (WEIGHTS_DIR / f"{model_id}.pt").exists()
     spec = ModelSpec(
         id=model_id,
-        title=card.get("title", title) if trained else f"{title} (random weights)",
+        title=weights_title(card.get("title", title), trained),
         inputs=small_inputs(),
         labels=labels,
     )

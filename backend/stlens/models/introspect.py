@@ -71,8 +71,10 @@ def _input_dependence(roots: list[torch.Tensor], leaves: Mapping[Stream, torch.T
 
 def discover_layers(module: nn.Module, spec: ModelSpec, device: torch.device | str = "cpu") -> list[LayerInfo]:
     """Dry-run ``module`` at the declared input sizes and list its layers in forward order."""
+    generator = torch.Generator().manual_seed(0)  # its own: another thread's seeded build draws from the global one
     inputs = {
-        s: torch.randn(1, *spec.inputs[s].shape, device=device, requires_grad=True) for s in spec.streams
+        s: torch.randn(1, *spec.inputs[s].shape, generator=generator).to(device).requires_grad_()
+        for s in spec.streams
     }
     names = candidate_layers(module)
     by_name = dict(module.named_modules())

@@ -78,7 +78,8 @@ class ModelRegistry:
         self.device = device
         self.max_resident = max(1, max_resident)
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _loaded and _loading; never held while a model builds
+        self._loading: dict[str, threading.Lock] = {}  # model id -> held while that model builds
 
     def entries(self) -> list[ModelEntry]:
         return list(self._entries.values())
@@ -90,19 +91,44 @@ class ModelRegistry:
         return model_id in self._entries
 
     def get(self, model_id: str) -> LoadedModel:
-        """The loaded model (KeyError for an unknown id)."""
+        """The loaded model (KeyError for an unknown id).
+
+        A model is built once, under its own lock: while one model loads (seconds, for a big
+        one), the models already resident are handed out as before."""
         entry = self._entries[model_id]
         with self._lock:
-            if model_id in self._loaded:
-                self._loaded.move_to_end(model_id)
-                return self._loaded[model_id]
-            loaded = prepare(entry, self.device)
-            self._loaded[model_id] = loaded
-            while len(self._loaded) > self.max_resident:
-                self._loaded.popitem(last=False)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()  # give the evicted model's memory back to other processes
+            if (resident := self._resident(model_id)) is not None:
+                return resident
+            loading = self._loading.setdefault(model_id, threading.Lock())
+        with loading:
+            with self._lock:
+                if (resident := self._resident(model_id)) is not None:  # built while this thread waited
+                    return resident
+            try:
+                loaded = prepare(entry, self.device)
+            except BaseException:
+                with self._lock:
+                    self._loading.pop(model_id, None)  # the next caller tries again
+                raise
+            with self._lock:
+                self._loaded[model_id] = loaded
+                self._loading.pop(model_id, None)
+                self._evict()
             return loaded
+
+    def _resident(self, model_id: str) -> LoadedModel | None:
+        """The model if it is loaded, now the most recently used (hold ``_lock``)."""
+        loaded = self._loaded.get(model_id)
+        if loaded is not None:
+            self._loaded.move_to_end(model_id)
+        return loaded
+
+    def _evict(self) -> None:
+        """Drop the least recently used models past ``max_resident`` (hold ``_lock``)."""
+        while len(self._loaded) > self.max_resident:
+            self._loaded.popitem(last=False)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # give the evicted model's memory back to other processes
 
     def resident(self) -> list[str]:
         """Ids of the loaded models, least recently used first."""

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .heads import PooledHead
+
 RESNET50_BLOCKS = (3, 4, 6, 3)
 EXPANSION = 4
 
@@ -98,18 +100,6 @@ class ResNetStream(nn.Module):
         return ["stem"] + [f"stages.{s}.{b}" for s, layer in enumerate(self.stages) for b in range(len(layer))]
 
 
-class StreamHead(nn.Module):
-    """Global average pool and a linear classifier for one stream."""
-
-    def __init__(self, channels: int, num_classes: int, dropout: float):
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(x.mean(dim=(2, 3, 4))))
-
-
 class SpatiotemporalResNet(nn.Module):
     """Two ResNet streams, motion-to-appearance connections at every stage, summed class logits."""
 
@@ -131,8 +121,8 @@ class SpatiotemporalResNet(nn.Module):
             raise ValueError(f"flow_stack must be odd and positive (a centred temporal kernel), got {flow_stack}")
         self.appearance = ResNetStream(3, 1, base_width, blocks, temporal_stages)
         self.motion = ResNetStream(2, flow_stack, base_width, blocks, temporal_stages)
-        self.appearance_head = StreamHead(self.appearance.out_channels, num_classes, dropout)
-        self.motion_head = StreamHead(self.motion.out_channels, num_classes, dropout)
+        self.appearance_head = PooledHead(self.appearance.out_channels, num_classes, dropout, pool="mean")
+        self.motion_head = PooledHead(self.motion.out_channels, num_classes, dropout, pool="mean")
         self.stlens_layers = [f"{s}.{n}" for s in ("appearance", "motion") for n in self.appearance.layer_names()]
         self.stlens_layers += ["appearance_head.fc", "motion_head.fc"]
 

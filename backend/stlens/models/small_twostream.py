@@ -19,6 +19,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .heads import PooledHead
+
 FRAMES = 8
 SIZE = 64
 APPEARANCE_MEAN = (0.45, 0.45, 0.45)
@@ -57,20 +59,13 @@ class StreamTower(nn.Module):
         return self.conv3(self.conv2(self.conv1(x)))
 
 
-class LateFusionHead(nn.Module):
+def late_fusion_head(channels: int, num_classes: int, dropout: float) -> PooledHead:
     """Global max-pool one stream's features and classify them.
 
     Max, not mean: the actor fills a small part of the clip, and a mean over all positions dilutes its
     features so much that training stalls (measured: docs/dataset.md).
     """
-
-    def __init__(self, channels: int, num_classes: int, dropout: float):
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(x.amax(dim=(2, 3, 4))))
+    return PooledHead(channels, num_classes, dropout, pool="max")
 
 
 class ConvFusion(nn.Module):
@@ -116,8 +111,8 @@ class SmallTwoStream(nn.Module):
         self.motion = StreamTower(2, widths, temporal=True)
         channels = self.appearance.out_channels
         if fusion == "late":
-            self.appearance_head = LateFusionHead(channels, num_classes, dropout)
-            self.motion_head = LateFusionHead(channels, num_classes, dropout)
+            self.appearance_head = late_fusion_head(channels, num_classes, dropout)
+            self.motion_head = late_fusion_head(channels, num_classes, dropout)
         elif fusion == "conv":
             self.fusion = ConvFusion(2 * channels, num_classes, fusion_width, hidden, dropout)
         else:
@@ -165,7 +160,7 @@ class SmallSingleStream(nn.Module):
             raise ValueError(f"unknown stream {stream!r}")
         self.stream = stream
         self.tower = StreamTower(3 if stream == "appearance" else 2, widths, temporal=stream == "motion")
-        self.head = LateFusionHead(self.tower.out_channels, num_classes, dropout)
+        self.head = late_fusion_head(self.tower.out_channels, num_classes, dropout)
 
     def forward(self, appearance: torch.Tensor | None = None, motion: torch.Tensor | None = None) -> torch.Tensor:
         x = appearance if self.stream == "appearance" else motion

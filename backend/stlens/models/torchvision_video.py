@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from torchvision.models import WeightsEnum
 from torchvision.models import video as tv
 
 from .downloads import Checkpoint
+from .seeded import seeded
 
 VolumeConvert = Callable[[Any], torch.Tensor]
 
@@ -122,8 +124,7 @@ class VideoArchitecture:
 
     def build(self, state_dict: dict[str, torch.Tensor] | None = None) -> VideoClassifier:
         """The classifier with the given Kinetics-400 state dict (strict), or seeded random weights."""
-        torch.manual_seed(0)
-        net = self.builder(weights=None, num_classes=len(self.labels))
+        net = seeded(partial(self.builder, weights=None, num_classes=len(self.labels)))
         if state_dict is not None:
             net.load_state_dict(state_dict, strict=True)
         layers, views = self.layers(net)

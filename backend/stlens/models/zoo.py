@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from .downloads import Checkpoint, DownloadError, cache_dir, cached, download, load_state_dict
@@ -26,6 +25,7 @@ from .i3d import FLOW_CLIP, two_stream_i3d
 from .image2d import IMAGENET_MEAN, IMAGENET_STD
 from .registry import ModelEntry
 from .resnet_twostream import spatiotemporal_resnet50, spatiotemporal_resnet_small
+from .seeded import seeded, weights_title
 from .spec import InputSpec, ModelSpec, Stream
 from .torchvision_video import VIDEO_ARCHITECTURES, VideoArchitecture
 from .vgg_twostream import two_stream_vgg16
@@ -52,17 +52,11 @@ def _inputs(
     return inputs
 
 
-def _seeded(make: Callable[[], nn.Module]) -> nn.Module:
-    """Random weights from a fixed seed, so the weights hash and every visualisation id are stable."""
-    torch.manual_seed(0)
-    return make()
-
-
 # --- the paper's two-stream nets: random weights unless a trained <id>.pt is in the cache --------
 
 
 def _with_local_checkpoint(make: Callable[[], nn.Module], checkpoint: Path | None) -> nn.Module:
-    module = _seeded(make)
+    module = seeded(make)
     if checkpoint is not None:
         module.load_state_dict(load_state_dict(checkpoint), strict=True)
     return module
@@ -83,7 +77,7 @@ def _own_entry(
     )
     spec = ModelSpec(
         id=model_id,
-        title=f"{title} (trained, {checkpoint.name})" if trained else f"{title} (random weights)",
+        title=weights_title(title, trained, f"trained, {checkpoint.name}"),
         inputs=_inputs(frames, size, IMAGENET_MEAN, IMAGENET_STD, FLOW_CLIP),  # flow as I3D: x / 20
         labels=labels,
     )
@@ -137,7 +131,7 @@ def _resnet_entries(include_heavy: bool) -> list[ModelEntry]:
 
 
 def _i3d(paths: tuple[Path, Path] | None) -> nn.Module:
-    module = _seeded(two_stream_i3d)
+    module = seeded(two_stream_i3d)
     if paths is not None:
         module.load_stream_checkpoints(*paths)
     return module
@@ -149,7 +143,7 @@ def _i3d_entry(model_id: str, frames: int, size: int) -> ModelEntry:
     title = f"Two-stream I3D, {frames} frames of {size} px"
     spec = ModelSpec(
         id=model_id,
-        title=f"{title} (Kinetics-400)" if trained else f"{title} (random weights)",
+        title=weights_title(title, trained, "Kinetics-400"),
         # RGB [0, 1] -> [-1, 1]; flow pixels -> [-1, 1] over the training range of +-20 px
         inputs=_inputs(frames, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), FLOW_CLIP),
         labels=VIDEO_ARCHITECTURES[0].labels,  # torchvision's Kinetics-400 names, in I3D's logit order
@@ -174,7 +168,7 @@ def _torchvision_entry(arch: VideoArchitecture) -> ModelEntry:
     title = f"{arch.title} (torchvision), {arch.frames} frames of {arch.size} px"
     spec = ModelSpec(
         id=f"tv-{arch.name}",
-        title=f"{title} (Kinetics-400)" if checkpoint else f"{title} (random weights)",
+        title=weights_title(title, checkpoint is not None, "Kinetics-400"),
         inputs=_inputs(arch.frames, arch.size, arch.mean, arch.std, None),
         labels=arch.labels,
     )

@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import socket
-import sys
 import threading
 from typing import Any
 
@@ -23,15 +21,14 @@ import torch
 from saq import Worker
 from saq.job import Job as SaqJob
 
-from ..api.app import model_entries
 from ..cache import ResultCache
+from ..cli import add_model_arguments, start_up
 from ..config import ServerSettings
 from ..engine.settings import VisualizationSettings
 from ..jobs import ResolvedRequest, compute, resolve
+from ..models.catalogue import open_registry
 from ..models.registry import ModelRegistry
 from . import protocol
-
-log = logging.getLogger(__name__)
 
 
 class WorkerContext:
@@ -39,7 +36,7 @@ class WorkerContext:
 
     def __init__(self, settings: ServerSettings, redis_url: str):
         self.settings = settings
-        self.registry = ModelRegistry(model_entries(settings), settings.torch_device(), settings.max_resident_models)
+        self.registry = open_registry(settings)
         self.cache = ResultCache(redis_url, recent=1, retry_s=settings.cache_retry_s)
         self.redis = aioredis.from_url(redis_url)
 
@@ -128,26 +125,22 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags ``stlens serve`` shares with the worker (each also ``STLENS_*`` in the environment);
     a Redis URL is required here: there is no embedded Redis to share."""
     parser.add_argument("--redis-url", help="the Redis the API nodes use (redis:// or unix://); or STLENS_REDIS_URL")
-    parser.add_argument("--models", metavar="FILE.toml", help="the API nodes' model file: workers need the same")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where models run (default auto)")
-    parser.add_argument("--include-heavy", action="store_true", default=None, help="also offer the zoo's big models")
     parser.add_argument("--torch-threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--concurrency", type=int, default=1, choices=range(1, 17), metavar="1..16",
                         help="jobs run at once (default 1: one GPU, one job)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_model_arguments(parser, "the API nodes' model file: workers need the same")
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    given = {k: v for k, v in vars(args).items() if k in ServerSettings.model_fields and v is not None}
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = ServerSettings(**given)
+    def make(settings: ServerSettings) -> tuple[ServerSettings, Worker]:
         if settings.redis_url is None:
             raise ValueError("a Redis URL is required: --redis-url or STLENS_REDIS_URL")
-        worker = make_worker(settings, settings.redis_url, args.concurrency)
-    except ValueError as exc:  # bad settings, model file or device: say what, no traceback
-        print(f"stlens worker: {exc}", file=sys.stderr)
+        return settings, make_worker(settings, settings.redis_url, args.concurrency)
+
+    started = start_up(args, "worker", make)
+    if started is None:
         return 2
+    settings, worker = started
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     asyncio.run(worker.start())

@@ -1,0 +1,32 @@
+"""A GPU worker loads the computation and the queue, never the web layer (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# Start a worker as `stlens worker` does (the CLI imports its module, it builds its registry and
+# saq worker), then run one job's whole computation: every module a worker ever needs is loaded.
+WORKER_RUN = """
+import json, sys, threading
+from stlens.cli import build_parser
+from stlens.config import ServerSettings
+from stlens.engine.settings import VisualizationSettings
+from stlens.queue import worker
+
+build_parser(["worker"])
+context = worker.make_worker(ServerSettings(device="cpu", torch_threads=1), "redis://127.0.0.1:9", 1)
+registry = worker.open_registry(ServerSettings(device="cpu"))
+resolved = worker.resolve(registry, "synth-conv-fusion", "fusion.conv", 0, VisualizationSettings(steps=2))
+worker.compute(resolved, threading.Event(), lambda message: None, 0.0)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_worker_imports_nothing_of_the_web_layer():
+    done = subprocess.run([sys.executable, "-c", WORKER_RUN], capture_output=True, text=True, timeout=300, check=True)
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "stlens.queue.worker" in loaded and "stlens.engine" in loaded  # it did load the worker's own graph
+    web = [name for name in loaded if name.split(".")[0] in ("fastapi", "starlette") or name.startswith("stlens.api")]
+    assert web == []
