@@ -25,7 +25,11 @@ export class ChoiceForm extends EventTarget {
     this.modelSelect.addEventListener('change', () => this._changed(this.setModel(this.modelSelect.value)));
     this.layerSelect.addEventListener('change', () => this._changed(this._layerChanged()));
     this.unitInput.addEventListener('input', () => {
-      if (this.unitInput.value === '' || !this.unitInput.checkValidity()) return;
+      const typed = Number(this.unitInput.value);
+      if (this.unitInput.value === '' || !Number.isInteger(typed)) return;
+      // A unit past the layer's last one becomes the last one at once: box, slider, address and
+      // the result on screen never disagree about which unit is chosen.
+      if (typed !== this._clamp(typed)) this.unitInput.value = String(this._clamp(typed));
       this.unitSlider.value = this.unitInput.value;
       this._changed(this._unitChanged());
     });
@@ -89,9 +93,12 @@ export class ChoiceForm extends EventTarget {
     this._setUnit(Math.min(Number(this.unitInput.value) || 0, max));
   }
 
+  _clamp(unit) {
+    return Math.max(0, Math.min(unit, this.layer.units - 1));
+  }
+
   _setUnit(unit) {
-    const clamped = Math.max(0, Math.min(unit, this.layer.units - 1));
-    this.unitInput.value = this.unitSlider.value = String(clamped);
+    this.unitInput.value = this.unitSlider.value = String(this._clamp(unit));
     this._unitChanged();
   }
 

@@ -8,8 +8,10 @@ import { unitLink } from './unit-link.js';
 
 const $ = (id) => document.getElementById(id);
 
+let chosen = null; // the description of the chosen model
+
 async function chooseModel(id) {
-  const model = await api.describeModel(id);
+  const model = (chosen = await api.describeModel(id));
   fillSelect($('target'), model.labels.map((label, index) => [String(index), label]), true);
   fillSelect($('layer'), model.layers.map((layer) => [layer.id, `${layer.id} (${layer.stream}, ${layer.units})`]));
   const fusion = model.layers.slice(0, -1).filter((layer) => layer.stream === 'fusion');
@@ -55,12 +57,15 @@ function showResult(body) {
   units.replaceChildren();
   for (const top of body.units) {
     const item = element('li');
-    const more = element('button', 'dataset examples', 'secondary');
-    more.type = 'button';
-    const examples = element('div', '', 'examples-out');
-    more.addEventListener('click', () => showExamples(examples, body.model, body.layer, top.unit)
-      .catch((error) => examples.replaceChildren(element('p', `Error: ${error.message}`))));
-    item.append(unitLink(body.model, body.layer, top.unit, `unit ${top.unit}`), ` activation ${top.activation.toFixed(3)} `, more, examples);
+    item.append(unitLink(body.model, body.layer, top.unit, `unit ${top.unit}`), ` activation ${top.activation.toFixed(3)} `);
+    if (chosen?.id === body.model && chosen.dataset_examples) { // only the synthetic world has a dataset here
+      const more = element('button', 'dataset examples', 'secondary');
+      more.type = 'button';
+      const examples = element('div', '', 'examples-out');
+      more.addEventListener('click', () => showExamples(examples, body.model, body.layer, top.unit)
+        .catch((error) => examples.replaceChildren(element('p', `Error: ${error.message}`))));
+      item.append(more, examples);
+    }
     units.append(item);
   }
   $('result').hidden = false;
@@ -76,6 +81,7 @@ async function submit(event) {
   if (file) form.set('file', file);
   else if ($('sample').value) form.set('sample', $('sample').value);
   else { $('status').textContent = 'Choose a video or a sample.'; return; }
+  $('result').hidden = true; // an error must not sit above the previous clip's result
   $('status').textContent = 'Explaining…';
   const body = await api.explain(form);
   $('status').textContent = '';
@@ -88,6 +94,9 @@ async function start() {
   fillSelect($('sample'), samples.map((sample) => [sample, sample]), true);
   $('sample').value = samples[0] ?? '';
   $('model').addEventListener('change', () => chooseModel($('model').value));
+  // one source at a time: a chosen file clears the sample list, a chosen sample the file
+  $('file').addEventListener('change', () => { if ($('file').files.length) $('sample').value = ''; });
+  $('sample').addEventListener('change', () => { if ($('sample').value) $('file').value = ''; });
   $('explain-form').addEventListener('submit', (event) => submit(event).catch((error) => { $('status').textContent = `Error: ${error.message}`; }));
   // `/explain?model=&sample=&target=` (links from the Insights page) preselects and runs at once
   const query = new URLSearchParams(location.search);

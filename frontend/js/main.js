@@ -208,19 +208,25 @@ function bindPage() {
   bindKeys(timeline, { p: pinShown, t: () => present(), '?': showShortcuts });
   document.querySelector('#help').addEventListener('click', showShortcuts);
   const choiceChanged = () => {
+    // The page shows what the form says: stop watching a run of another choice (the server finishes
+    // it and caches it all the same), and take away the share link of a result of another choice.
+    running?.abort();
+    if (running || shown) view.detach('The choice changed: press Visualise to see it.');
     shown = null;
-    if (running) {
-      // The page shows what the form says: stop watching a run of another choice (the server finishes
-      // it and caches it all the same).
-      running.abort();
-      view.setStatus('The choice changed: press Visualise to see it.');
-    }
     updateAddress();
     showEstimate();
     if (atlas.active && atlas.layerKey !== layerKey(choice.value())) showAtlas(); // follow the layer
   };
   choice.addEventListener('change', choiceChanged);
   settings.addEventListener('change', choiceChanged);
+  // A bad value in the collapsed settings panel: open it, so that the browser can point at the field,
+  // and say what is wrong in the status line.
+  choice.form.addEventListener('invalid', (event) => {
+    const panel = event.target.closest('details');
+    if (panel) panel.open = true;
+    const name = event.target.closest('label')?.querySelector('span')?.textContent ?? event.target.name;
+    view.setStatus(`${name}: ${event.target.validationMessage}`, 'error');
+  }, true);
   choice.form.addEventListener('submit', (event) => {
     event.preventDefault();
     event.submitter?.blur(); // so that Space then plays / pauses the result rather than pressing Visualise again

@@ -3,13 +3,18 @@
 // A tour is a small JSON file under /static/tours/: {title, stops: [{model, layer, unit, settings?, caption}]}.
 
 import * as api from './api.js';
+import { LOGITS } from './choice.js';
+import { flowKey } from './flow-key.js';
+import { formatNumber } from './format.js';
 import { previewStrips, resultStrips, STREAMS } from './media.js';
+import { showExamples } from './unit-examples.js';
 import { StripPlayer } from './strip-player.js';
 import { Timeline } from './timeline.js';
 
 const TOUR_NAME = /^[\w-]{1,64}$/;
 const NEXT_KEYS = new Set(['ArrowRight', 'PageDown', 'n']);
 const PREVIOUS_KEYS = new Set(['ArrowLeft', 'PageUp']);
+const EXAMPLES = 2; // dataset clips shown under a stop
 
 export async function loadTour(name) {
   if (!TOUR_NAME.test(name)) throw new Error(`not a tour name: ${name}`);
@@ -30,7 +35,11 @@ export class Presentation extends EventTarget {
     this.counter = root.querySelector('.present-counter');
     this.caption = root.querySelector('.present-caption');
     this.status = root.querySelector('.present-status');
-    this.legend = root.querySelector('.present-legend');
+    this.what = root.querySelector('.present-what');
+    this.objective = root.querySelector('.present-objective');
+    this.examples = root.querySelector('.present-examples');
+    this.key = root.querySelector('.present-key');
+    this.key.append(flowKey().figure);
     this.players = Object.fromEntries(STREAMS.map((stream) => {
       const canvas = root.querySelector(`.present-clip[data-stream="${stream}"] canvas`);
       return [stream, new StripPlayer(canvas, this.timeline)];
@@ -84,22 +93,29 @@ export class Presentation extends EventTarget {
       player.clear();
       player.canvas.parentElement.hidden = true;
     }
+    this.key.hidden = true;
+    this.what.textContent = '';
+    this.objective.textContent = '';
+    this.examples.hidden = true;
     const where = `${stop.model} · ${stop.layer} · unit ${stop.unit}`;
     this._setStatus(`${where} · waiting for the server…`, 'busy');
     this.dispatchEvent(new Event('change'));
     try {
       const model = await this.describe(stop.model);
+      if (controller.signal.aborted) return;
+      this.what.replaceChildren(stopName(model, stop));
       const done = await api.runLive(requestOf(stop), {
         progress: (message) => {
           this._setStatus(`${where} · computing, step ${message.step} / ${message.steps}`, 'busy');
+          this.objective.textContent = `objective ${formatNumber(message.objective)} (step ${message.step})`;
           return this._show(previewStrips(message));
         },
       }, controller.signal);
       await this._show(resultStrips(done, model));
-      const legend = done.result.media['flow-legend.png'];
-      if (legend) this.legend.src = legend;
-      this.legend.hidden = !legend;
+      this.objective.textContent = `objective ${formatNumber(done.result.objective)}: the unit's response to this input`
+        + (stop.layer === LOGITS ? ' (the class score)' : ' (its mean activation)');
       this._setStatus(where, 'done');
+      if (model.dataset_examples) this._showExamples(stop, controller.signal);
       const next = stops[this.stop + 1];
       if (next) api.runLive(requestOf(next), {}, controller.signal).catch(() => { /* warming only */ });
     } catch (error) {
@@ -110,10 +126,24 @@ export class Presentation extends EventTarget {
   async _show(strips) {
     const frames = Object.values(strips).map((strip) => strip.frames);
     if (frames.length) this.timeline.setFrames(Math.max(...frames));
+    if (strips.motion) this.key.hidden = false; // the stop's flow is direction coded: the wheel is its key
     await Promise.all(Object.entries(strips).map(([stream, strip]) => {
       this.players[stream].canvas.parentElement.hidden = false;
       return this.players[stream].show(strip.src, strip);
     }));
+  }
+
+  /** The test clips that drive the stop's unit most: what it responds to in the data. */
+  async _showExamples(stop, signal) {
+    const examples = document.createElement('div'); // filled off screen: a later stop may come first
+    try {
+      await showExamples(examples, stop.model, stop.layer, stop.unit, EXAMPLES);
+      if (signal.aborted) return;
+      this.examples.replaceChildren(...examples.childNodes);
+      this.examples.hidden = false;
+    } catch {
+      this.examples.hidden = true; // the stop stands without them
+    }
   }
 
   _setStatus(text, state) {
@@ -132,6 +162,12 @@ export class Presentation extends EventTarget {
     else return;
     event.preventDefault(); // the page under the presentation does not see the key
   }
+}
+
+/** What a stop shows, in words: the model, the layer and the unit (the class, for a class unit). */
+function stopName(model, { layer, unit }) {
+  const what = layer === LOGITS ? `class "${model.labels[unit] ?? unit}" (unit ${unit} of the logits)` : `${layer}, unit ${unit}`;
+  return `${model.title} · ${what}`;
 }
 
 function requestOf({ model, layer, unit, settings }) {

@@ -1,6 +1,7 @@
 // The stage: progress, the appearance and motion clips (live previews, then the result), share link.
 
 import { getJSON, inputsUrl } from './api.js';
+import { flowKey } from './flow-key.js';
 import { formatNumber } from './format.js';
 import { CODINGS, previewStrips, resultStrips, STREAMS } from './media.js';
 import { StripPlayer } from './strip-player.js';
@@ -10,6 +11,8 @@ const CODING_CAPTIONS = {
   components: 'the optical flow: x in red, y in green, speed in blue, grey is still',
   arrows: 'the optical flow: arrows over the direction coding',
 };
+/** The codings that the colour wheel is the key to (arrows are drawn over the direction coding). */
+const WHEEL_CODINGS = new Set(['direction', 'arrows']);
 
 export class ResultView extends EventTarget {
   /** @param {Element} root  the stage: status line, the two viewers, the share panel */
@@ -22,7 +25,9 @@ export class ResultView extends EventTarget {
     const part = (selector) => root.querySelector(selector);
     this.codingInputs = [...root.querySelectorAll('input[name="coding"]')];
     this.codingCaption = part('.coding-caption');
-    this.legend = part('.flow-legend');
+    this.legend = part('.flow-key-slot');
+    this.key = flowKey();
+    this.legend.append(this.key.figure);
     this.exports = part('.exports');
     this.statusText = part('.status-text');
     this.objective = part('.objective');
@@ -99,6 +104,12 @@ export class ResultView extends EventTarget {
     this.share.hidden = false;
   }
 
+  /** The choice moved away from the result on screen: its clips stay, but not its share link. */
+  detach(message) {
+    this.share.hidden = true;
+    this.setStatus(message);
+  }
+
   setShareUrl(url) {
     this.shareInput.value = url;
   }
@@ -119,11 +130,12 @@ export class ResultView extends EventTarget {
       input.checked = input.value === coding;
       input.disabled = live && input.value !== coding;
     }
-    const scale = !live && this.rimPx !== null ? ` · full scale ${Number(this.rimPx.toPrecision(3))} px, faster is clipped` : '';
-    this.codingCaption.textContent = CODING_CAPTIONS[coding] + scale;
-    const legend = this.shown?.visualization.result.media['flow-legend.png'];
-    this.legend.hidden = !(legend && coding === 'direction'); // the wheel is the key to this coding only
-    if (legend) this.legend.src = legend;
+    const rim = !live && this.rimPx !== null ? Number(this.rimPx.toPrecision(3)) : null;
+    this.codingCaption.textContent = CODING_CAPTIONS[coding] + (rim === null ? '' : ` · full scale ${rim} px, faster is clipped`);
+    this.key.scale.textContent = rim === null
+      ? 'white: still · pale: slow · saturated: fast'
+      : `white: still · the rim: ${rim} px a frame or faster`;
+    this.legend.hidden = !WHEEL_CODINGS.has(coding);
   }
 
   _showExports({ id, result }) {

@@ -83,3 +83,39 @@ def test_insights_page_shows_the_findings(server, page, results, tmp_path: Path,
     assert page.input_value("#sample") == "synth-box"
     assert page.input_value("#target") == "5"
     assert page.input_value("#model") == "synth-late-fusion"
+
+
+def test_explain_an_upload_error_replaces_the_previous_result(server, page, tmp_path: Path) -> None:
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    page.goto(f"{server.base_url}/explain?model=synth-conv-fusion&sample=synth-walk&target=0")
+    page.wait_for_selector("#result:not([hidden])")
+    page.set_input_files("#file", str(bad))
+    assert page.input_value("#sample") == ""  # the file is what is explained now, and the list says so
+    page.click("button[type=submit]")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Error')")
+    assert page.locator("#result").is_hidden()  # the walk clip's result is gone, not left under the error
+    page.errors.clear()  # the 400 of the bad upload
+    page.select_option("#sample", "synth-run")
+    assert page.evaluate("document.querySelector('#file').files.length") == 0
+
+
+def test_explain_offers_dataset_examples_only_for_models_of_the_synthetic_world(server, page) -> None:
+    page.goto(f"{server.base_url}/explain?model=synth-conv-fusion&sample=synth-walk&target=0")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.locator("#units button", has_text="dataset examples").count() == len(page.locator("#units li").all())
+    zoo = [m["id"] for m in page.request.get(f"{server.base_url}/api/models").json() if not m["id"].startswith("synth-")]
+    if not zoo:
+        pytest.skip("no zoo model is offered here")
+    page.goto(f"{server.base_url}/explain?model={zoo[0]}&sample=synth-walk&target=0")
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    assert page.locator("#units li").count() > 0
+    assert page.locator("#units button", has_text="dataset examples").count() == 0
+
+
+@pytest.mark.parametrize("path", ["/explain?model=synth-conv-fusion&sample=synth-walk&target=0", "/insights"])
+def test_the_analysis_pages_fit_a_phone(server, page, path: str) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(server.base_url + path)
+    page.wait_for_selector("#result:not([hidden]), .insight-model, #status:text('Error')")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390

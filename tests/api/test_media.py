@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import av
 import numpy as np
@@ -122,3 +123,18 @@ def test_mp4_crops_to_even_sides():
     with av.open(io.BytesIO(encode.mp4(frames))) as video:
         frame = next(video.decode(video=0))
         assert (frame.width, frame.height) == (16, 14)
+
+
+def test_the_help_pages_colour_wheel_is_the_direction_coding():
+    """frontend/images/colour-wheel.png (scripts/make-help-images) is the key of every page: it must
+    show what direction_coding draws, its right being motion to the right and its top motion up."""
+    path = Path(__file__).resolve().parents[2] / "frontend" / "images" / "colour-wheel.png"
+    image = np.asarray(Image.open(path))
+    wheel, inside = coding.direction_wheel(image.shape[0])
+    assert image.shape[2] == 4 and np.array_equal(image[..., 3] > 0, inside)
+    assert np.array_equal(image[..., :3][inside], wheel[inside])
+    side = image.shape[0]
+    rightward = coding.direction_coding(np.array([[[[1.0, 0.0]]]], np.float32), scale=1.0)[0, 0, 0]
+    upward = coding.direction_coding(np.array([[[[0.0, -1.0]]]], np.float32), scale=1.0)[0, 0, 0]
+    assert np.abs(image[side // 2, side - 3, :3].astype(int) - rightward).max() < 40
+    assert np.abs(image[2, side // 2, :3].astype(int) - upward).max() < 40

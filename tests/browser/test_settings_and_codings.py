@@ -102,6 +102,7 @@ def test_flow_codings_and_exports(dashboard, open_tab):
         re.compile(rf"^{re.escape(dashboard)}/v/{visualization_id}\?model=.*&coding=arrows$")
     )
     assert canvas_is_drawn(page, "#viewer-motion canvas")
+    expect(legend).to_be_visible()  # arrows are drawn over the direction coding: the wheel is their key too
     tab.screenshot("flow-arrows")
 
     links = page.locator("#exports a")
@@ -121,7 +122,7 @@ def test_flow_codings_and_exports(dashboard, open_tab):
     again.page.goto(f"{dashboard}/v/{visualization_id}?coding=arrows")
     wait_for_result(again.page)
     expect(again.page.locator("#viewer-motion input[value=arrows]")).to_be_checked()
-    expect(again.page.locator("#flow-legend")).to_be_hidden()
+    expect(again.page.locator("#flow-legend")).to_be_visible()
 
 
 def test_flow_caption_and_legend_state_the_full_scale(dashboard, open_tab):
@@ -135,4 +136,29 @@ def test_flow_caption_and_legend_state_the_full_scale(dashboard, open_tab):
     rim = page.request.get(f"{dashboard}/api/visualizations/{visualization_id}/media/flow-legend.json").json()["rim_px"]
     expect(page.locator("#coding-caption")).to_contain_text(f"full scale {float(f'{rim:.3g}'):g} px")
     expect(page.locator("#flow-legend")).to_be_visible()
+    expect(page.locator("#flow-legend figcaption")).to_contain_text(f"the rim: {float(f'{rim:.3g}'):g} px a frame")
     tab.screenshot("flow-legend-scale")
+
+
+def boxes_overlap(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+@pytest.mark.parametrize("width", [1280, 1920, 390])
+def test_colour_wheel_names_the_directions_and_never_covers_the_clip(dashboard, open_tab, width):
+    tab = open_tab(width, 900)
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    pick(page, first_layer_of(page, "motion"), unit=0)
+    page.click("#visualise")
+    wait_for_result(page)
+    wheel = page.locator("#flow-legend .wheel")
+    for direction in ("up", "down", "left", "right"):
+        expect(wheel.locator(f".direction.{direction}")).to_contain_text(direction)
+    box = lambda selector: page.locator(selector).bounding_box()  # noqa: E731
+    up, down, left, right = (box(f"#flow-legend .{d}") for d in ("up", "down", "left", "right"))
+    image = box("#flow-legend img")
+    assert up["y"] < image["y"] < down["y"] and left["x"] < image["x"] < right["x"]  # each label on its side
+    assert not boxes_overlap(box("#flow-legend"), box("#viewer-motion canvas"))
+    tab.screenshot(f"flow-wheel-{width}")

@@ -60,7 +60,13 @@ def strip_url(frames: np.ndarray) -> str:
 def explain(
     model: LoadedModel, clip: ClipInputs, layer_id: str, class_index: int | None = None, units: int = 8
 ) -> Explanation:
-    """``class_index`` None explains the fused prediction's top class."""
+    """``class_index`` None explains the fused prediction's top class. Holds the model's lock: a
+    visualisation's layer probe must not cut these forward passes short (nor they its own)."""
+    with model.lock:
+        return _explain(model, clip, layer_id, class_index, units)
+
+
+def _explain(model: LoadedModel, clip: ClipInputs, layer_id: str, class_index: int | None, units: int) -> Explanation:
     display = {s: to_tensor(x, model.device) for s, x in clip.streams.items()}
     prediction = predict(model, display, top=5)
     labels = model.spec.labels

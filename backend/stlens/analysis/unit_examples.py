@@ -57,7 +57,10 @@ class ExampleIndex:
         key = (model.weights_hash, layer_id)
         with self._lock:
             if key not in self._index:
-                self._index[key] = dataset_examples(model, layer_id, batches(example_clips()), self.k)
+                # the model's lock: a visualisation running meanwhile has its layer probe hooked into
+                # the same module, and the two forward passes would cut each other short
+                with model.lock:
+                    self._index[key] = dataset_examples(model, layer_id, batches(example_clips()), self.k)
                 while len(self._index) > INDEXES_KEPT:
                     self._index.popitem(last=False)
             self._index.move_to_end(key)

@@ -97,15 +97,22 @@ def arrows(flow: np.ndarray, backgrounds: np.ndarray, spacing: int = 16, scale: 
     return drawn
 
 
-def direction_legend(scale: float, side: int = 128) -> np.ndarray:
-    """The colour wheel of :func:`direction_coding`, its rim full saturation, labelled with what
-    that is in pixels (``scale``): an image (side + label band, side, 3)."""
+def direction_wheel(side: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """The colour wheel of :func:`direction_coding` as an image (side, side, 3) and the disc's mask
+    (side, side): the pixel at offset (x, y) from the centre shows flow (x, y), so the wheel's right
+    is motion to the right and its top motion up (image y grows downwards), its rim full saturation."""
     if not 64 <= side <= 1024:
         raise ValueError("legend side must be in [64, 1024]")
     coords = np.linspace(-1.0, 1.0, side, dtype=np.float32)
     x, y = np.meshgrid(coords, coords)
     inside = (x**2 + y**2) <= 1.0
-    wheel = direction_coding(np.stack([x * inside, y * inside], axis=-1)[None], scale=1.0)[0]
+    return direction_coding(np.stack([x * inside, y * inside], axis=-1)[None], scale=1.0)[0], inside
+
+
+def direction_legend(scale: float, side: int = 128) -> np.ndarray:
+    """The colour wheel of :func:`direction_coding`, its rim full saturation, labelled with what
+    that is in pixels (``scale``): an image (side + label band, side, 3)."""
+    wheel, _ = direction_wheel(side)
     band = np.full((side // 6, side, 3), 255, np.uint8)
     text = f"rim = {scale:.3g} px"
     font_scale = side / 320
