@@ -1,73 +1,189 @@
-// The Insights page: the four findings per built-in model, from GET /api/insights, with plots over
-// depth and links to the units that show them.
+// The Insights page: the paper's four findings measured on the built-in models (GET /api/insights),
+// each with one plain sentence of what it shows, a plot with titled axes (Chart.js, vendored under
+// /static/vendor/chart.js/ and loaded by insights.html as window.Chart) and links to the units.
 import * as api from './api.js';
-import { element, svgElement } from './dom.js';
+import { element } from './dom.js';
+import { formatNumber, percent } from './format.js';
 import { showExamples } from './unit-examples.js';
 import { unitLink } from './unit-link.js';
 import { explainAddress } from './urlstate.js';
 
-/** A line plot over depth: `columns` are the x labels, `series` maps a name to one value (0..1, or
- *  null where that path has no layer) per column. */
-function depthPlot(columns, series) {
-  const width = 640, height = 200, left = 40, right = 60, bottom = 70, top = 10;
-  const svg = svgElement('svg', { viewBox: `0 0 ${width} ${height}`, class: 'depth-plot' });
-  const x = (i) => left + (i * (width - left - right)) / Math.max(columns.length - 1, 1);
-  const y = (v) => top + (1 - v) * (height - top - bottom);
-  const add = (tag, attributes, text) => svg.append(svgElement(tag, attributes, text));
-  for (const v of [0, 0.5, 1]) add('text', { x: 4, y: y(v) + 4, 'font-size': 10 }, v.toFixed(1));
-  columns.forEach((name, i) => add('text', { x: x(i), y: height - bottom + 12, 'font-size': 9, transform: `rotate(25 ${x(i)} ${height - bottom + 12})` }, name));
-  const colours = ['#c0392b', '#2471a3', '#229954'];
-  Object.entries(series).forEach(([name, values], k) => {
-    const style = `stroke: ${colours[k % colours.length]}`;
-    const points = values.map((v, i) => (v === null ? null : `${x(i)},${y(v)}`)).filter(Boolean).join(' ');
-    add('polyline', { points, fill: 'none', style, 'stroke-width': 2 });
-    add('text', { x: left + 130 * k, y: height - 6, style: `fill: ${colours[k % colours.length]}`, 'font-size': 11 }, name);
-  });
-  return svg;
+/** The colour of each kind of layer, as on the rest of the page (app.css --appearance etc.). */
+const STREAM_COLOURS = { appearance: '#ffb454', motion: '#6cb6ff', fusion: '#c792ea' };
+const STREAM_NAMES = { appearance: 'appearance layers', motion: 'motion layers', fusion: 'fusion layers (both streams)' };
+const FONT_PX = 13; // every text of a plot, on a phone too: the canvas is laid out in CSS pixels
+const TICKS = '#c3c8d4';
+const GRID = '#2a2f3a';
+
+function chartDefaults() {
+  const { Chart } = window;
+  Chart.defaults.font.size = FONT_PX;
+  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+  Chart.defaults.color = TICKS;
+  Chart.defaults.borderColor = GRID;
+  Chart.defaults.maintainAspectRatio = false;
+  Chart.defaults.animation = false;
 }
 
-/** Depth of each layer on its path from the input: a stream's layers count from 0, fusion layers
- *  continue after the deepest stream layer. Returns the column labels and a per-path series maker. */
-function depthColumns(layers) {
-  const streams = ['appearance', 'motion'];
+/** A y / x axis with a title (and its unit). */
+const axis = (title, extra = {}) => ({ title: { display: true, text: title, font: { size: FONT_PX, weight: '600' } }, ticks: { font: { size: FONT_PX } }, ...extra });
+
+/** A chart in its own box (the box sets the height; the width follows the page). */
+function plot(config, label) {
+  const box = element('div', '', 'plot');
+  const canvas = element('canvas');
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', label);
+  box.append(canvas);
+  box.chart = () => new window.Chart(canvas, config); // drawn once the box is on the page
+  return box;
+}
+
+/** Layers along the depth of the net: a stream's layers count from its input, fusion layers follow
+ *  the deepest stream layer. Returns the axis labels and, per kind of layer, its values by depth. */
+export function depthSeries(layers, key) {
   const rank = new Map();
   const count = { appearance: 0, motion: 0 };
-  for (const l of layers) if (l.stream !== 'fusion') rank.set(l.layer, count[l.stream]++);
-  let next = Math.max(count.appearance, count.motion);
-  for (const l of layers) if (l.stream === 'fusion') rank.set(l.layer, next++);
-  const columns = Array.from({ length: next }, () => []);
-  for (const l of layers) {
-    const short = l.stream !== 'fusion' && l.layer.startsWith(`${l.stream}.`) ? l.layer.slice(l.stream.length + 1) : l.layer;
-    if (!columns[rank.get(l.layer)].includes(short)) columns[rank.get(l.layer)].push(short);
+  for (const layer of layers) if (layer.stream !== 'fusion') rank.set(layer.layer, count[layer.stream]++);
+  let depth = Math.max(count.appearance, count.motion);
+  for (const layer of layers) if (layer.stream === 'fusion') rank.set(layer.layer, depth++);
+  const names = Array.from({ length: depth }, () => []);
+  for (const layer of layers) {
+    const prefix = `${layer.stream}.`; // "appearance.conv1" and "motion.conv1" share a column as "conv1"
+    const short = layer.stream !== 'fusion' && layer.layer.startsWith(prefix) ? layer.layer.slice(prefix.length) : layer.layer;
+    if (!names[rank.get(layer.layer)].includes(short)) names[rank.get(layer.layer)].push(short);
   }
-  const series = (key) => Object.fromEntries(streams.map((s) => {
-    const values = Array(next).fill(null);
-    for (const l of layers) if (l.stream === s || l.stream === 'fusion') values[rank.get(l.layer)] = l[key];
-    return [`${s} path`, values];
+  const series = {};
+  for (const layer of layers) {
+    series[layer.stream] ??= Array(depth).fill(null);
+    series[layer.stream][rank.get(layer.layer)] = layer[key];
+  }
+  return { labels: names.map((n) => n.join(' / ')), series };
+}
+
+function depthPlot(layers, key, yTitle, label) {
+  const { labels, series } = depthSeries(layers, key);
+  const datasets = Object.entries(series).map(([stream, data]) => ({
+    label: STREAM_NAMES[stream], data, borderColor: STREAM_COLOURS[stream], backgroundColor: STREAM_COLOURS[stream],
+    borderWidth: 2.5, pointRadius: 4, spanGaps: true, stream,
   }));
-  return { columns: columns.map((c) => c.join(' / ')), series };
+  return plot({
+    type: 'line',
+    data: { labels, datasets },
+    options: {
+      scales: { x: axis('layer, from the input (left) to the class scores (right)'), y: axis(yTitle, { min: 0, max: 1 }) },
+      plugins: { legend: { labels: { font: { size: FONT_PX } } } },
+    },
+  }, label);
+}
+
+function barPlot(labels, values, colours, xTitle, yTitle, label, extra = {}) {
+  return plot({
+    type: 'bar',
+    data: { labels, datasets: [{ data: values, backgroundColor: colours }] },
+    options: { scales: { x: axis(xTitle), y: axis(yTitle, extra) }, plugins: { legend: { display: false } } },
+  }, label);
 }
 
 function unitList(modelId, layer, units) {
   const span = element('span');
-  units.forEach((u, i) => span.append(i ? ', ' : '', unitLink(modelId, layer, u, `#${u}`)));
+  units.forEach((unit, i) => span.append(i ? ', ' : '', unitLink(modelId, layer, unit, `#${unit}`)));
   if (!units.length) span.append('none');
   return span;
 }
 
+const sentence = (text) => element('p', text, 'finding-summary');
+const round = (value) => Number(value).toFixed(2);
+
+function conjunctionFinding(modelId, measured) {
+  const section = element('section', '', 'finding');
+  section.append(element('h3', '1. Cross-stream fusion: a particular appearance AND a particular motion'));
+  const fusion = measured.layers.filter((layer) => 'conjunction' in layer);
+  const strongest = fusion.reduce((best, layer) => (layer.conjunction > best.conjunction ? layer : best), fusion[0]);
+  const [topScore, topLayer, topUnit] = fusion.flatMap((layer) => layer.cross_stream.conjunction.map((score, unit) => [score, layer.layer, unit]))
+    .reduce((best, item) => (item[0] > best[0] ? item : best), [-1, '', 0]);
+  section.append(sentence(strongest.conjunction > 0.05
+    ? `Its fusion units combine the streams: on average ${round(strongest.conjunction)} of what drives a unit of ${strongest.layer} `
+      + `needs both streams at once, and single units come close to a pure AND (${topLayer} #${topUnit}: ${round(topScore)}).`
+    : 'Its fusion layers only add up what each stream says: no unit needs both streams at once (conjunction 0).'));
+  section.append(element('p', 'Conjunction: 1 when a unit responds only if the appearance and the motion show their part together '
+    + '(a pure AND), 0 when one stream alone, or the sum of the two, drives it (measured by removing each stream from the unit\'s top clips).', 'hint'));
+  section.append(barPlot(fusion.map((layer) => layer.layer), fusion.map((layer) => layer.conjunction), STREAM_COLOURS.fusion,
+    'fusion layer', 'conjunction (0 to 1)', `mean conjunction of each fusion layer of ${measured.title}`, { min: 0, max: 1 }));
+  const more = element('p');
+  more.append(`The designed pair, whose class is shirt colour XOR direction and so needs both streams: `,
+    Object.entries(measured.pair).map(([label, value]) => `${label} ${round(value)}`).join(', '), '. Most conjunctive units: ');
+  for (const layer of fusion) {
+    const order = layer.cross_stream.conjunction.map((value, unit) => [value, unit]).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([, unit]) => unit);
+    more.append(`${layer.layer} `, unitList(modelId, layer.layer, order), '; ');
+  }
+  section.append(more);
+  return section;
+}
+
+function selectivityFinding(modelId, measured) {
+  const section = element('section', '', 'finding');
+  section.append(element('h3', '2. Class-specific and generic units'));
+  const layers = measured.layers;
+  const streams = layers.filter((layer) => layer.stream !== 'fusion');
+  const last = layers.at(-1);
+  section.append(sentence(`The stream layers are mostly generic (mean selectivity ${round(Math.min(...streams.map((l) => l.selectivity)))} to `
+    + `${round(Math.max(...streams.map((l) => l.selectivity)))}): their units serve many classes; towards the class scores units become `
+    + `specific to one class (${last.layer}: ${round(last.selectivity)}).`));
+  section.append(element('p', 'Selectivity index of a unit: 0 when it responds alike to every class, 1 when to one class only '
+    + '(specific at 0.6 or more, generic at 0.2 or less), averaged over the layer.', 'hint'));
+  section.append(depthPlot(layers, 'selectivity', 'selectivity (0 to 1)', `selectivity over depth of ${measured.title}`));
+  const list = element('ul', '', 'layer-list');
+  for (const layer of layers) {
+    const item = element('li', `${layer.layer}: ${layer.specific_count} specific `);
+    item.append(unitList(modelId, layer.layer, layer.specific.slice(0, 4)), `, ${layer.generic_count} generic `,
+      unitList(modelId, layer.layer, layer.generic.slice(0, 4)));
+    list.append(item);
+  }
+  section.append(list);
+  return section;
+}
+
+function speedFinding(measured, speeds) {
+  const section = element('section', '', 'finding');
+  section.append(element('h3', '3. Deeper layers care less about speed'));
+  const motion = measured.layers.filter((layer) => layer.stream === 'motion' && !layer.layer.includes('head'));
+  const firstFusion = measured.layers.find((layer) => layer.stream === 'fusion');
+  const deep = firstFusion && firstFusion.layer !== 'logits' ? firstFusion : motion.at(-1);
+  section.append(sentence(`Along the motion path invariance to speed rises from ${round(motion[0].speed_invariance)} (${motion[0].layer}) `
+    + `to ${round(deep.speed_invariance)} (${deep.layer}): deeper units respond to a motion whether it is slow or fast. `
+    + 'Appearance units see one frame at a time, so speed hardly changes them.'));
+  section.append(element('p', `Each unit's top test clips replayed at ${speeds.map((s) => `${s}×`).join(', ')}: invariance is its mean `
+    + 'response over the speeds divided by its largest (1: the same at every speed, 0.2: one speed only), averaged over the layer.', 'hint'));
+  section.append(depthPlot(measured.layers, 'speed_invariance', 'speed invariance (0 to 1)', `speed invariance over depth of ${measured.title}`));
+  return section;
+}
+
+function biasFinding(modelId, measured) {
+  const { bias } = measured;
+  const section = element('section', '', 'finding');
+  section.append(element('h3', `4. A bias in the training data explains a failure: "${bias.class}"`));
+  section.append(sentence(`"${bias.class}" is right on ${percent(bias.accuracy_test)} of the test clips and on ${percent(bias.accuracy_debiased)} `
+    + `once its background no longer gives it away: its score comes from the appearance stream (${bias.logit_appearance_only.toFixed(1)} `
+    + `alone, ${bias.logit_both.toFixed(1)} with both streams), not from the motion of boxing (${bias.logit_motion_only.toFixed(1)}).`));
+  const inputs = ['both streams', 'appearance only', 'motion only', 'neither'];
+  const values = [bias.logit_both, bias.logit_appearance_only, bias.logit_motion_only, bias.logit_neither];
+  const colours = [STREAM_COLOURS.fusion, STREAM_COLOURS.appearance, STREAM_COLOURS.motion, '#9097a6'];
+  section.append(barPlot(inputs, values, colours, 'what the net sees of its top clips',
+    'class score (logit)', `the ${bias.class} class score with each stream removed, ${measured.title}`));
+  const links = element('p', 'See what the class has learnt: ');
+  const explainBias = element('a', `a ${bias.class} clip explained (Grad-CAM)`);
+  explainBias.href = explainAddress({ model: modelId, sample: `synth-${bias.class}`, target: bias.unit });
+  links.append(unitLink(modelId, 'logits', bias.unit, `the ${bias.class} class visualisation`), ' and ', explainBias, '.');
+  section.append(links);
+  return section;
+}
+
 /** Bars of one unit's response at each replay speed, scaled to its peak. */
-function tuningBars(speeds, responses) {
-  const width = 260, height = 90, bar = width / speeds.length;
-  const svg = svgElement('svg', { viewBox: `0 0 ${width} ${height}`, class: 'tuning-bars' });
+function tuningPlot(speeds, responses) {
   const peak = Math.max(...responses, 1e-12);
-  speeds.forEach((speed, i) => {
-    const h = (responses[i] / peak) * (height - 20);
-    svg.append(
-      svgElement('rect', { x: i * bar + 4, y: height - 14 - h, width: bar - 8, height: h }),
-      svgElement('text', { x: i * bar + bar / 2, y: height - 2, 'text-anchor': 'middle', 'font-size': 10 }, `${speed}x`),
-    );
-  });
-  return svg;
+  return barPlot(speeds.map((speed) => `${speed}×`), responses.map((r) => r / peak), STREAM_COLOURS.motion,
+    'replay speed of its top clips', 'response (1 = peak)', 'the unit\'s response at each replay speed', { min: 0, max: 1 });
 }
 
 /** What the measurements say about one unit: its class selectivity and its speed tuning. */
@@ -75,9 +191,11 @@ function unitSummary(measured, labels, speeds, layerId, unit) {
   const layer = measured.layers.find((l) => l.layer === layerId);
   const box = element('div', '', 'unit-summary');
   if (!layer || unit >= layer.units) return box;
-  box.append(element('p', `Selectivity ${layer.unit_selectivity[unit].toFixed(2)} (prefers "${labels[layer.preferred[unit]]}"); `
-    + 'response on its top clips replayed at each speed:'));
-  box.append(tuningBars(speeds, layer.speed_responses[unit]));
+  box.append(element('p', `Selectivity ${formatNumber(layer.unit_selectivity[unit])} (prefers "${labels[layer.preferred[unit]]}"); `
+    + 'its response on its top clips replayed at each speed:'));
+  const tuning = tuningPlot(speeds, layer.speed_responses[unit]);
+  tuning.classList.add('tuning');
+  box.append(tuning);
   return box;
 }
 
@@ -85,21 +203,25 @@ function unitSummary(measured, labels, speeds, layerId, unit) {
 function examplesPicker(modelId, measured, labels, speeds) {
   const box = element('div', '', 'examples-picker');
   const layer = element('select');
+  layer.setAttribute('aria-label', 'Layer');
   for (const l of measured.layers) layer.append(new Option(`${l.layer} (${l.units})`, l.layer));
   const unit = element('input');
   Object.assign(unit, { type: 'number', min: '0', step: '1', value: '0' });
+  unit.setAttribute('aria-label', 'Unit');
   const show = element('button', 'Show examples', 'secondary');
   show.type = 'button';
   const out = element('div', '', 'examples-out');
-  const fusion = measured.layers.filter((l) => 'conjunction' in l).at(0);
+  const fusion = measured.layers.find((l) => 'conjunction' in l);
   if (fusion) {
     layer.value = fusion.layer;
-    const c = fusion.cross_stream.conjunction;
-    unit.value = String(c.indexOf(Math.max(...c)));
+    const scores = fusion.cross_stream.conjunction;
+    unit.value = String(scores.indexOf(Math.max(...scores)));
   }
-  const summary = element('div');
+  const summary = element('div', '', 'unit-summary-slot');
   show.addEventListener('click', () => {
-    summary.replaceChildren(unitSummary(measured, labels, speeds, layer.value, Number(unit.value)));
+    const drawn = unitSummary(measured, labels, speeds, layer.value, Number(unit.value));
+    summary.replaceChildren(drawn);
+    drawn.querySelector('.plot')?.chart();
     showExamples(out, modelId, layer.value, Number(unit.value))
       .catch((error) => out.replaceChildren(element('p', `Error: ${error.message}`)));
   });
@@ -109,53 +231,22 @@ function examplesPicker(modelId, measured, labels, speeds) {
 
 function modelSection(modelId, measured, labels, speeds) {
   const section = element('section', '', 'insight-model');
-  section.append(element('h2', `${measured.title}${measured.stale ? ' (weights changed since these numbers: recompute)' : ''}`));
-  const depth = depthColumns(measured.layers);
-
-  section.append(element('h3', '1. Cross-stream fusion: conjunction of appearance AND motion'));
-  const fusion = measured.layers.filter((l) => 'conjunction' in l);
-  const p1 = element('p');
-  p1.append(fusion.map((l) => `${l.layer}: ${l.conjunction.toFixed(3)}`).join(' · '),
-    `. Designed pair logits (class = shirt colour XOR direction): `,
-    Object.entries(measured.pair).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '), '. Most conjunctive units: ');
-  for (const l of fusion) {
-    const order = l.cross_stream.conjunction.map((c, u) => [c, u]).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([, u]) => u);
-    p1.append(`${l.layer} `, unitList(modelId, l.layer, order), '; ');
-  }
-  section.append(p1);
-
-  section.append(element('h3', '2. Class-specific and generic units (selectivity index over depth)'));
-  const list = element('ul');
-  for (const l of measured.layers) {
-    const item = element('li', `${l.layer}: mean ${l.selectivity.toFixed(3)}; ${l.specific_count} specific `);
-    item.append(unitList(modelId, l.layer, l.specific.slice(0, 4)), `, ${l.generic_count} generic `, unitList(modelId, l.layer, l.generic.slice(0, 4)));
-    list.append(item);
-  }
-  section.append(list);
-  section.append(depthPlot(depth.columns, depth.series('selectivity')));
-
-  section.append(element('h3', '3. Invariance to speed over depth (clips replayed at 0.25x to 4x)'));
-  section.append(depthPlot(depth.columns, depth.series('speed_invariance')));
-
-  section.append(element('h3', `4. The designed bias: "${measured.bias.class}"`));
-  const p4 = element('p', `Accuracy ${(100 * measured.bias.accuracy_test).toFixed(1)}% on the test clips, `
-    + `${(100 * measured.bias.accuracy_debiased).toFixed(1)}% once its background no longer gives it away. `
-    + `Its logit: ${measured.bias.logit_both.toFixed(2)} with both streams, ${measured.bias.logit_appearance_only.toFixed(2)} from appearance alone, `
-    + `${measured.bias.logit_motion_only.toFixed(2)} from motion alone, ${measured.bias.logit_neither.toFixed(2)} from neither. See what the class has learnt: `);
-  const explainBias = element('a', `a ${measured.bias.class} clip explained (Grad-CAM)`);
-  explainBias.href = explainAddress({ model: modelId, sample: `synth-${measured.bias.class}`, target: measured.bias.unit });
-  p4.append(unitLink(modelId, 'logits', measured.bias.unit, `the ${measured.bias.class} class visualisation`), ' and ', explainBias, '.');
-  section.append(p4);
-
-  section.append(element('h3', 'Any unit: its selectivity, speed tuning and dataset examples'));
-  section.append(examplesPicker(modelId, measured, labels, speeds));
+  section.append(element('h2', measured.title));
+  if (measured.stale) section.append(element('p', 'The weights changed since these numbers were measured: recompute them (docs/insights.md).', 'caveat'));
+  section.append(conjunctionFinding(modelId, measured), selectivityFinding(modelId, measured), speedFinding(measured, speeds),
+    biasFinding(modelId, measured));
+  const picker = element('section', '', 'finding');
+  picker.append(element('h3', 'Any unit: its selectivity, speed tuning and dataset examples'), examplesPicker(modelId, measured, labels, speeds));
+  section.append(picker);
   return section;
 }
 
 async function start() {
+  chartDefaults();
   const results = await api.insights();
   const root = document.getElementById('insights');
   for (const [id, measured] of Object.entries(results.models)) root.append(modelSection(id, measured, results.labels, results.speeds));
+  for (const box of root.querySelectorAll('.plot')) box.chart();
   document.getElementById('status').textContent = '';
 }
 

@@ -70,13 +70,19 @@ def test_insights_page_shows_the_findings(server, page, results, tmp_path: Path,
     page.goto(f"{server.base_url}/insights")
     page.wait_for_selector(".insight-model")
     assert page.locator(".insight-model h3").count() == 5
-    assert page.locator("svg.depth-plot polyline").count() == 4  # two plots, a line per input path
+    # two plots over depth, a line per kind of layer: those of each stream, and the fusion layers in their own colour
+    lines = page.evaluate("""[...document.querySelectorAll('.insight-model:last-child .plot canvas')]
+        .map((canvas) => Chart.getChart(canvas)).filter((chart) => chart.config.type === 'line')
+        .map((chart) => chart.data.datasets.map((d) => [d.stream, d.borderColor]))""")
+    assert len(lines) == 2 and all(sorted(s for s, _ in plot) == ["appearance", "fusion", "motion"] for plot in lines)
+    assert len({colour for plot in lines for _, colour in plot}) == 3
     bias = page.locator("a", has_text="class visualisation").first.get_attribute("href")
     assert bias == "/?model=synth-late-fusion&layer=logits&unit=5"
     page.locator(".examples-picker button").first.click()
     page.wait_for_selector(".examples-picker .unit-example")
     assert page.locator(".examples-picker .unit-example img").count() == 8
-    assert page.locator(".examples-picker .tuning-bars rect").count() == 5
+    bars = page.evaluate("Chart.getChart(document.querySelector('.examples-picker .plot canvas')).data.datasets[0].data.length")
+    assert bars == 5  # one bar a replay speed
     assert "prefers" in page.locator(".examples-picker .unit-summary").first.inner_text()
     page.locator("a", has_text="clip explained").first.click()
     page.wait_for_selector("#result:not([hidden])")
@@ -119,3 +125,28 @@ def test_the_analysis_pages_fit_a_phone(server, page, path: str) -> None:
     page.goto(server.base_url + path)
     page.wait_for_selector("#result:not([hidden]), .insight-model, #status:text('Error')")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+@pytest.mark.parametrize("width", [1920, 390])
+def test_insights_explains_each_finding_with_titled_axes_and_readable_fonts(server, page, width: int) -> None:
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{server.base_url}/insights")
+    page.wait_for_selector(".insight-model .plot canvas")
+    assert "Deep Insights into Convolutional Networks for Video Recognition" in page.inner_text("main .lead")
+    findings = page.locator(".insight-model .finding:has(.plot)")
+    assert findings.count() == 8  # four findings, two models
+    for summary in findings.locator(".finding-summary").all_inner_texts():
+        assert summary.endswith(".") and len(summary) > 40  # a sentence, not a bare number
+    charts = page.evaluate("""[...document.querySelectorAll('.plot canvas')].map((canvas) => {
+      const chart = Chart.getChart(canvas);
+      const scales = Object.values(chart.options.scales);
+      return {
+        titles: scales.map((s) => s.title.display && s.title.text),
+        fonts: scales.flatMap((s) => [s.ticks.font.size, s.title.font.size]),
+        width: canvas.getBoundingClientRect().right,
+      };
+    })""")
+    assert charts
+    for chart in charts:
+        assert all(chart["titles"]) and min(chart["fonts"]) >= 12 and chart["width"] <= width
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
