@@ -227,3 +227,54 @@ def test_damaged_files_fail_only_with_a_video_error(kind: str) -> None:
         except VideoError:
             continue
         assert decoded.frames.ndim == 4 and len(decoded.frames) >= 1
+
+
+def textured_pan(frames: int = 4, shift: int = 2, side: int = 64) -> np.ndarray:
+    """A smooth random texture moving right by ``shift`` px a frame."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur((rng.random((side + 32, side + 32 + frames * shift, 3)) * 255).astype(np.uint8), (7, 7), 2)
+    return np.stack([texture[16 : 16 + side, 16 + shift * t : 16 + shift * t + side][:, ::-1] for t in range(frames)])
+
+
+@pytest.mark.parametrize("method", ["dis", "tvl1"])
+def test_each_flow_estimator_measures_a_known_motion(method: str) -> None:
+    from stlens.flow.estimate import estimate_flow
+
+    reports = []
+    flow = estimate_flow(textured_pan(), method, progress=lambda done, total: reports.append((done, total)))
+    centre = flow[:, 16:48, 16:48]
+    assert abs(centre[..., 0].mean() - 2.0) < 0.2 and abs(centre[..., 1].mean()) < 0.2  # 2 px a frame to the right
+    assert reports == [(1, 3), (2, 3), (3, 3)]
+    with pytest.raises(ValueError, match="unknown flow method"):
+        estimate_flow(textured_pan(), "farneback")
+
+
+def test_a_clips_flow_is_estimated_once_per_estimator() -> None:
+    from stlens.analysis.clip import FlowCache
+
+    cache = FlowCache()
+    frames = textured_pan(frames=9)
+    reports = []
+    first = clip_inputs(frames, small_inputs(), flow="tvl1", progress=lambda *r: reports.append(r), cache=cache)
+    again = clip_inputs(frames, small_inputs(), flow="tvl1", progress=lambda *r: reports.append(r), cache=cache)
+    assert len(reports) == 8 and len(cache) == 1  # the second time: no estimation, no progress
+    assert np.array_equal(first.streams["motion"], again.streams["motion"])
+    again.streams["motion"][:] = 0  # a caller's copy: the cache keeps what was estimated
+    assert np.array_equal(clip_inputs(frames, small_inputs(), flow="tvl1", cache=cache).streams["motion"], first.streams["motion"])
+    clip_inputs(frames, small_inputs(), flow="dis", cache=cache)
+    assert len(cache) == 2
+    tiny = FlowCache(max_bytes=1)  # bounded: the newest clip only
+    for shift in (1, 2, 3):
+        clip_inputs(textured_pan(frames=9, shift=shift), small_inputs(), cache=tiny)
+    assert len(tiny) == 1
+
+
+def test_models_trained_on_tvl1_say_so_and_the_built_ins_stay_on_dis() -> None:
+    from stlens.models.builtin import builtin_entries
+    from stlens.models.zoo import zoo_entries
+
+    assert {entry.spec.flow for entry in builtin_entries()} == {"dis"}
+    zoo = {entry.spec.id: entry.spec.flow for entry in zoo_entries()}
+    assert zoo["i3d-kinetics400"] == "tvl1"

@@ -379,3 +379,18 @@ def test_stlens_serve_exits_2_with_one_line_for_a_malicious_checkpoint(folder, m
     (line,) = [line for line in done.stderr.splitlines() if line.strip()]
     assert line.startswith("stlens serve: ") and "refers to posix.system" in line
     assert "pickled code ran" not in done.stdout + done.stderr
+
+
+def test_a_model_declares_the_flow_its_motion_stream_was_trained_on(folder: Path, module_name: str) -> None:
+    body = f"""
+        [[models]]
+        id = "tvl1-net"
+        title = "Trained on TV-L1"
+        factory = "{module_name}:build"
+        flow = "tvl1"
+    """
+    (entry,) = load_model_file(write(folder, body))
+    assert entry.spec.flow == "tvl1"
+    (entry,) = load_model_file(write(folder, body.replace('flow = "tvl1"', "")))
+    assert entry.spec.flow == "dis"  # the default, as the built-in models
+    bad(folder, body.replace('"tvl1"', '"farneback"'), "flow")

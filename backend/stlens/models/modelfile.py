@@ -32,7 +32,7 @@ from torch import nn
 from .downloads import load_state_dict
 from .introspect import discover_layers
 from .registry import ModelEntry
-from .spec import InputSpec, LayerInfo, ModelSpec, Stream
+from .spec import FlowMethod, InputSpec, LayerInfo, ModelSpec, Stream
 
 MAX_MODELS = 64
 MAX_CLASSES = 100_000
@@ -80,6 +80,7 @@ class ModelFileModel(BaseModel):
     num_classes: int | None = Field(default=None, ge=1, le=MAX_CLASSES)
     description: str = ""
     inputs: dict[Stream, InputSpec] = Field(min_length=1)
+    flow: FlowMethod = Field(default="dis", description="the optical flow the motion stream was trained on")
     streams: StreamPrefixes = Field(default_factory=StreamPrefixes)
 
 
@@ -229,6 +230,7 @@ def _entry(model: ModelFileModel, base: Path, allow_absolute: bool) -> ModelEntr
         id=model.id,
         title=model.title,
         inputs=model.inputs,
+        flow=model.flow,
         labels=labels or tuple(f"class {i}" for i in range(num_classes)),
     )
     try:

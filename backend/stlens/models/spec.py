@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Stream = Literal["appearance", "motion"]
+FlowMethod = Literal["dis", "tvl1"]  # the optical-flow estimators of stlens.flow.estimate
 LayerStream = Literal["appearance", "motion", "fusion"]
 STREAMS: tuple[Stream, ...] = ("appearance", "motion")
 LOGITS = "logits"
@@ -96,6 +97,9 @@ class ModelSpec(BaseModel):
     title: str
     inputs: dict[Stream, InputSpec]
     labels: tuple[str, ...]
+    flow: FlowMethod = Field(
+        default="dis", description="the optical flow its motion stream was trained on; uploads get the same"
+    )
 
     @property
     def streams(self) -> list[Stream]:

@@ -79,6 +79,7 @@ def _own_entry(
         id=model_id,
         title=weights_title(title, trained, f"trained, {checkpoint.name}"),
         inputs=_inputs(frames, size, IMAGENET_MEAN, IMAGENET_STD, FLOW_CLIP),  # flow as I3D: x / 20
+        flow="tvl1",  # the paper trained its two-stream nets on TV-L1 flow
         labels=labels,
     )
     build = partial(_with_local_checkpoint, partial(make, len(labels)), checkpoint if trained else None)
@@ -146,6 +147,7 @@ def _i3d_entry(model_id: str, frames: int, size: int) -> ModelEntry:
         title=weights_title(title, trained, "Kinetics-400"),
         # RGB [0, 1] -> [-1, 1]; flow pixels -> [-1, 1] over the training range of +-20 px
         inputs=_inputs(frames, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), FLOW_CLIP),
+        flow="tvl1",  # the checkpoints' flow: TV-L1 on grey frames, clipped to +-20 px
         labels=VIDEO_ARCHITECTURES[0].labels,  # torchvision's Kinetics-400 names, in I3D's logit order
     )
     return ModelEntry(
