@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 
 from stlens.api import create_app
+from stlens.api.connections import uvicorn_config
 from stlens.api.deps import Services
 from stlens.config import ServerSettings
 
@@ -26,8 +27,7 @@ class LiveServer:
     def __init__(self, settings: ServerSettings):
         self.settings = settings
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, log_level="warning", ws_max_size=settings.max_body_bytes)
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(uvicorn_config(self.app, settings, log_level="warning"))
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]

@@ -78,6 +78,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["in-process", "external"],
         help="in-process (default): this server optimises; external: `stlens worker` processes do, via Redis",
     )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        metavar="ADDRESSES",
+        help="comma-separated proxy addresses or networks whose X-Forwarded-For is believed (default: none)",
+    )
     add_model_arguments(parser, "a model file whose models join the built-in ones")
 
 
@@ -85,19 +90,18 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api import create_app
+    from .api.connections import uvicorn_config
 
     started = start_up(args, "serve", lambda settings: (settings, create_app(settings)))
     if started is None:
         return 2
     settings, app = started
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        ws_max_size=settings.max_body_bytes,
-        log_level=args.log_level,
-    )
-    return 0
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level=args.log_level))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # the server stopped cleanly on Ctrl-C and raised it again, as uvicorn.run
+        pass
+    return 0 if server.started else 3  # 3: the app failed to start, as uvicorn.run says it
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:

@@ -38,6 +38,21 @@ class ServerSettings(BaseSettings):
     preview_interval_s: float = Field(default=0.25, ge=0.05, le=1.0, description="least time between previews")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     cache_retry_s: float = Field(default=1.0, gt=0, le=60, description="wait before reconnecting to a lost Redis")
+    forwarded_allow_ips: str = Field(
+        default="",
+        max_length=4096,
+        description="comma-separated proxy addresses or networks whose X-Forwarded-For is believed ('*': any); "
+        "none by default, so a client cannot pose as others",
+    )
+    max_connections: int = Field(default=1024, ge=1, le=1_000_000, description="open sockets in all")
+    max_connections_per_client: int = Field(
+        default=512, ge=1, le=1_000_000, description="open sockets of one client address (a class behind one NAT fits)"
+    )
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600, description="time to send a request's headers")
+    stalled_send_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a client that takes none of the data waiting for it this long is dropped"
+    )
+    send_buffer_bytes: int = Field(default=128 * 1024, ge=4096, le=64 * 1024 * 1024, description="per socket")
 
     @model_validator(mode="after")
     def _external_workers_need_a_shared_redis(self) -> ServerSettings:

@@ -140,7 +140,7 @@ def test_new_jobs_are_refused_while_too_many_are_pending(make_server):
 
 
 def test_one_client_cannot_fill_the_queue_for_everyone(make_server):
-    server = make_server(max_pending_per_client=2)
+    server = make_server(max_pending_per_client=2, forwarded_allow_ips="127.0.0.1")  # two clients behind a proxy
     alice, bob = {"X-Forwarded-For": "10.0.0.1"}, {"X-Forwarded-For": "10.0.0.2"}
     for unit in (24, 25):
         created = server.http.post("/api/visualizations", json=request(unit=unit, steps=MAX_STEPS), headers=alice)
