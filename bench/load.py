@@ -28,7 +28,7 @@ import httpx
 import redis
 import uvicorn
 from stlens.api import create_app
-from stlens.cache import EmbeddedRedis
+from stlens.redis_server import EmbeddedRedis
 from stlens.config import ServerSettings
 from stlens.queue import protocol
 from websockets.sync.client import connect

@@ -17,47 +17,32 @@ settings) at a time.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from .cache import ResultCache
-from .jobs import Busy, Job, ResolvedRequest
-from .media.render import media_names
+from .jobs.core import Busy, Job, Jobs, Limits, Status
+from .media.outputs import media_names
+from .request import ResolvedRequest, short_hash
 
 log = logging.getLogger(__name__)
 
-UnitStatus = Literal["queued", "running", "done", "failed"]
 AtlasStatus = Literal["running", "done"]
 MAX_ATLAS_UNITS = 256  # a wider layer's atlas shows its first units
-MAX_PENDING_ATLASES = 16  # atlases queued or running; more are refused
-MAX_PENDING_PER_CLIENT = 4  # the same for one client address
+LIMITS = Limits(pending=16, per_client=4, noun="atlases", state="being computed", retry_after_s=30)
 FINISHED_ATLASES_KEPT = 64
 IDLE_POLL_S = 0.2  # how often a waiting atlas looks whether the job manager is idle
 ATLAS_CLIENT = "atlas"  # the client its jobs are counted against in the job manager
-
-
-class Jobs(Protocol):
-    """What an atlas needs of a job manager (the in-process one or the queued one)."""
-
-    def get(self, vid: str) -> Job | None: ...
-
-    def running_count(self) -> int: ...
-
-    @property
-    def workers(self) -> int: ...
-
-    def submit(self, resolved: ResolvedRequest, keep: bool, client: str) -> Job: ...
 
 
 @dataclass
 class AtlasUnit:
     unit: int
     request: ResolvedRequest
-    status: UnitStatus = "queued"
+    status: Status = "queued"
     detail: str | None = None
 
     @property
@@ -96,7 +81,7 @@ class Atlas:
     def unlisten(self, queue: asyncio.Queue[AtlasUnit | None]) -> None:
         self.listeners.discard(queue)
 
-    def set_status(self, unit: AtlasUnit, status: UnitStatus, detail: str | None = None) -> None:
+    def set_status(self, unit: AtlasUnit, status: Status, detail: str | None = None) -> None:
         unit.status, unit.detail = status, detail
         for queue in self.listeners:
             queue.put_nowait(unit)
@@ -108,50 +93,38 @@ class Atlas:
 
 def atlas_id(units: Sequence[ResolvedRequest]) -> str:
     """A content id for the atlas: a hash of its units' content ids (model weights, layer, settings)."""
-    return hashlib.sha256(",".join(u.id for u in units).encode()).hexdigest()[:20]
+    return short_hash(",".join(u.id for u in units))
 
 
 class AtlasManager:
     """Keeps the atlases by id and fills them in, a unit for each free job worker (so the units of an atlas
     fan out over every ``stlens worker`` in the queued mode)."""
 
-    def __init__(
-        self,
-        jobs: Jobs,
-        cache: ResultCache,
-        max_pending: int = MAX_PENDING_ATLASES,
-        max_pending_per_client: int = MAX_PENDING_PER_CLIENT,
-    ):
+    def __init__(self, jobs: Jobs, cache: ResultCache, limits: Limits = LIMITS):
         self.jobs = jobs
         self.cache = cache
-        self.max_pending = max_pending
-        self.max_pending_per_client = max_pending_per_client
+        self.limits = limits
         self._atlases: OrderedDict[str, Atlas] = OrderedDict()
         self._waiting: asyncio.Queue[Atlas] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
 
-    def get(self, aid: str) -> Atlas | None:
-        return self._atlases.get(aid)
+    def get(self, atlas_id: str) -> Atlas | None:
+        return self._atlases.get(atlas_id)
 
     async def start(self, units: Sequence[ResolvedRequest], units_total: int, client: str) -> Atlas:
         """The atlas of these units: the one already known, or a new one queued for its missing units.
 
-        Raises Busy when ``max_pending`` atlases are already queued or running (503), or
-        ``max_pending_per_client`` of this client's (429)."""
+        Raises Busy past the limits on atlases being computed, in all or of this client's."""
         if not 0 < len(units) <= MAX_ATLAS_UNITS:
             raise ValueError(f"an atlas has 1 to {MAX_ATLAS_UNITS} units, not {len(units)}")
         aid = atlas_id(units)
         known = self._atlases.get(aid)
         if known is not None and known.status == "running":
             return known
-        pending = [a for a in self._atlases.values() if a.status == "running"]
-        if len(pending) >= self.max_pending:
-            raise Busy(f"{self.max_pending} atlases are being computed; try again when they finish", 503)
-        if sum(a.client == client for a in pending) >= self.max_pending_per_client:
-            raise Busy(f"you have {self.max_pending_per_client} atlases being computed; wait for them", 429)
+        self.limits.admit((a.client for a in self._atlases.values() if a.status == "running"), client)
         atlas = Atlas(aid, [AtlasUnit(r.unit, r) for r in units], units_total, client)
         for unit in atlas.units:
-            await self.cache.put_request(unit.id, unit.request.as_json())  # so /v/{id} can recompute it
+            await self.cache.put_request(unit.id, unit.request.request)  # so /v/{id} can recompute it
             if await self.cache.get_record(unit.id) is not None:
                 unit.status = "done"
             elif (job := self.jobs.get(unit.id)) is not None and job.active:
@@ -174,25 +147,25 @@ class AtlasManager:
         """Fill in the waiting atlases in turn, until none is left, a unit for each job worker at once."""
         while not self._waiting.empty():
             atlas = self._waiting.get_nowait()
-            slots = asyncio.Semaphore(max(1, self.jobs.workers))
+            slots = asyncio.Semaphore(max(1, self.jobs.capacity))
 
-            async def fill(unit: AtlasUnit) -> None:
+            async def compute(unit: AtlasUnit) -> None:
                 async with slots:
                     try:
-                        await self._fill(atlas, unit)
+                        await self._compute_unit(atlas, unit)
                     except Exception as exc:  # e.g. a job manager that refuses it: this unit fails, the atlas goes on
                         log.exception("atlas %s: unit %d failed", atlas.id, unit.unit)
                         atlas.set_status(unit, "failed", f"{type(exc).__name__}: {exc}")
 
-            await asyncio.gather(*(fill(u) for u in atlas.units if u.status not in ("done", "failed")))
+            await asyncio.gather(*(compute(u) for u in atlas.units if u.status not in ("done", "failed")))
 
-    async def _fill(self, atlas: Atlas, unit: AtlasUnit) -> None:
+    async def _compute_unit(self, atlas: Atlas, unit: AtlasUnit) -> None:
         if await self.cache.get_record(unit.id) is not None:  # computed meanwhile (someone opened it)
             atlas.set_status(unit, "done")
             return
         job = await self._submit_when_idle(unit.request)
         atlas.set_status(unit, "running")
-        status, detail = await _outcome(job)
+        status, detail = await job.outcome()
         atlas.set_status(unit, status, detail)
 
     async def _submit_when_idle(self, request: ResolvedRequest) -> Job:
@@ -200,7 +173,7 @@ class AtlasManager:
         one atlas unit a worker); the active job of this id at once if someone else started it."""
         while True:
             job = self.jobs.get(request.id)
-            if (job is not None and job.active) or self.jobs.running_count() < max(1, self.jobs.workers):
+            if (job is not None and job.active) or self.jobs.unfinished_count() < max(1, self.jobs.capacity):
                 try:
                     return self.jobs.submit(request, keep=True, client=ATLAS_CLIENT)
                 except Busy:
@@ -216,13 +189,3 @@ class AtlasManager:
             except asyncio.CancelledError:
                 pass
 
-
-async def _outcome(job: Job) -> tuple[UnitStatus, str | None]:
-    """Wait for a job to finish: ("done", None) or ("failed", why)."""
-    subscription = job.subscribe()
-    try:
-        while not job.finished:
-            await subscription.next()
-    finally:
-        job.unsubscribe(subscription)
-    return ("done", None) if job.status == "done" else ("failed", job.detail or "the visualisation failed")

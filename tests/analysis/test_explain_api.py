@@ -7,7 +7,6 @@ import httpx
 import numpy as np
 import pytest
 from stlens.analysis import video
-from stlens.api.routes import explain as explain_routes
 
 from .conftest import VIDEO_KINDS, canvas_gif, encode, moving_square
 from .test_video import zero_frame_avi
@@ -114,7 +113,7 @@ def test_waiting_uploads_are_capped_in_bytes_and_the_rest_told_to_retry(server, 
     """Twelve 31 MiB uploads at once while decoding is held: two fit the waiting bytes (64 MiB), ten
     get 503 with Retry-After at once, and none of those ten is read into the server's memory."""
     pool = video.DecodePool()
-    monkeypatch.setattr(explain_routes, "_decoders", pool)
+    monkeypatch.setattr(server.services, "decoders", pool)
     gate = threading.Event()
     real_decode = video.decode_video
     monkeypatch.setattr(video, "decode_video", lambda data: gate.wait(60) and real_decode(data))

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stlens.media.frames import STRIP_GAP, display_factor
-from stlens.media.render import MEDIA_TYPES
+from stlens.media.outputs import MEDIA_TYPES
 
 from .requests import request
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from stlens.flow import coding
 from stlens.media.frames import strip
-from stlens.media.render import preview_strips, render_media
+from stlens.media.outputs import preview_strips, render_media
 
 SPEED = 2.0  # px
 

@@ -1,11 +1,19 @@
-"""The pure parts of the job runner: content ids and the newest-only mailbox of a viewer."""
+"""The pure parts of the job core: content ids, the newest-only mailbox of a viewer, the job table."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+
+import pytest
+import torch
 
 from stlens.engine.settings import VisualizationSettings
-from stlens.jobs import ID_LENGTH, Event, FairQueue, Job, Subscription, content_id
+from stlens.jobs.core import FINISHED_JOBS_KEPT, Busy, Event, Job, JobTable, Limits, Subscription
+from stlens.jobs.scheduling import FairQueue
+from stlens.models.builtin import builtin_entries
+from stlens.models.registry import ModelRegistry
+from stlens.request import ID_LENGTH, ResolvedRequest, VisualizationRequest, content_id, resolve
 
 
 def test_content_id_covers_model_weights_layer_unit_and_settings():
@@ -39,7 +47,8 @@ def test_a_slow_viewer_gets_only_the_newest_message():
 
 def test_a_late_viewer_starts_from_the_latest_progress_and_leaving_cancels_unkept_jobs():
     async def scenario() -> tuple[Event, bool, bool]:
-        kept, unkept = Job(id="a", request={}, keep=True), Job(id="b", request={})
+        asked = VisualizationRequest(model="m", layer="l", unit=0)
+        kept, unkept = Job(id="a", request=asked, keep=True), Job(id="b", request=asked)
         for job in (kept, unkept):
             job.publish(Event("progress", "step 7"))
         late = unkept.subscribe()
@@ -64,3 +73,55 @@ def test_fair_queue_takes_clients_in_turn_and_each_in_order():
     queue.push("b", "b2")
     assert [queue.pop() for _ in range(5)] == ["b1", "c1", "a2", "b2", "a3"]
     assert queue.pop() is None and len(queue) == 0
+
+
+class RecordingTable(JobTable):
+    """A job table that only notes which jobs it was asked to start."""
+
+    def __init__(self, limits: Limits):
+        super().__init__(limits)
+        self.started_jobs: list[Job] = []
+
+    def _start(self, job: Job, resolved: ResolvedRequest) -> None:
+        self.started_jobs.append(job)
+
+
+def resolved_units(count: int) -> list[ResolvedRequest]:
+    registry = ModelRegistry(builtin_entries(), torch.device("cpu"))
+    return [
+        resolve(registry, VisualizationRequest(model="synth-conv-fusion", layer="fusion.conv", unit=unit))
+        for unit in range(count)
+    ]
+
+
+def test_the_job_table_shares_an_id_admits_within_limits_and_forgets_cancelled_jobs():
+    first, second, third = resolved_units(3)
+    table = RecordingTable(Limits(pending=2, per_client=1))
+    job = table.submit(first, keep=False, client="a")
+    assert table.submit(first, keep=True, client="b") is job and job.keep  # the same id: one job
+    with pytest.raises(Busy) as refused:
+        table.submit(second, keep=False, client="a")
+    assert refused.value.whose == "client" and "wait for them" in refused.value.detail
+    table.submit(second, keep=False, client="b")
+    with pytest.raises(Busy) as full:
+        table.submit(third, keep=False, client="c")
+    assert full.value.whose == "server" and full.value.retry_after_s == 5
+    assert table.unfinished_count() == 2 and table.started == 2 and len(table.started_jobs) == 2
+    table.cancelled(job)
+    assert table.get(first.id) is None and job.status == "failed" and job.latest == Event("failed")
+    again = table.submit(first, keep=False, client="a")  # afresh: a new job
+    assert again is not job and table.started == 3
+
+
+def test_finished_jobs_are_remembered_up_to_a_bound():
+    units = resolved_units(1)
+    table = RecordingTable(Limits(pending=10_000, per_client=10_000))
+    jobs = []
+    for number in range(FINISHED_JOBS_KEPT + 5):
+        resolved = dataclasses.replace(units[0], id=f"{number:020x}")
+        job = table.submit(resolved, keep=True, client="a")
+        job.finish("done")
+        jobs.append(job)
+    table.submit(dataclasses.replace(units[0], id="f" * 20), keep=True, client="a")  # forgetting happens on submit
+    assert table.get(jobs[0].id) is None and table.get(jobs[-1].id) is jobs[-1]
+    assert sum(table.get(job.id) is not None for job in jobs) == FINISHED_JOBS_KEPT

@@ -13,7 +13,7 @@ from PIL import Image
 from stlens.flow import coding
 from stlens.media import encode
 from stlens.media.frames import display_factor, enlarge, strip, to_uint8
-from stlens.media.render import MEDIA_TYPES, inputs_npz, media_names, preview_strips, render_media
+from stlens.media.outputs import MEDIA_TYPES, inputs_npz, media_names, preview_strips, render_media
 
 
 def uniform_flow(frames: int = 4, side: int = 16, speeds: tuple[float, ...] = (1, 2, 3, 4)) -> np.ndarray:

@@ -12,7 +12,7 @@ import redis
 from PIL import Image
 
 from stlens.engine.settings import VisualizationSettings
-from stlens.media.render import MEDIA_TYPES
+from stlens.media.outputs import MEDIA_TYPES
 
 from .requests import request
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from stlens.cache import EmbeddedRedis
+from stlens.redis_server import EmbeddedRedis
 from stlens.queue import protocol
 
 WORKER_START_TIMEOUT_S = 90.0

@@ -12,14 +12,15 @@ WORKER_RUN = """
 import json, sys, threading
 from stlens.cli import build_parser
 from stlens.config import ServerSettings
-from stlens.engine.settings import VisualizationSettings
 from stlens.queue import worker
 
 build_parser(["worker"])
-context = worker.make_worker(ServerSettings(device="cpu", torch_threads=1), "redis://127.0.0.1:9", 1)
-registry = worker.open_registry(ServerSettings(device="cpu"))
-resolved = worker.resolve(registry, "synth-conv-fusion", "fusion.conv", 0, VisualizationSettings(steps=2))
-worker.compute(resolved, threading.Event(), lambda message: None, 0.0)
+settings = ServerSettings(device="cpu", torch_threads=1)
+context = worker.WorkerContext(settings, "redis://127.0.0.1:9")
+worker.make_worker(settings, "redis://127.0.0.1:9", 1)
+asked = worker.VisualizationRequest(model="synth-conv-fusion", layer="fusion.conv", unit=0, settings={"steps": 2})
+output = worker.run_visualization(worker.resolve(context.registry, asked), threading.Event(), lambda message: None, 0.0)
+record = worker.ResultRecord(request=asked, result=output.result)
 print(json.dumps(sorted(sys.modules)))
 """
 

@@ -8,12 +8,14 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 import torch
 from saq.job import Status
-from stlens.cache import EmbeddedRedis, ResultCache
+from stlens.cache import ResultCache
 from stlens.engine.settings import VisualizationSettings
-from stlens.jobs import resolve
+from stlens.jobs.core import Limits
 from stlens.models.builtin import builtin_entries
 from stlens.models.registry import ModelRegistry
-from stlens.queue.manager import QueuedJobManager
+from stlens.queue.manager import QueuedJobs
+from stlens.redis_server import EmbeddedRedis
+from stlens.request import VisualizationRequest, resolve
 
 WAIT_S = 10.0
 
@@ -26,11 +28,12 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float = WAIT_
 
 def test_a_job_the_queue_lost_is_enqueued_again_and_a_viewerless_one_aborted(redis_server: EmbeddedRedis):
     registry = ModelRegistry(builtin_entries(), torch.device("cpu"))
-    resolved = resolve(registry, "synth-conv-fusion", "fusion.conv", 3, VisualizationSettings(steps=4))
+    asked = VisualizationRequest(model="synth-conv-fusion", layer="fusion.conv", unit=3, settings=VisualizationSettings(steps=4))
+    resolved = resolve(registry, asked)
 
     async def scenario() -> None:
         cache = ResultCache(redis_server.url)
-        manager = QueuedJobManager(cache, redis_server.url, poll_s=0.05)
+        manager = QueuedJobs(cache, redis_server.url, Limits(pending=64, per_client=16), poll_s=0.05)
         client = aioredis.from_url(redis_server.url)
         await manager.start()
         try:

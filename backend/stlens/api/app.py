@@ -10,13 +10,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..cache import EmbeddedRedis, ResultCache
+from ..analysis.unit_examples import ExampleIndex
+from ..atlas import AtlasManager
+from ..cache import ResultCache
 from ..config import ServerSettings
-from ..jobs import JobManager
+from ..jobs.core import Jobs, Limits
+from ..jobs.in_process import InProcessJobs
 from ..models.catalogue import open_registry
 from ..models.registry import ModelRegistry
-from ..queue.manager import QueuedJobManager
+from ..queue.manager import QueuedJobs
+from ..redis_server import EmbeddedRedis
+from ..visualizations import Visualizations
 from .deps import Services
+from .errors import add_error_handlers
 from .routes import atlas, explain, health, insights, models, pages, visualizations
 
 log = logging.getLogger(__name__)
@@ -78,28 +84,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = ResultCache(url, recent=settings.recent_results, retry_s=settings.cache_retry_s)
     if not await cache.ping():
         log.warning("redis at %s is not reachable; starting without the cache", url)
-    jobs: JobManager | QueuedJobManager
+    limits = Limits(pending=settings.max_pending_jobs, per_client=settings.max_pending_per_client)
+    jobs: Jobs
     if settings.workers == "external":
-        jobs = QueuedJobManager(
-            cache,
-            url,
-            max_pending=settings.max_pending_jobs,
-            max_pending_per_client=settings.max_pending_per_client,
-        )
-        await jobs.start()
+        queued = QueuedJobs(cache, url, limits)
+        await queued.start()
+        jobs = queued
     else:
-        jobs = JobManager(
+        jobs = InProcessJobs(
             cache,
-            workers=settings.job_workers,
+            limits,
+            threads=settings.job_workers,
             torch_threads=settings.torch_threads,
             preview_interval_s=settings.preview_interval_s,
-            max_pending=settings.max_pending_jobs,
-            max_pending_per_client=settings.max_pending_per_client,
         )
-    app.state.services = Services(settings, registry.device, registry, cache, jobs, embedded)
+    atlases = AtlasManager(jobs, cache)
+    app.state.services = Services(
+        settings=settings,
+        device=registry.device,
+        registry=registry,
+        cache=cache,
+        jobs=jobs,
+        visualizations=Visualizations(registry, cache, jobs),
+        atlases=atlases,
+        embedded_redis=embedded,
+        examples=ExampleIndex(k=insights.EXAMPLES_PER_UNIT),
+    )
     try:
         yield
     finally:
+        await atlases.aclose()
         await jobs.aclose()
         await cache.close()
         if embedded is not None:
@@ -119,6 +133,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.registry = registry
+    add_error_handlers(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, larger={"/api/explain": explain.UPLOAD_BODY_LIMIT})
     for module in (health, models, visualizations, atlas, explain, insights, pages):
         app.include_router(module.router)

@@ -6,11 +6,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..atlas import MAX_ATLAS_UNITS, Atlas, AtlasStatus, AtlasUnit
 from ..engine.settings import VisualizationSettings
+from ..jobs.core import Status
 from ..models.spec import LayerStream, Stream
+from ..record import Result
+from ..visualizations import VisualizationState
+from .sharelink import share_path
 
-Status = Literal["queued", "running", "done", "failed"]
-ID_PATTERN = r"^[0-9a-f]{20}$"
+
+def media_url(visualization_id: str, name: str) -> str:
+    return f"/api/visualizations/{visualization_id}/media/{name}"
+
+
+def inputs_url(visualization_id: str) -> str:
+    return f"/api/visualizations/{visualization_id}/inputs.npz"
 
 
 class Health(BaseModel):
@@ -58,22 +68,6 @@ class ModelPace(BaseModel):
     )
 
 
-class VisualizationRequest(BaseModel):
-    """The body of ``POST /api/visualizations`` and the first WebSocket message."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"model": "synth-conv-fusion", "layer": "fusion.conv", "unit": 3, "settings": {"steps": 32}}]
-        },
-    )
-
-    model: str = Field(min_length=1, max_length=64)
-    layer: str = Field(min_length=1, max_length=256)
-    unit: int = Field(ge=0, le=1_000_000)
-    settings: VisualizationSettings = Field(default_factory=VisualizationSettings)
-
-
 class VisualizationCreated(BaseModel):
     id: str
     status: Status
@@ -90,6 +84,17 @@ class VisualizationResult(BaseModel):
         default=None, description="how long the optimisation took where it ran (absent for older results)"
     )
 
+    @classmethod
+    def of(cls, visualization_id: str, result: Result) -> VisualizationResult:
+        return cls(
+            objective=result.objective,
+            steps=result.steps,
+            streams=result.streams,
+            media={name: media_url(visualization_id, name) for name in result.media},
+            inputs=inputs_url(visualization_id),
+            seconds=result.seconds,
+        )
+
 
 class Visualization(BaseModel):
     id: str
@@ -99,7 +104,65 @@ class Visualization(BaseModel):
     detail: str | None = Field(default=None, description="why it failed")
     share_path: str = Field(description="the share link, relative to this server: /v/{id} with the request in its query")
 
+    @classmethod
+    def of(cls, state: VisualizationState) -> Visualization:
+        return cls(
+            id=state.id,
+            status=state.status,
+            request=state.request,
+            result=None if state.result is None else VisualizationResult.of(state.id, state.result),
+            detail=state.detail,
+            share_path=share_path(state.id, state.request),
+        )
+
 
 class ErrorMessage(BaseModel):
     type: Literal["error"] = "error"
     detail: Any
+
+
+class AtlasRequest(BaseModel):
+    """The body of ``POST /api/atlas`` and the first message on ``/api/atlas/live``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model": "synth-conv-fusion", "layer": "fusion.conv", "settings": {"steps": 32}}]},
+    )
+
+    model: str = Field(min_length=1, max_length=64)
+    layer: str = Field(min_length=1, max_length=256)
+    settings: VisualizationSettings = Field(default_factory=VisualizationSettings)
+
+
+class AtlasUnitState(BaseModel):
+    unit: int
+    id: str = Field(description="the unit's visualisation id, as POST /api/visualizations gives it")
+    status: Status
+    detail: str | None = Field(default=None, description="why it failed")
+    media: dict[str, str] | None = Field(default=None, description="medium name -> URL, once done")
+
+    @classmethod
+    def of(cls, unit: AtlasUnit) -> AtlasUnitState:
+        media = {name: media_url(unit.id, name) for name in unit.media()} if unit.status == "done" else None
+        return cls(unit=unit.unit, id=unit.id, status=unit.status, detail=unit.detail, media=media)
+
+
+class AtlasState(BaseModel):
+    id: str
+    model: str
+    layer: str
+    status: AtlasStatus = Field(description="done once every unit is done or failed")
+    units_total: int = Field(description=f"the layer's units; the atlas holds the first {MAX_ATLAS_UNITS} at most")
+    units: list[AtlasUnitState]
+
+    @classmethod
+    def of(cls, atlas: Atlas) -> AtlasState:
+        first = atlas.units[0].request
+        return cls(
+            id=atlas.id,
+            model=first.model.spec.id,
+            layer=first.layer.id,
+            status=atlas.status,
+            units_total=atlas.units_total,
+            units=[AtlasUnitState.of(u) for u in atlas.units],
+        )

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ValidationError
 
 from ..engine.settings import VisualizationSettings
-from .schemas import VisualizationRequest
+from ..request import VisualizationRequest
 
 REQUEST_KEYS = ("model", "layer", "unit")
 
@@ -56,12 +56,12 @@ def share_query(request: Mapping[str, Any]) -> list[tuple[str, str]]:
     return entries
 
 
-def share_path(vid: str, request: Mapping[str, Any]) -> str:
+def share_path(visualization_id: str, request: Mapping[str, Any]) -> str:
     """``/v/{id}?<request>``; just ``/v/{id}`` for a stored request this server version cannot read."""
     try:
-        return f"/v/{vid}?{urlencode(share_query(request))}"
+        return f"/v/{visualization_id}?{urlencode(share_query(request))}"
     except (KeyError, ValidationError):
-        return f"/v/{vid}"
+        return f"/v/{visualization_id}"
 
 
 def request_from_query(params: Mapping[str, str]) -> VisualizationRequest | None:

@@ -1,7 +1,7 @@
 """The job manager of an API node in ``--workers external`` mode: jobs run in ``stlens worker``s.
 
-It has JobManager's interface (``get``, ``submit``, ``running_count``, ``started``), so the
-routes cannot tell the modes apart. The node keeps no state another node needs: the queue,
+It shares the job table of the in-process manager (``jobs.core``), so the routes cannot tell
+the modes apart. The node keeps no state another node needs: the queue,
 the results, who is watching and who asked to keep a job are in Redis. Each node keeps a
 ``Job`` per job its own clients follow, fed by the workers' events (Redis pub/sub) and checked
 against the queue every ``poll_s``: a job the queue lost (Redis restarted empty, keys evicted)
@@ -15,49 +15,43 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import OrderedDict
 
 import redis
 import redis.asyncio as aioredis
 from saq.job import Status as QueueStatus
 
 from ..cache import ResultCache
-from ..jobs import Event, Job, ResolvedRequest, Status, admit, forget_finished
+from ..jobs.core import CANCELLED, Event, FinalStatus, Job, JobTable, Limits
+from ..request import ResolvedRequest
 from . import protocol
 
 log = logging.getLogger(__name__)
 
-CANCELLED = "cancelled: every viewer left"
 REDIS_ERRORS = (redis.RedisError, OSError)
 WORKERS_CHECK_EVERY_S = 5.0
 
 
-class QueuedJobManager:
+class QueuedJobs(JobTable):
     """Enqueues jobs for the workers and relays their progress to this node's viewers."""
 
-    def __init__(
-        self,
-        cache: ResultCache,
-        redis_url: str,
-        max_pending: int = 64,
-        max_pending_per_client: int = 16,
-        poll_s: float = 0.25,
-    ):
+    def __init__(self, cache: ResultCache, redis_url: str, limits: Limits, poll_s: float = 0.25):
+        super().__init__(limits)
         self.cache = cache
-        self.max_pending = max_pending
-        self.max_pending_per_client = max_pending_per_client
         self.poll_s = poll_s
         self.node = uuid.uuid4().hex
         self.queue = protocol.make_queue(redis_url)
         self._redis = aioredis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._enqueued: set[str] = set()  # ids this node has handed to the queue
         self._announced_done: set[str] = set()  # ids a worker said it finished
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.started = 0  # jobs this node submitted: shared requests count once
-        self.workers = 0  # jobs the live workers can run at once (JobManager.workers: its threads)
+        self._capacity = 0
         self._workers_checked = 0.0
+
+    @property
+    def capacity(self) -> int:
+        """Jobs the live workers can run at once (the sum of their concurrency, as they report it)."""
+        return self._capacity
 
     async def start(self) -> None:
         await self.queue.connect()
@@ -71,27 +65,10 @@ class QueuedJobManager:
             await self.queue.disconnect()
         await self._redis.aclose()
 
-    def get(self, vid: str) -> Job | None:
-        return self._jobs.get(vid)
-
-    def running_count(self) -> int:
-        return sum(1 for job in self._jobs.values() if not job.finished)
-
-    def submit(self, resolved: ResolvedRequest, keep: bool, client: str) -> Job:
-        """The active job of this id, or a new one handed to the queue (where it may meet the
-        same job from another node). Raises Busy past this node's limits."""
-        job = self._jobs.get(resolved.id)
-        if job is not None and job.active:
-            job.keep = job.keep or keep
-            return job
-        admit(self._jobs.values(), client, self.max_pending, self.max_pending_per_client)
-        job = Job(id=resolved.id, request=resolved.as_json(), client=client, keep=keep)
-        self._jobs[resolved.id] = job
+    def _start(self, job: Job, resolved: ResolvedRequest) -> None:
+        """Handed to the queue by the supervisor, woken now (where it may meet the same job from another node)."""
         self._enqueued.discard(job.id)
-        self.started += 1
-        forget_finished(self._jobs)
         self._wake.set()
-        return job
 
     async def _relay_events(self) -> None:
         """Forward the workers' events to this node's jobs; resubscribe after a lost Redis."""
@@ -101,7 +78,8 @@ class QueuedJobManager:
                 await pubsub.psubscribe(f"{protocol.EVENTS_PREFIX}*")
                 async for message in pubsub.listen():
                     if message["type"] == "pmessage":
-                        self._on_event(protocol.vid_of_channel(message["channel"].decode()), message["data"].decode())
+                        job_id = protocol.job_id_of_channel(message["channel"].decode())
+                        self._on_event(job_id, message["data"].decode())
             except REDIS_ERRORS as exc:
                 log.warning("lost the workers' events (%s); resubscribing", exc)
                 await asyncio.sleep(self.poll_s)
@@ -109,8 +87,8 @@ class QueuedJobManager:
                 with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()
 
-    def _on_event(self, vid: str, message: str) -> None:
-        job = self._jobs.get(vid)
+    def _on_event(self, job_id: str, message: str) -> None:
+        job = self.get(job_id)
         if job is None or job.finished:
             return
         kind, payload = protocol.parse_event(message)
@@ -120,33 +98,36 @@ class QueuedJobManager:
         elif kind == "running":
             job.mark_running()
         elif kind == "done":  # checked against the cache by the supervisor, woken now
-            self._announced_done.add(vid)
+            self._announced_done.add(job_id)
             self._wake.set()
 
-    def _finish(self, job: Job, status: Status, detail: str | None = None) -> None:
-        job.status, job.detail = status, detail
+    def _finish(self, job: Job, status: FinalStatus, detail: str | None = None) -> None:
+        self._forget_queued(job)
+        job.finish(status, detail)
+
+    def _forget_queued(self, job: Job) -> None:
         self._enqueued.discard(job.id)
         self._announced_done.discard(job.id)
-        job.publish(Event(job.status))
 
     async def _supervise(self) -> None:
         """Every ``poll_s`` (or at once on a submit): enqueue, renew watches, cancel, reconcile."""
         while True:
             try:
-                await self._tick()
+                await self._reconcile()
             except REDIS_ERRORS as exc:
                 log.warning("redis is unusable (%s); the queued jobs wait for it", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
             self._wake.clear()
 
-    async def _tick(self) -> None:
+    async def _reconcile(self) -> None:
+        """Bring this node's jobs and the queue in line: cancel, watch, enqueue, and take each job's state from the queue."""
         if time.monotonic() - self._workers_checked > WORKERS_CHECK_EVERY_S:
             info = await self.queue.info()
             reports = info["workers"].values()
-            self.workers = sum(int((w.get("metadata") or {}).get("concurrency", 1)) for w in reports)
+            self._capacity = sum(int((w.get("metadata") or {}).get("concurrency", 1)) for w in reports)
             self._workers_checked = time.monotonic()
-        unfinished = [job for job in self._jobs.values() if not job.finished]
+        unfinished = self.unfinished()
         for job in unfinished:
             if job.cancel.is_set():
                 await self._cancel(job)
@@ -193,10 +174,10 @@ class QueuedJobManager:
 
     async def _cancel(self, job: Job) -> None:
         """This node's viewers all left: abort the job unless another node's viewers or a keeper want it."""
-        if self._jobs.get(job.id) is not job:
+        if self.get(job.id) is not job:
             return
-        del self._jobs[job.id]  # not a failure to remember: the next request starts afresh
-        self._finish(job, "failed", CANCELLED)
+        self._forget_queued(job)
+        self.cancelled(job)
         watchers = protocol.watchers_key(job.id)
         await self._redis.zrem(watchers, self.node)
         if await self._redis.exists(protocol.keep_key(job.id)):

@@ -13,9 +13,10 @@ import redis.asyncio as aioredis
 from saq.queue.redis import RedisQueue
 
 from ..cache import KEY_PREFIX
+from ..request import VisualizationRequest
 
 QUEUE_NAME = "stlens"
-FUNCTION = "visualize"
+FUNCTION = "visualize"  # the saq function's name in Redis (API nodes and workers of any version agree on it)
 EVENTS_PREFIX = f"{KEY_PREFIX}:events:"
 RUNS_KEY = f"{KEY_PREFIX}:stats:runs"  # optimisation runs started by all workers: the load test counts them
 HEARTBEAT_S = 5
@@ -43,22 +44,22 @@ def worker_info_key(worker: str) -> str:
     return f"saq:{QUEUE_NAME}:worker_info:{worker}"
 
 
-def job_options(vid: str, request: dict[str, Any]) -> dict[str, Any]:
+def job_options(job_id: str, request: VisualizationRequest) -> dict[str, Any]:
     """``queue.enqueue(FUNCTION, **job_options(...))``: the job's key, liveness and retries."""
     return {
-        "key": vid,
-        "request": request,
+        "key": job_id,
+        "request": request.model_dump(mode="json"),
         "timeout": JOB_TIMEOUT_S,
         "heartbeat": HEARTBEAT_S,
         "retries": ATTEMPTS,
     }
 
 
-def events_channel(vid: str) -> str:
-    return f"{EVENTS_PREFIX}{vid}"
+def events_channel(job_id: str) -> str:
+    return f"{EVENTS_PREFIX}{job_id}"
 
 
-def vid_of_channel(channel: str) -> str:
+def job_id_of_channel(channel: str) -> str:
     return channel.removeprefix(EVENTS_PREFIX)
 
 
@@ -72,11 +73,11 @@ def parse_event(message: str) -> tuple[str, str]:
     return kind, payload
 
 
-def keep_key(vid: str) -> str:
+def keep_key(job_id: str) -> str:
     """Set while someone asked for the job to run to the end (an HTTP client): never cancelled."""
-    return f"{KEY_PREFIX}:keep:{vid}"
+    return f"{KEY_PREFIX}:keep:{job_id}"
 
 
-def watchers_key(vid: str) -> str:
+def watchers_key(job_id: str) -> str:
     """A sorted set of the API nodes with live viewers of the job, scored by when that expires."""
-    return f"{KEY_PREFIX}:watchers:{vid}"
+    return f"{KEY_PREFIX}:watchers:{job_id}"

@@ -24,10 +24,10 @@ from saq.job import Job as SaqJob
 from ..cache import ResultCache
 from ..cli import add_model_arguments, start_up
 from ..config import ServerSettings
-from ..engine.settings import VisualizationSettings
-from ..jobs import ResolvedRequest, compute, resolve
 from ..models.catalogue import open_registry
-from ..models.registry import ModelRegistry
+from ..record import ResultRecord
+from ..request import VisualizationRequest, resolve
+from ..run import run_visualization
 from . import protocol
 
 
@@ -45,12 +45,6 @@ class WorkerContext:
         await self.redis.aclose()
 
 
-def resolve_stored(registry: ModelRegistry, request: dict[str, Any]) -> ResolvedRequest:
-    """The request as an API node stored it (``ResolvedRequest.as_json``), checked again here."""
-    settings = VisualizationSettings.model_validate(request["settings"])
-    return resolve(registry, request["model"], request["layer"], int(request["unit"]), settings)
-
-
 async def _heartbeat(job: SaqJob) -> None:
     """Touch the job while it runs: a job that stops being touched is on a dead worker."""
     while True:
@@ -59,21 +53,22 @@ async def _heartbeat(job: SaqJob) -> None:
             await job.update()
 
 
-async def visualize(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str, Any]:
-    """The saq job function: optimise, store the result in the cache, announce it."""
+async def run_queued_job(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str, Any]:
+    """The saq job function: check the request again here, optimise, store the result, announce it."""
     worker: WorkerContext = ctx["stlens"]
     job: SaqJob = ctx["job"]
-    vid = job.key
-    resolved = await asyncio.to_thread(resolve_stored, worker.registry, request)
-    if resolved.id != vid:  # another server version or other weights: never store under a wrong id
-        raise ValueError(f"this worker computes id {resolved.id} for job {vid}; are its models the API's?")
-    channel = protocol.events_channel(vid)
-    if (record := await worker.cache.get_record(vid)) is not None:  # a rerun of a job that did finish
+    job_id = job.key
+    asked = VisualizationRequest.model_validate(request)  # as an API node queued it (protocol.job_options)
+    resolved = await asyncio.to_thread(resolve, worker.registry, asked)
+    if resolved.id != job_id:  # another server version or other weights: never store under a wrong id
+        raise ValueError(f"this worker computes id {resolved.id} for job {job_id}; are its models the API's?")
+    channel = protocol.events_channel(job_id)
+    if (stored := await worker.cache.get_record(job_id)) is not None:  # a rerun of a job that did finish
         await worker.redis.publish(channel, protocol.event_message("done"))
-        return {"objective": record["result"]["objective"]}
+        return {"objective": stored.result.objective}
     loop = asyncio.get_running_loop()
 
-    def publish(message: str) -> None:  # from the compute thread; a lost preview is harmless
+    def publish(message: str) -> None:  # from the run's thread; a lost preview is harmless
         asyncio.run_coroutine_threadsafe(worker.redis.publish(channel, message), loop)
 
     await worker.redis.incr(protocol.RUNS_KEY)
@@ -81,8 +76,8 @@ async def visualize(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str
     cancel = threading.Event()
     beat = asyncio.create_task(_heartbeat(job))
     try:
-        record, npz, media = await asyncio.to_thread(
-            compute,
+        output = await asyncio.to_thread(
+            run_visualization,
             resolved,
             cancel,
             lambda message: publish(protocol.event_message("progress", message)),
@@ -93,10 +88,11 @@ async def visualize(ctx: dict[str, Any], *, request: dict[str, Any]) -> dict[str
         raise
     finally:
         beat.cancel()
-    if not await worker.cache.put_result(vid, {"request": resolved.as_json(), "result": record}, npz, media):
+    record = ResultRecord(request=resolved.request, result=output.result)
+    if not await worker.cache.put_result(job_id, record, output.npz, output.media):
         raise RuntimeError("the result could not be stored: redis is unreachable")  # run again, or re-enqueued
     await worker.redis.publish(channel, protocol.event_message("done"))
-    return {"objective": record["objective"]}
+    return {"objective": output.result.objective}
 
 
 def make_worker(settings: ServerSettings, redis_url: str, concurrency: int) -> Worker:
@@ -112,7 +108,7 @@ def make_worker(settings: ServerSettings, redis_url: str, concurrency: int) -> W
         protocol.make_queue(redis_url),
         id=protocol.worker_id(socket.gethostname(), os.getpid()),  # which process holds a job
         metadata={"concurrency": concurrency},  # API nodes add these up: how many jobs can run at once
-        functions=[(protocol.FUNCTION, visualize)],
+        functions=[(protocol.FUNCTION, run_queued_job)],
         concurrency=concurrency,
         startup=startup,
         shutdown=shutdown,

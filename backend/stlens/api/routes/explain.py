@@ -15,21 +15,19 @@ from ...analysis.clip import MAX_STRIDE, MIN_STRIDE, clip_inputs
 from ...analysis.explain import Explanation, explain
 from ...analysis.samples import sample_frames, sample_names
 from ...analysis.units import MAX_TOP_UNITS, default_layer
-from ...jobs import InvalidRequest, load_model
 from ...models.registry import LoadedModel
+from ...request import load_model
 from ..deps import ServicesDep
 
 router = APIRouter(tags=["explain"])
 
 # the upload body may be this large (the file plus the form's other fields); app.py raises its body limit for it
 UPLOAD_BODY_LIMIT = video.MAX_BYTES + 64 * 1024
-_running = threading.Lock()  # one explanation at a time: each takes the CPU
-_decoders = video.DecodePool()  # uploads are decoded in their own bounded pool, with caps on those waiting
 
 
 @router.get("/explain", include_in_schema=False)
-async def explain_page(s: ServicesDep) -> FileResponse:
-    return FileResponse(s.settings.frontend_dir / "explain.html", media_type="text/html")
+async def explain_page(services: ServicesDep) -> FileResponse:
+    return FileResponse(services.settings.frontend_dir / "explain.html", media_type="text/html")
 
 
 @router.get("/api/explain/samples", response_model=list[str])
@@ -50,7 +48,7 @@ async def list_samples() -> list[str]:
     },
 )
 async def explain_video(
-    s: ServicesDep,
+    services: ServicesDep,
     model: Annotated[str, Form(max_length=64)],
     layer: Annotated[
         str | None, Form(max_length=256, description="default: the deepest fusion layer before the logits")
@@ -67,10 +65,7 @@ async def explain_video(
     the training estimator, and return the prediction, a space-time Grad-CAM per stream and the top units."""
     if (file is None) == (sample is None):
         raise HTTPException(422, "send exactly one of 'file' (an upload) and 'sample' (a sample name)")
-    try:
-        loaded = await asyncio.to_thread(load_model, s.registry, model)
-    except InvalidRequest as exc:
-        raise HTTPException(exc.status, exc.detail) from None
+    loaded = await asyncio.to_thread(load_model, services.registry, model)
     if layer is None:
         layer = default_layer(loaded)
     try:
@@ -82,24 +77,34 @@ async def explain_video(
     if file is not None:
         size = min(video.MAX_BYTES if file.size is None else file.size, video.MAX_BYTES + 1)
         try:
-            frames = (await _decoders.decode(size, lambda: file.read(video.MAX_BYTES + 1))).frames
+            frames = (await services.decoders.decode(size, lambda: file.read(video.MAX_BYTES + 1))).frames
         except video.DecoderBusy as exc:
             raise HTTPException(503, exc.detail, headers={"Retry-After": str(exc.retry_after_s)}) from None
         except video.VideoError as exc:
             raise HTTPException(413 if size > video.MAX_BYTES else 400, str(exc)) from None
     else:
+        assert sample is not None  # exactly one of the two, checked above
         try:
             frames = await asyncio.to_thread(sample_frames, sample)
         except KeyError:
             raise HTTPException(404, f"unknown sample {sample!r}; GET /api/explain/samples lists them") from None
     try:
-        return await asyncio.to_thread(_explain_frames, loaded, frames, stride, layer, target, units)
+        return await asyncio.to_thread(
+            _explain_frames, services.explaining, loaded, frames, stride, layer, target, units
+        )
     except ValueError as exc:  # e.g. a model without a space-time layer in a stream
         raise HTTPException(422, f"this model cannot be explained: {exc}") from None
 
 
 def _explain_frames(
-    loaded: LoadedModel, frames: np.ndarray, stride: float, layer: str, target: int | None, units: int
+    explaining: threading.Lock,
+    loaded: LoadedModel,
+    frames: np.ndarray,
+    stride: float,
+    layer: str,
+    target: int | None,
+    units: int,
 ) -> Explanation:
-    with _running:
+    """One explanation at a time (``explaining``): each takes the CPU."""
+    with explaining:
         return explain(loaded, clip_inputs(frames, loaded.spec.inputs, stride), layer, target, units)

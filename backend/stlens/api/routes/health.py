@@ -9,12 +9,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/api/health", response_model=Health)
-async def get_health(s: ServicesDep) -> Health:
+async def get_health(services: ServicesDep) -> Health:
     """Ready when this answers; ``cache`` says whether Redis is reachable right now."""
-    cache_ok = await s.cache.ping()
+    cache_ok = await services.cache.ping()
     return Health(
         cache="ok" if cache_ok else "down",
-        device=str(s.device),
-        jobs=s.jobs.running_count(),
-        jobs_started=s.jobs.started,
+        device=str(services.device),
+        jobs=services.jobs.unfinished_count(),
+        jobs_started=services.jobs.started,
     )

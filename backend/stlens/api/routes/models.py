@@ -3,10 +3,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Path
 
 from ...analysis.unit_examples import examples_available
-from ...jobs import InvalidRequest, load_model
+from ...request import NotFound, load_model
 from ...models.registry import ModelEntry
 from ..deps import ServicesDep
 from ..schemas import InputShape, Layer, ModelDetail, ModelPace, ModelSummary
@@ -24,20 +24,17 @@ def _summary(entry: ModelEntry) -> ModelSummary:
 
 
 @router.get("/api/models", response_model=list[ModelSummary])
-async def list_models(s: ServicesDep) -> list[ModelSummary]:
-    return [_summary(entry) for entry in s.registry.entries()]
+async def list_models(services: ServicesDep) -> list[ModelSummary]:
+    return [_summary(entry) for entry in services.registry.entries()]
 
 
 @router.get("/api/models/{model}", response_model=ModelDetail)
-async def describe_model(model: ModelId, s: ServicesDep) -> ModelDetail:
+async def describe_model(model: ModelId, services: ServicesDep) -> ModelDetail:
     """The model's inputs, labels and layers (the first call loads the model)."""
-    try:
-        loaded = await asyncio.to_thread(load_model, s.registry, model)
-    except InvalidRequest as exc:
-        raise HTTPException(exc.status, exc.detail) from None
+    loaded = await asyncio.to_thread(load_model, services.registry, model)
     spec = loaded.spec
     return ModelDetail(
-        **_summary(s.registry.entry(model)).model_dump(),
+        **_summary(services.registry.entry(model)).model_dump(),
         inputs={
             stream: InputShape(channels=i.channels, frames=i.frames, height=i.height, width=i.width)
             for stream, i in spec.inputs.items()
@@ -52,10 +49,10 @@ async def describe_model(model: ModelId, s: ServicesDep) -> ModelDetail:
 
 
 @router.get("/api/models/{model}/pace", response_model=ModelPace)
-async def model_pace(model: ModelId, s: ServicesDep) -> ModelPace:
+async def model_pace(model: ModelId, services: ServicesDep) -> ModelPace:
     """Seconds a step of each layer that has run on this deployment: the page's estimate of how
     long a visualisation will take (steps x pace) before it starts."""
-    if model not in s.registry:
-        raise HTTPException(404, f"unknown model {model!r}")
-    return ModelPace(model=model, seconds_per_step=await s.cache.get_pace(model))
+    if model not in services.registry:
+        raise NotFound(f"unknown model {model!r}")
+    return ModelPace(model=model, seconds_per_step=await services.cache.get_pace(model))
 

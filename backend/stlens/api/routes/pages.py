@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 from pathlib import Path as FilePath
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
-from ...jobs import InvalidRequest, resolve
+from ...request import ID_PATTERN, InvalidRequest
 from ..deps import Services, ServicesDep
-from ..schemas import ID_PATTERN
+from ..errors import http_status
 from ..sharelink import request_from_query, share_path
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -26,10 +26,10 @@ PROBLEM_PAGE = """<!doctype html>
 """
 
 
-def _index(s: Services) -> FileResponse:
-    index = s.settings.frontend_dir / "index.html"
+def _index(services: Services) -> FileResponse:
+    index = services.settings.frontend_dir / "index.html"
     if not index.is_file():
-        raise HTTPException(404, f"no frontend at {s.settings.frontend_dir}")
+        raise HTTPException(404, f"no frontend at {services.settings.frontend_dir}")
     return FileResponse(index, media_type="text/html")
 
 
@@ -44,42 +44,43 @@ def _not_found(message: str) -> HTMLResponse:
 
 
 @router.get("/", response_class=FileResponse)
-async def index_page(s: ServicesDep) -> FileResponse:
-    return _index(s)
+async def index_page(services: ServicesDep) -> FileResponse:
+    return _index(services)
 
 
 @router.get("/v/{vid}", name="visualization_page", response_model=None)
-async def visualization_page(vid: str, request: Request, s: ServicesDep) -> FileResponse | HTMLResponse:
+async def visualization_page(
+    visualization_id: Annotated[str, Path(alias="vid")], request: Request, services: ServicesDep
+) -> FileResponse | HTMLResponse:
     """A share link: the dashboard, whose script reads the id from the URL and shows (or computes) it.
 
     An id this server never saw is shown if the link carries its request (``sharelink``) and the
     request's content id here is the same id; the request is then stored, so the page computes it."""
-    if re.fullmatch(ID_PATTERN, vid) is None:
+    if re.fullmatch(ID_PATTERN, visualization_id) is None:
         return _not_found("That is not a visualisation link.")
-    if s.jobs.get(vid) is not None or await s.cache.get_request(vid) is not None:
-        return _index(s)
+    known = services.jobs.get(visualization_id) is not None
+    if known or await services.cache.get_request(visualization_id) is not None:
+        return _index(services)
     try:
         carried = request_from_query(request.query_params)
     except ValidationError as exc:
         return _problem(422, "Not a valid link", f"The request this link carries is not valid: {exc}")
     if carried is None:
-        if not s.cache.available:
-            return _index(s)  # it may be in the cache we cannot reach: the page says so if not
+        if not services.cache.available:
+            return _index(services)  # it may be in the cache we cannot reach: the page says so if not
         return _not_found("No visualisation with this id is known here (it may have been evicted from the cache).")
     try:
-        resolved = await asyncio.to_thread(
-            resolve, s.registry, carried.model, carried.layer, carried.unit, carried.settings
-        )
+        resolved = await services.visualizations.resolve(carried)
     except InvalidRequest as exc:
-        return _problem(exc.status, "Cannot show this link here", exc.detail)
-    if resolved.id != vid:
+        return _problem(http_status(exc), "Cannot show this link here", exc.detail)
+    if resolved.id != visualization_id:
         message = (
             f"This link was made with other weights of model {carried.model!r} (or another version of the "
-            f"server): the same request here gives the visualisation {resolved.id}, not {vid}."
+            f"server): the same request here gives the visualisation {resolved.id}, not {visualization_id}."
         )
         return _problem(409, "The model's weights differ", message, share_path(resolved.id, resolved.as_json()))
-    await s.cache.put_request(vid, resolved.as_json())
-    return _index(s)
+    await services.cache.put_request(visualization_id, resolved.request)
+    return _index(services)
 
 
 def mount_static(app: FastAPI, frontend_dir: FilePath) -> None:

@@ -1,0 +1,223 @@
+"""What every job manager shares: jobs, their viewers, the job table and its limits.
+
+A job is one optimisation, under its content id: identical requests share it, a second viewer
+joins it, and every viewer holds a :class:`Subscription` that keeps only the newest progress
+message, so a slow client skips previews instead of stalling the optimiser or piling up memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from ..request import ResolvedRequest, VisualizationRequest
+
+Status = Literal["queued", "running", "done", "failed"]
+FinalStatus = Literal["done", "failed"]
+CANCELLED = "cancelled: every viewer left"
+FINISHED_JOBS_KEPT = 256
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a job tells its viewers: progress (its WebSocket message, JSON-encoded once for all
+    viewers where the job runs), or that it is done or failed."""
+
+    type: Literal["progress", "done", "failed"]
+    message: str = ""
+
+
+class Subscription:
+    """One viewer's mailbox: holds the newest undelivered event only."""
+
+    def __init__(self) -> None:
+        self._event: Event | None = None
+        self._ready = asyncio.Event()
+
+    def offer(self, event: Event) -> None:
+        self._event = event
+        self._ready.set()
+
+    async def next(self) -> Event:
+        await self._ready.wait()
+        self._ready.clear()
+        event, self._event = self._event, None
+        assert event is not None
+        return event
+
+
+@dataclass
+class Job:
+    """One optimisation and its viewers. A job nobody asked to keep (only live viewers want it)
+    is cancelled when its last viewer leaves."""
+
+    id: str
+    request: VisualizationRequest
+    client: str = ""  # who asked first: the per-client limit and the scheduling count the job against them
+    keep: bool = False
+    status: Status = "queued"
+    detail: str | None = None
+    latest: Event | None = None
+    subscribers: set[Subscription] = field(default_factory=set)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    task: asyncio.Task[None] | None = None  # held so the event loop does not drop it
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
+    @property
+    def active(self) -> bool:
+        """Queued or running, and not being cancelled: a new viewer may join it."""
+        return not self.finished and not self.cancel.is_set()
+
+    def subscribe(self) -> Subscription:
+        subscription = Subscription()
+        if self.latest is not None:
+            subscription.offer(self.latest)
+        self.subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self.subscribers.discard(subscription)
+        if not self.subscribers and not self.keep and not self.finished:
+            self.cancel.set()  # the optimiser stops before its next step
+
+    def mark_running(self) -> None:
+        if self.status == "queued":
+            self.status = "running"
+
+    def publish(self, event: Event) -> None:
+        """Called on the event loop: remember the event and hand it to every viewer."""
+        self.latest = event
+        for subscription in self.subscribers:
+            subscription.offer(event)
+
+    def finish(self, status: FinalStatus, detail: str | None = None) -> None:
+        """Done or failed (``detail`` says why): the viewers are told."""
+        self.status, self.detail = status, detail
+        self.publish(Event(status))
+
+    async def outcome(self) -> tuple[FinalStatus, str | None]:
+        """Wait until the job is finished: ("done", None) or ("failed", why)."""
+        subscription = self.subscribe()
+        try:
+            while not self.finished:
+                await subscription.next()
+        finally:
+            self.unsubscribe(subscription)
+        return ("done", None) if self.status == "done" else ("failed", self.detail or "the visualisation failed")
+
+
+class Busy(RuntimeError):
+    """More work would pass a limit: the server's (``whose`` "server") or one client's ("client").
+    ``retry_after_s`` is how long the caller should wait before asking again."""
+
+    def __init__(self, detail: str, whose: Literal["server", "client"], retry_after_s: int):
+        super().__init__(detail)
+        self.detail = detail
+        self.whose = whose
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many of a kind of work may be pending (queued or running) at once, in all and per client."""
+
+    pending: int
+    per_client: int
+    noun: str = "visualisations"
+    state: str = "queued or running"
+    retry_after_s: int = 5
+
+    def admit(self, pending_clients: Iterable[str], client: str) -> None:
+        """Raise Busy if one more piece of work for ``client`` would pass the limits;
+        ``pending_clients`` has the client of each piece pending now."""
+        clients = list(pending_clients)
+        if len(clients) >= self.pending:
+            detail = f"{self.pending} {self.noun} are {self.state}; try again when they finish"
+            raise Busy(detail, "server", self.retry_after_s)
+        if clients.count(client) >= self.per_client:
+            detail = f"you have {self.per_client} {self.noun} {self.state}; wait for them"
+            raise Busy(detail, "client", self.retry_after_s)
+
+
+class Jobs(Protocol):
+    """A job manager, as the routes and the atlas see it (in-process or queued alike)."""
+
+    started: int
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs can run at once."""
+        ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def unfinished_count(self) -> int: ...
+
+    def submit(self, resolved: ResolvedRequest, keep: bool, client: str) -> Job: ...
+
+    async def aclose(self) -> None: ...
+
+
+class JobTable(ABC):
+    """The jobs of one manager by id, admission to it, and forgetting: the part of a job manager
+    that does not depend on where jobs run. A manager adds ``_start``: what it does with a new job."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self.started = 0  # jobs started since the manager started: shared requests count once
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def unfinished(self) -> list[Job]:
+        """The jobs queued or running, oldest first."""
+        return [job for job in self._jobs.values() if not job.finished]
+
+    def unfinished_count(self) -> int:
+        return sum(1 for job in self._jobs.values() if not job.finished)
+
+    def submit(self, resolved: ResolvedRequest, keep: bool, client: str) -> Job:
+        """The active job of this id, or a new one for ``client`` (raises Busy past the limits).
+
+        ``keep``: run it to the end even without viewers."""
+        job = self._jobs.get(resolved.id)
+        if job is not None and job.active:
+            job.keep = job.keep or keep
+            return job
+        self.limits.admit((j.client for j in self.unfinished()), client)
+        job = Job(id=resolved.id, request=resolved.request, client=client, keep=keep)
+        self._jobs[resolved.id] = job
+        self.started += 1
+        self._forget_finished()
+        self._start(job, resolved)
+        return job
+
+    @abstractmethod
+    def _start(self, job: Job, resolved: ResolvedRequest) -> None:
+        """Run the new job, or queue it to run (called once, on the event loop)."""
+
+    def cancelled(self, job: Job) -> None:
+        """Finish a cancelled job and forget it: not a failure to remember, the next request for
+        its id starts afresh."""
+        if self._jobs.get(job.id) is job:
+            del self._jobs[job.id]
+        job.finish("failed", CANCELLED)
+
+    def cancel_all(self) -> None:
+        for job in self._jobs.values():
+            job.cancel.set()
+
+    def _forget_finished(self) -> None:
+        """Keep only the newest FINISHED_JOBS_KEPT finished jobs (their status answers lookups)."""
+        finished = [job_id for job_id, job in self._jobs.items() if job.finished]
+        for job_id in finished[: max(0, len(finished) - FINISHED_JOBS_KEPT)]:
+            del self._jobs[job_id]

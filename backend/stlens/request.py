@@ -1,0 +1,124 @@
+"""Visualisation requests: what a client asks for, checked against its model, named by its content.
+
+A request is resolved (the model loaded, the layer and unit checked, the settings' defaults filled
+in) into a content id: a hash of everything that determines its result, so the same request gets
+the same id everywhere. What is wrong with a request is a domain error (:class:`InvalidRequest`
+and its kinds); the web layer decides how to answer it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .engine.settings import VisualizationSettings
+from .models.registry import LoadedModel, ModelRegistry
+from .models.spec import LayerInfo
+
+log = logging.getLogger(__name__)
+
+ID_LENGTH = 20
+ID_PATTERN = rf"^[0-9a-f]{{{ID_LENGTH}}}$"
+
+
+class InvalidRequest(ValueError):
+    """A request that cannot be served as asked; ``detail`` says why, and how to fix it."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(InvalidRequest):
+    """The request names a model, a layer or a visualisation that this server does not know."""
+
+
+class ModelUnavailable(InvalidRequest):
+    """A known model that cannot be loaded here (a broken checkpoint or factory): the server's fault."""
+
+
+class VisualizationRequest(BaseModel):
+    """A visualisation as asked for: the body of ``POST /api/visualizations`` and the first
+    WebSocket message, and (settings filled in) the request stored with its result and queued
+    for a worker. A field added later must be optional, so that stored requests still load."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"model": "synth-conv-fusion", "layer": "fusion.conv", "unit": 3, "settings": {"steps": 32}}]
+        },
+    )
+
+    model: str = Field(min_length=1, max_length=64)
+    layer: str = Field(min_length=1, max_length=256)
+    unit: int = Field(ge=0, le=1_000_000)
+    settings: VisualizationSettings = Field(default_factory=VisualizationSettings)
+
+
+def short_hash(text: str) -> str:
+    """The ``ID_LENGTH`` hex digits that name content: visualisations and atlases."""
+    return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
+
+
+def content_id(model_id: str, weights_hash: str, layer: str, unit: int, settings: VisualizationSettings) -> str:
+    """The id of a visualisation: a hash of everything that determines its result."""
+    payload = {
+        "model": model_id,
+        "weights": weights_hash,
+        "layer": layer,
+        "unit": unit,
+        "settings": settings.model_dump(mode="json"),
+    }
+    return short_hash(json.dumps(payload, sort_keys=True, separators=(",", ":")))
+
+
+@dataclass(frozen=True)
+class ResolvedRequest:
+    """A checked request: the loaded model, the layer, the unit and the filled-in settings."""
+
+    id: str
+    model: LoadedModel
+    layer: LayerInfo
+    unit: int
+    settings: VisualizationSettings
+
+    @property
+    def request(self) -> VisualizationRequest:
+        """The request as stored and shown: every default filled in."""
+        return VisualizationRequest(model=self.model.spec.id, layer=self.layer.id, unit=self.unit, settings=self.settings)
+
+    def as_json(self) -> dict[str, Any]:
+        return self.request.model_dump(mode="json")
+
+
+def load_model(registry: ModelRegistry, model: str) -> LoadedModel:
+    """The loaded model (blocking: call from a thread); NotFound or ModelUnavailable."""
+    if model not in registry:
+        raise NotFound(f"unknown model {model!r}; GET /api/models lists the models")
+    try:
+        return registry.get(model)
+    except Exception as exc:  # a broken checkpoint or factory is the server's problem, reported clearly
+        log.exception("model %s could not be loaded", model)
+        raise ModelUnavailable(f"model {model!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
+
+
+def resolve(registry: ModelRegistry, request: VisualizationRequest) -> ResolvedRequest:
+    """Check a request against its model (loading it: call from a thread), or raise InvalidRequest."""
+    loaded = load_model(registry, request.model)
+    try:
+        layer = loaded.layer(request.layer)
+    except KeyError:
+        raise NotFound(
+            f"model {request.model!r} has no layer {request.layer!r}; GET /api/models/{request.model} lists them"
+        ) from None
+    if not 0 <= request.unit < layer.units:
+        raise InvalidRequest(
+            f"unit {request.unit} is out of range: layer {request.layer!r} has units 0..{layer.units - 1}"
+        )
+    visualization_id = content_id(request.model, loaded.weights_hash, request.layer, request.unit, request.settings)
+    return ResolvedRequest(id=visualization_id, model=loaded, layer=layer, unit=request.unit, settings=request.settings)

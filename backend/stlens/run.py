@@ -1,0 +1,79 @@
+"""One visualisation run, blocking: optimise, then encode the arrays and media.
+
+The same in a server's job thread and in a ``stlens worker`` process. Progress goes out as the
+WebSocket ``progress`` message, JSON-encoded once where the run is, for every viewer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .engine import Progress, visualize
+from .media.outputs import inputs_npz, preview_strips, render_media
+from .record import Result
+from .request import ResolvedRequest
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """A finished run: its result (for the record), the inputs as ``.npz`` and every medium by name."""
+
+    result: Result
+    npz: bytes
+    media: dict[str, bytes]
+
+
+def run_visualization(
+    resolved: ResolvedRequest,
+    cancel: threading.Event,
+    on_progress_message: Callable[[str], object],
+    preview_interval_s: float,
+) -> RunOutput:
+    """Optimise one request and encode it. Progress messages come at most every
+    ``preview_interval_s`` (and at the last step); raises ``engine.Cancelled`` once ``cancel`` is set."""
+    last_preview = 0.0
+
+    def on_progress(progress: Progress) -> None:
+        nonlocal last_preview
+        now = time.monotonic()
+        if progress.step < progress.steps and now - last_preview < preview_interval_s:
+            return
+        last_preview = now
+        on_progress_message(json.dumps(progress_message(progress)))
+
+    started = time.perf_counter()
+    optimised = visualize(
+        resolved.model,
+        resolved.layer.id,
+        [resolved.unit],
+        resolved.settings,
+        progress=on_progress,
+        progress_every=1,
+        cancel=cancel,
+    )
+    inputs = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in optimised.inputs.items()}
+    result = Result.of_run(optimised.objective[0], optimised.steps, list(inputs), time.perf_counter() - started)
+    return RunOutput(result, inputs_npz(inputs), render_media(inputs))
+
+
+def progress_message(progress: Progress) -> dict[str, Any]:
+    """The WebSocket ``progress`` message: previews are strips of the T frames."""
+    inputs = {stream: np.asarray(x) for stream, x in progress.inputs.items()}
+    frames, height, width = next(iter(inputs.values())).shape[:3]
+    return {
+        "type": "progress",
+        "step": progress.step,
+        "steps": progress.steps,
+        "objective": progress.objective,
+        "previews": preview_strips(inputs),
+        "frames": frames,
+        "height": height,
+        "width": width,
+    }

@@ -1,0 +1,91 @@
+"""Visualisations by content id: start one, or say where one stands.
+
+What ``POST /api/visualizations``, ``GET /api/visualizations/{id}`` and the live socket do, apart
+from HTTP: the cache answers a finished id at once, a running job is joined, and an id whose
+result fell out of the cache is computed again from its stored request (to the same result: a
+run is deterministic), unless that request no longer gives the same id on this server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .cache import ResultCache
+from .jobs.core import Job, Jobs, Status
+from .models.registry import ModelRegistry
+from .record import Result, ResultRecord
+from .request import NotFound, ResolvedRequest, VisualizationRequest, resolve
+
+INVALID_STORED_REQUEST = "this link's request is not valid for this server version any more; make it again"
+
+
+@dataclass(frozen=True)
+class VisualizationState:
+    """Where a visualisation stands: its request as stored (JSON), and its result once done or why it failed."""
+
+    id: str
+    status: Status
+    request: dict[str, Any]
+    result: Result | None = None
+    detail: str | None = None
+
+    @classmethod
+    def of_record(cls, visualization_id: str, record: ResultRecord) -> VisualizationState:
+        return cls(visualization_id, "done", record.request.model_dump(mode="json"), result=record.result)
+
+
+class Visualizations:
+    """Starts and looks up visualisations, over the registry, the cache and the job manager."""
+
+    def __init__(self, registry: ModelRegistry, cache: ResultCache, jobs: Jobs):
+        self.registry = registry
+        self.cache = cache
+        self.jobs = jobs
+
+    async def resolve(self, request: VisualizationRequest) -> ResolvedRequest:
+        """Check the request against its model (loaded in a thread); InvalidRequest if it is wrong."""
+        return await asyncio.to_thread(resolve, self.registry, request)
+
+    async def start(self, resolved: ResolvedRequest, client: str, keep: bool) -> Job | ResultRecord:
+        """Remember the request, then answer from the cache (the record), join the running job,
+        or start one (Busy past the limits).
+
+        ``keep``: the job runs to the end even if no live viewer is left (HTTP clients poll)."""
+        await self.cache.put_request(resolved.id, resolved.request)
+        job = self.jobs.get(resolved.id)
+        if job is None or not job.active:
+            if (record := await self.cache.get_record(resolved.id)) is not None:
+                return record
+        return self.jobs.submit(resolved, keep, client)
+
+    async def state(self, visualization_id: str, client: str) -> VisualizationState:
+        """Where it stands; a known id that is no longer cached is started again (NotFound for an
+        id this server has never seen, nor its cache)."""
+        job = self.jobs.get(visualization_id)
+        if job is not None and job.active:
+            return VisualizationState(visualization_id, job.status, job.request.model_dump(mode="json"))
+        record = await self.cache.get_record(visualization_id)
+        if record is not None:
+            return VisualizationState.of_record(visualization_id, record)
+        if job is not None and job.status == "failed":
+            return VisualizationState(visualization_id, "failed", job.request.model_dump(mode="json"), detail=job.detail)
+        stored = await self.cache.get_request(visualization_id)
+        if stored is None:
+            cache_note = "" if self.cache.available else " (the cache is unreachable right now)"
+            raise NotFound(f"unknown visualisation {visualization_id}{cache_note}")
+        try:
+            request = VisualizationRequest.model_validate(stored)
+        except ValidationError:
+            return VisualizationState(visualization_id, "failed", stored, detail=INVALID_STORED_REQUEST)
+        resolved = await self.resolve(request)
+        if resolved.id != visualization_id:
+            detail = f"the model's weights changed since this link was made; it is now {resolved.id}"
+            return VisualizationState(visualization_id, "failed", stored, detail=detail)
+        started = await self.start(resolved, client, keep=True)  # known but no longer cached: compute it again
+        if isinstance(started, ResultRecord):  # cached meanwhile
+            return VisualizationState.of_record(visualization_id, started)
+        return VisualizationState(visualization_id, started.status, stored)
