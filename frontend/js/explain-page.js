@@ -12,6 +12,7 @@ let chosen = null; // the description of the chosen model
 
 async function chooseModel(id) {
   const model = (chosen = await api.describeModel(id));
+  $('model-about').textContent = model.description ?? '';
   fillSelect($('target'), model.labels.map((label, index) => [String(index), label]), true);
   fillSelect($('layer'), model.layers.map((layer) => [layer.id, `${layer.id} (${layer.stream}, ${layer.units})`]));
   const fusion = model.layers.slice(0, -1).filter((layer) => layer.stream === 'fusion');
@@ -31,7 +32,29 @@ function showPrediction(top) {
   }
 }
 
-function showResult(body) {
+/** What the prediction may not mean: a clip unlike the training data, or an upload to a model that
+ *  knows only the synthetic world. */
+function showCaveats(body, uploaded) {
+  const caveats = [];
+  const { familiarity } = body;
+  if (familiarity?.measured && familiarity.familiar === false) {
+    const box = element('p', '', 'caveat familiarity');
+    box.append(element('strong', 'Not like the training data. '), familiarity.detail);
+    caveats.push(box);
+  } else if (familiarity && !familiarity.measured) {
+    caveats.push(element('p', `Not checked against the training data: ${familiarity.detail}`, 'hint familiarity'));
+  }
+  if (uploaded && chosen?.dataset_examples) {
+    const box = element('p', '', 'caveat synthetic-world');
+    box.append(element('strong', 'A model of a synthetic world. '), `${chosen.title} was trained only on cartoon actors on `
+      + 'textured backgrounds (the synthetic action world); on real footage its classes are guesses, however sure they look.');
+    caveats.push(box);
+  }
+  $('caveats').replaceChildren(...caveats);
+}
+
+function showResult(body, uploaded) {
+  showCaveats(body, uploaded);
   showPrediction(body.top);
   $('target-label').textContent = body.target.label;
   const strips = $('strips');
@@ -85,7 +108,7 @@ async function submit(event) {
   $('status').textContent = 'Explaining…';
   const body = await api.explain(form);
   $('status').textContent = '';
-  showResult(body);
+  showResult(body, Boolean(file));
 }
 
 async function start() {

@@ -11,6 +11,7 @@ import pytest
 from .test_insights import results  # noqa: F401  (the module-scoped measured results)
 
 CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing")]
 
@@ -150,3 +151,22 @@ def test_insights_explains_each_finding_with_titled_axes_and_readable_fonts(serv
     for chart in charts:
         assert all(chart["titles"]) and min(chart["fonts"]) >= 12 and chart["width"] <= width
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_explain_warns_above_the_prediction_when_a_clip_is_unlike_the_training_data(server, page, tmp_path: Path) -> None:
+    from .conftest import VIDEO_KINDS, moving_square
+
+    page.goto(f"{server.base_url}/explain?model=synth-conv-fusion&sample=synth-walk&target=0")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.locator("#caveats .caveat").count() == 0  # a clip of the model's own world
+    video = tmp_path / "square.mp4"
+    video.write_bytes(VIDEO_KINDS["mp4"](moving_square(24)))
+    page.set_input_files("#file", str(video))
+    page.click("button[type=submit]")
+    page.wait_for_selector("#caveats .caveat.familiarity")
+    assert "does not look like what the model was trained on" in page.inner_text("#caveats")
+    assert page.locator("#caveats .caveat.synthetic-world").is_visible()
+    caveat, prediction = (page.locator(s).bounding_box() for s in ("#caveats", "#prediction"))
+    assert caveat["y"] + caveat["height"] <= prediction["y"]  # said before the classes, not after
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explain-unfamiliar.png"), full_page=True)

@@ -17,6 +17,7 @@ from ..media.frames import display_factor, enlarge, strip, to_uint8
 from ..models.registry import LoadedModel
 from ..models.spec import Stream
 from .clip import ClipInputs, to_tensor
+from .familiarity import Familiarity, familiarity
 from .gradcam import gradcam
 from .predict import ClassScore, predict
 from .units import UnitScore, top_units
@@ -35,6 +36,7 @@ class Explanation(BaseModel):
     )
     layer: str
     units: list[UnitScore] = Field(description="the layer's units most active on the clip, strongest first")
+    familiarity: Familiarity = Field(description="whether the clip looks like the model's training data")
 
 
 def stream_pictures(streams: dict[Stream, np.ndarray]) -> dict[Stream, np.ndarray]:
@@ -92,4 +94,5 @@ def _explain(model: LoadedModel, clip: ClipInputs, layer_id: str, class_index: i
         gradcam={s: strip_url(heat_overlay(pictures[s], heat[s])) for s in heat},
         layer=layer_id,
         units=top_units(model, display, layer_id, units),
+        familiarity=familiarity(model, display),
     )

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from ..flow.estimate import estimate_flow
-from ..models.small_twostream import FRAMES
+from ..models.small_twostream import FRAMES, SIZE
+from ..models.spec import ModelSpec
 from ..synth.actions import LABELS
 from ..synth.dataset import Split, SplitData, make_clip
 
@@ -39,3 +40,10 @@ def batches(data: SplitData) -> list[dict[str, torch.Tensor]]:
 def example_clips() -> SplitData:
     """The test clips that dataset examples come from (rendered once a process, about 2 MB)."""
     return render_split("test", EXAMPLE_CLIPS_PER_CLASS)
+
+
+def examples_available(spec: ModelSpec) -> bool:
+    """Whether ``spec`` is a model of the synthetic world: it takes these clips and knows their classes
+    (dataset examples and the familiarity of a clip are measured on them)."""
+    shapes_fit = all((i.frames, i.height, i.width) == (FRAMES, SIZE, SIZE) for i in spec.inputs.values())
+    return shapes_fit and set(spec.inputs) == {"appearance", "motion"} and tuple(spec.labels) == tuple(LABELS)

@@ -16,12 +16,10 @@ from pydantic import BaseModel
 from ..flow import coding
 from ..media.frames import enlarge
 from ..models.registry import LoadedModel
-from ..models.small_twostream import FRAMES, SIZE
-from ..models.spec import ModelSpec
 from ..synth.actions import LABELS
 from .examples import MAX_EXAMPLES, Example, dataset_examples
 from .explain import strip_url
-from .synthset import batches, example_clips
+from .synthset import batches, example_clips, examples_available
 
 INDEXES_KEPT = 16
 ZOOM = 2
@@ -77,14 +75,6 @@ def mark_peak(frames: np.ndarray, where: tuple[float, float, float], cell: tuple
     for t in range(max(t0, 0), min(max(t1, t0 + 1), count)):
         out[t] = cv2.rectangle(np.ascontiguousarray(out[t]), (x0, y0), (x1 - 1, y1 - 1), MARK, 1)
     return out
-
-
-def examples_available(spec: ModelSpec) -> bool:
-    """Dataset examples come from the synthetic world: only for models that take its clips and know its classes."""
-    shapes_fit = all(
-        (i.frames, i.height, i.width) == (FRAMES, SIZE, SIZE) for i in spec.inputs.values()
-    )
-    return shapes_fit and set(spec.inputs) == {"appearance", "motion"} and tuple(spec.labels) == tuple(LABELS)
 
 
 def unit_examples(index: ExampleIndex, model: LoadedModel, layer_id: str, unit: int, k: int) -> UnitExamples:
