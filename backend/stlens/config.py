@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
@@ -53,6 +53,22 @@ class ServerSettings(BaseSettings):
         default=30.0, gt=0, le=3600, description="a client that takes none of the data waiting for it this long is dropped"
     )
     send_buffer_bytes: int = Field(default=128 * 1024, ge=4096, le=64 * 1024 * 1024, description="per socket")
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$",
+        description="where people reach this server (e.g. behind a proxy); share links are built from it",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        max_length=4096,
+        description="comma-separated extra host names this server answers to ('*.example.org'; '*': any); "
+        "IP addresses, localhost, this machine's names and the public URL's host always are",
+    )
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        return None if value == "" else value  # STLENS_PUBLIC_URL= (set but empty, as compose passes it)
 
     @model_validator(mode="after")
     def _external_workers_need_a_shared_redis(self) -> ServerSettings:

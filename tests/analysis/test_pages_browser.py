@@ -32,7 +32,7 @@ def page() -> Iterator[object]:
 
 def test_explain_a_sample_and_follow_a_unit_link(server, page) -> None:
     page.goto(f"{server.base_url}/explain")
-    page.wait_for_function("document.querySelector('#layer').options.length > 0")
+    page.wait_for_function("() => document.querySelector('#layer').options.length > 0")
     page.select_option("#sample", "synth-walk")
     page.select_option("#target", "3")
     label = page.locator("#target option[value='3']").inner_text()
@@ -53,10 +53,10 @@ def test_explain_reports_a_bad_upload(server, page, tmp_path: Path) -> None:
     bad = tmp_path / "clip.mp4"
     bad.write_bytes(b"not a video" * 100)
     page.goto(f"{server.base_url}/explain")
-    page.wait_for_function("document.querySelector('#layer').options.length > 0")
+    page.wait_for_function("() => document.querySelector('#layer').options.length > 0")
     page.set_input_files("#file", str(bad))
     page.click("button[type=submit]")
-    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Error')")
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Error')")
     assert "could not be decoded" in page.inner_text("#status")
     assert page.errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
     page.errors.clear()
@@ -100,7 +100,7 @@ def test_explain_an_upload_error_replaces_the_previous_result(server, page, tmp_
     page.set_input_files("#file", str(bad))
     assert page.input_value("#sample") == ""  # the file is what is explained now, and the list says so
     page.click("button[type=submit]")
-    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Error')")
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Error')")
     assert page.locator("#result").is_hidden()  # the walk clip's result is gone, not left under the error
     page.errors.clear()  # the 400 of the bad upload
     page.select_option("#sample", "synth-run")

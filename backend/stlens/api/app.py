@@ -23,6 +23,7 @@ from ..redis_server import EmbeddedRedis
 from ..visualizations import Visualizations
 from .deps import Services
 from .errors import add_error_handlers
+from .security import WebSecurity, host_policy
 from .routes import atlas, explain, health, insights, models, pages, visualizations
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.registry = registry
     add_error_handlers(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, larger={"/api/explain": explain.UPLOAD_BODY_LIMIT})
+    app.add_middleware(WebSecurity, policy=host_policy(settings))  # outermost: foreign hosts go no further
     for module in (health, models, visualizations, atlas, explain, insights, pages):
         app.include_router(module.router)
     pages.mount_static(app, settings.frontend_dir)

@@ -15,6 +15,7 @@ from ...request import ID_LENGTH, ID_PATTERN, ResolvedRequest, VisualizationRequ
 from ...visualizations import VisualizationState
 from ..deps import Services, ServicesDep, client_of
 from ..schemas import Visualization, VisualizationCreated
+from ..security import link
 from ..sharelink import share_query
 from ..websocket import Watch, serve_one_request
 
@@ -30,7 +31,7 @@ IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}  # ids are 
 
 def _share_url(connection: HTTPConnection, resolved: ResolvedRequest) -> str:
     """The absolute share link: ``/v/{id}`` carrying the request, so that it works on another server."""
-    page = connection.url_for("visualization_page", vid=resolved.id)
+    page = link(connection, connection.app.state.settings, "visualization_page", vid=resolved.id)
     return str(page.replace(query=urlencode(share_query(resolved.as_json()))))
 
 
