@@ -6,6 +6,7 @@
 import * as api from './api.js';
 import { LOGITS } from './choice.js';
 import { ClipCard } from './clip-card.js';
+import { className, randomBadge } from './model-info.js';
 import { resultStrips } from './media.js';
 
 /** Tiles at most (the server's limit too): a wide layer shows its first units. */
@@ -40,20 +41,24 @@ export class Atlas extends EventTarget {
     const count = Math.min(layer.units, MAX_TILES);
     this.layerKey = layerKey(body);
     this.root.hidden = false;
-    this.root.querySelector('h2').textContent = `Atlas of ${layer.id}`;
-    const name = (unit) => (layer.id === LOGITS ? `#${unit} ${model.labels[unit] ?? ''}` : `#${unit}`);
+    this.root.querySelector('h2').replaceChildren(`Atlas of ${layer.id} `, ...[randomBadge(model)].filter(Boolean));
+    const name = (unit) => (layer.id === LOGITS ? `#${unit} ${className(model, unit)}` : `#${unit}`);
     const tiles = Array.from({ length: count }, (_, unit) => this._tile(unit, name(unit)));
     const finished = new Set();
     const report = () => {
       const shown = count < layer.units ? ` (the first ${count} of ${layer.units})` : '';
       this.summary.textContent = `${finished.size} / ${count} units${shown}`;
     };
-    const update = ({ unit, status, detail, media }) => {
+    const update = ({ unit, status, detail, media, warnings = [] }) => {
       const card = tiles[unit];
       if (!card || controller.signal.aborted) return;
       if (status === 'done') {
         card.show(resultStrips({ result: { media } }, model))
-          .then(() => card.setStatus(...STATUS_TEXT.done))
+          .then(() => {
+            card.setStatus(...(warnings.length ? ['⚠ shows little', 'warn'] : STATUS_TEXT.done));
+            card.element.title = warnings.join(' ');
+            card.element.classList.toggle('warned', warnings.length > 0);
+          })
           .catch((error) => card.setStatus(`cannot show: ${error.message}`, 'error'));
       } else if (status === 'failed') {
         card.setStatus(`failed: ${detail}`, 'error');

@@ -1,6 +1,7 @@
 // The model / layer / unit picker: layers grouped by stream, unit bounded by the layer's size.
 
 import * as api from './api.js';
+import { className, randomBadge } from './model-info.js';
 
 const STREAM_GROUPS = [
   ['appearance', 'Appearance stream'],
@@ -20,6 +21,7 @@ export class ChoiceForm extends EventTarget {
     this.unitSlider = form.querySelector('.unit-slider');
     this.unitRange = form.querySelector('.unit-range');
     this.unitLabel = form.querySelector('.unit-label');
+    this.modelBadge = form.querySelector('.model-badge');
     this.models = new Map(); // id -> full description (GET /api/models/{id}), loaded on demand
 
     this.modelSelect.addEventListener('change', () => this._changed(this.setModel(this.modelSelect.value)));
@@ -57,6 +59,8 @@ export class ChoiceForm extends EventTarget {
   async setModel(modelId, layerId = this.layerSelect.value) {
     this.modelSelect.value = modelId;
     const description = await this.describe(modelId);
+    this.modelSelect.title = description.title; // the whole title, where the box cuts it
+    this.modelBadge.replaceChildren(...[randomBadge(description)].filter(Boolean));
     const groups = STREAM_GROUPS.map(([stream, label]) => {
       const layers = description.layers.filter((l) => l.stream === stream);
       if (!layers.length) return null;
@@ -104,7 +108,7 @@ export class ChoiceForm extends EventTarget {
 
   _unitChanged() {
     const unit = Number(this.unitInput.value);
-    this.unitLabel.textContent = this.layer.id === LOGITS ? `class: ${this.model.labels[unit] ?? '?'}` : '';
+    this.unitLabel.textContent = this.layer.id === LOGITS ? `class: ${className(this.model, unit)}` : '';
   }
 
   async _changed(pending) {

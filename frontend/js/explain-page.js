@@ -3,6 +3,7 @@
 import * as api from './api.js';
 import { element, fillSelect } from './dom.js';
 import { percent } from './format.js';
+import { aboutModel, className, RANDOM_NOTE, randomBadge } from './model-info.js';
 import { showExamples } from './unit-examples.js';
 import { unitLink } from './unit-link.js';
 
@@ -13,7 +14,10 @@ let chosen = null; // the description of the chosen model
 async function chooseModel(id) {
   const model = (chosen = await api.describeModel(id));
   $('model-about').textContent = model.description ?? '';
-  fillSelect($('target'), model.labels.map((label, index) => [String(index), label]), true);
+  $('model-badge').replaceChildren(...[randomBadge(model)].filter(Boolean));
+  $('model').title = model.title;
+  document.querySelector('#model-dialog .model-about').replaceChildren(...aboutModel(model));
+  fillSelect($('target'), model.labels.map((label, index) => [String(index), className(model, index, label)]), true);
   fillSelect($('layer'), model.layers.map((layer) => [layer.id, `${layer.id} (${layer.stream}, ${layer.units})`]));
   const fusion = model.layers.slice(0, -1).filter((layer) => layer.stream === 'fusion');
   $('layer').value = (fusion.at(-1) ?? model.layers.at(-1)).id;
@@ -26,7 +30,7 @@ function showPrediction(top) {
     const column = element('div', '', 'prediction-source');
     column.append(element('h3', source === 'fused' ? 'fused' : `${source} alone`));
     const list = element('ol');
-    for (const score of scores) list.append(element('li', `${score.label} ${percent(score.probability)}`));
+    for (const score of scores) list.append(element('li', `${className(chosen, score.index, score.label)} ${percent(score.probability)}`));
     column.append(list);
     box.append(column);
   }
@@ -37,6 +41,11 @@ function showPrediction(top) {
 function showCaveats(body, uploaded) {
   const caveats = [];
   const { familiarity } = body;
+  if (chosen?.random_weights) {
+    const box = element('p', '', 'caveat random-weights');
+    box.append(element('strong', 'Random weights. '), `${RANDOM_NOTE} Its prediction and Grad-CAM mean nothing.`);
+    caveats.push(box);
+  }
   if (familiarity?.measured && familiarity.familiar === false) {
     const box = element('p', '', 'caveat familiarity');
     box.append(element('strong', 'Not like the training data. '), familiarity.detail);
@@ -56,7 +65,7 @@ function showCaveats(body, uploaded) {
 function showResult(body, uploaded) {
   showCaveats(body, uploaded);
   showPrediction(body.top);
-  $('target-label').textContent = body.target.label;
+  $('target-label').textContent = className(chosen, body.target.index, body.target.label);
   const strips = $('strips');
   strips.replaceChildren();
   for (const stream of Object.keys(body.clip)) {
@@ -117,6 +126,7 @@ async function start() {
   fillSelect($('sample'), samples.map((sample) => [sample, sample]), true);
   $('sample').value = samples[0] ?? '';
   $('model').addEventListener('change', () => chooseModel($('model').value));
+  $('about-model').addEventListener('click', () => $('model-dialog').showModal());
   // one source at a time: a chosen file clears the sample list, a chosen sample the file
   $('file').addEventListener('change', () => { if ($('file').files.length) $('sample').value = ''; });
   $('sample').addEventListener('change', () => { if ($('sample').value) $('file').value = ''; });

@@ -6,6 +6,7 @@ import { Atlas, layerKey } from './atlas.js';
 import { ChoiceForm } from './choice.js';
 import { duration, seconds } from './format.js';
 import { CODINGS } from './media.js';
+import { aboutModel, RANDOM_NOTE } from './model-info.js';
 import { PinBoard } from './pins.js';
 import { Presentation } from './presentation.js';
 import { ResultView } from './result-view.js';
@@ -84,9 +85,8 @@ async function visualise(body) {
     await showDone(done, model);
     showEstimate();
     const total = seconds(performance.now() - started);
-    view.setStatus(firstPreview === null
-      ? `From the cache in ${total}.`
-      : `Done in ${total} (first preview after ${seconds(firstPreview)}).`, 'done');
+    const how = firstPreview === null ? `From the cache in ${total}` : `Done in ${total} (first preview after ${seconds(firstPreview)})`;
+    doneStatus(how, done);
   } catch (error) {
     if (error.name !== 'AbortError') view.setStatus(`Failed: ${error.message}`, 'error');
   } finally {
@@ -100,6 +100,12 @@ async function showDone(visualization, model) {
   shown = { id: visualization.id, sharePath: visualization.share_path };
   updateAddress();
   showUnitExamples(model, visualization.request);
+}
+
+/** The status of a finished result: a success only where it shows something (see result.warnings). */
+function doneStatus(how, visualization) {
+  const warned = visualization.result.warnings?.length;
+  view.setStatus(warned ? `${how}, but this result may show nothing: see below.` : `${how}.`, warned ? 'warn' : 'done');
 }
 
 /** Before a run: about how long it will take on this server, at the pace of the newest run of the
@@ -142,11 +148,12 @@ async function openShared(id) {
   const { model, layer, unit } = visualization.request;
   settings.setValues(visualization.request.settings ?? {});
   await choice.load({ model, layer, unit });
+  showModel();
   addressReady = true;
   if (visualization.status === 'done') {
     await showDone(visualization, choice.model);
     // performance.now() counts from the start of the page load: the time to the first paint of the result.
-    view.setStatus(`From the cache in ${seconds(performance.now())}.`, 'done');
+    doneStatus(`From the cache in ${seconds(performance.now())}`, visualization);
   } else {
     await visualise(visualization.request);
   }
@@ -175,6 +182,13 @@ async function openUnit(unit) {
   shown = null;
   window.scrollTo({ top: 0, behavior: 'smooth' });
   await visualise(request());
+}
+
+/** What the page says about the chosen model: the random-weights note and its "About" dialog. */
+function showModel() {
+  const model = choice.model;
+  view.setModelNote(model?.random_weights ? RANDOM_NOTE : '');
+  if (model) document.querySelector('#model-dialog .model-about').replaceChildren(...aboutModel(model));
 }
 
 function pinShown() {
@@ -215,6 +229,7 @@ function bindPage() {
     shown = null;
     updateAddress();
     showEstimate();
+    showModel();
     if (atlas.active && atlas.layerKey !== layerKey(choice.value())) showAtlas(); // follow the layer
   };
   choice.addEventListener('change', choiceChanged);
@@ -236,6 +251,7 @@ function bindPage() {
   pins.addEventListener('change', updateAddress);
   presentation.addEventListener('change', updateAddress);
   document.querySelector('#pin').addEventListener('click', pinShown);
+  document.querySelector('#about-model').addEventListener('click', () => document.querySelector('#model-dialog').showModal());
   document.querySelector('#present').addEventListener('click', () => present());
   for (const [kind, button] of Object.entries(sweepButtons)) {
     button.addEventListener('click', () => choice.form.reportValidity() && runSweep(kind));
@@ -269,6 +285,7 @@ async function start() {
     } else {
       settings.setFromQuery(wanted.params);
       await choice.load(wanted);
+      showModel();
       addressReady = true;
       showEstimate();
       restorePins();

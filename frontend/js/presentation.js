@@ -6,6 +6,7 @@ import * as api from './api.js';
 import { LOGITS } from './choice.js';
 import { flowKey } from './flow-key.js';
 import { formatNumber } from './format.js';
+import { className, randomBadge } from './model-info.js';
 import { previewStrips, resultStrips, STREAMS } from './media.js';
 import { showExamples } from './unit-examples.js';
 import { StripPlayer } from './strip-player.js';
@@ -103,7 +104,7 @@ export class Presentation extends EventTarget {
     try {
       const model = await this.describe(stop.model);
       if (controller.signal.aborted) return;
-      this.what.replaceChildren(stopName(model, stop));
+      this.what.replaceChildren(stopName(model, stop), ...[randomBadge(model)].filter(Boolean));
       const done = await api.runLive(requestOf(stop), {
         progress: (message) => {
           this._setStatus(`${where} · computing, step ${message.step} / ${message.steps}`, 'busy');
@@ -166,7 +167,7 @@ export class Presentation extends EventTarget {
 
 /** What a stop shows, in words: the model, the layer and the unit (the class, for a class unit). */
 function stopName(model, { layer, unit }) {
-  const what = layer === LOGITS ? `class "${model.labels[unit] ?? unit}" (unit ${unit} of the logits)` : `${layer}, unit ${unit}`;
+  const what = layer === LOGITS ? `class "${className(model, unit)}" (unit ${unit} of the logits)` : `${layer}, unit ${unit}`;
   return `${model.title} · ${what}`;
 }
 

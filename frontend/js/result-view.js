@@ -34,6 +34,8 @@ export class ResultView extends EventTarget {
     this.progress = part('.progress');
     this.empty = part('.empty');
     this.share = part('.share');
+    this.warnings = part('.result-warnings');
+    this.modelNote = part('.model-note');
     this.shareInput = part('.share-url');
     this.viewers = Object.fromEntries(STREAMS.map((stream) => {
       const figure = part(`.viewer[data-stream="${stream}"]`);
@@ -66,6 +68,7 @@ export class ResultView extends EventTarget {
     this.progress.removeAttribute('value'); // indeterminate until the first progress message
     this.objective.textContent = '';
     this.share.hidden = true;
+    this.warnings.hidden = true;
     this.shown = null;
     this._showCoding();
     for (const { figure, player } of Object.values(this.viewers)) {
@@ -99,6 +102,7 @@ export class ResultView extends EventTarget {
     this.timeline.setFrames(Math.max(...Object.values(strips).map((s) => s.frames)));
     this._showCoding();
     this._showExports(visualization);
+    this._showWarnings(result.warnings ?? []);
     await Promise.all([this._showStrips(strips, true), legendRead]);
     this._showCoding();
     this.share.hidden = false;
@@ -136,6 +140,23 @@ export class ResultView extends EventTarget {
       ? 'white: still · pale: slow · saturated: fast'
       : `white: still · the rim: ${rim} px a frame or faster`;
     this.legend.hidden = !WHEEL_CODINGS.has(coding);
+  }
+
+  /** A result that may show nothing says so under the status line (result.warnings, one sentence each). */
+  _showWarnings(warnings) {
+    this.warnings.replaceChildren(...warnings.map((text) => {
+      const line = document.createElement('p');
+      line.className = 'caveat';
+      line.textContent = text;
+      return line;
+    }));
+    this.warnings.hidden = !warnings.length;
+  }
+
+  /** A line about the model under the status line (e.g. that its weights are random); empty hides it. */
+  setModelNote(text) {
+    this.modelNote.textContent = text;
+    this.modelNote.hidden = !text;
   }
 
   _showExports({ id, result }) {
