@@ -61,4 +61,5 @@ def test_present_the_tour_from_the_keyboard(dashboard, open_tab):
     shared.page.goto(f"{dashboard}/?tour=builtin&stop=1")
     expect(shared.page.locator(".present-caption")).to_have_text(stops[1]["caption"])
     wait_for_stop(shared.page)
+    assert shared.page.evaluate("document.documentElement.scrollWidth") <= 390
     shared.screenshot("presentation-phone")

@@ -161,4 +161,5 @@ def test_colour_wheel_names_the_directions_and_never_covers_the_clip(dashboard, 
     image = box("#flow-legend img")
     assert up["y"] < image["y"] < down["y"] and left["x"] < image["x"] < right["x"]  # each label on its side
     assert not boxes_overlap(box("#flow-legend"), box("#viewer-motion canvas"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # the result page fits its width
     tab.screenshot(f"flow-wheel-{width}")
