@@ -25,19 +25,25 @@ FLAT_FLOW_PX = 0.02
 
 MESSAGES = {
     "dead": "This unit hardly responds to anything here (objective near zero): a dead unit?",
-    "not_raised": "The optimisation did not raise this unit's response above where it started: the picture is not what drives it.",
+    "not_raised": (
+        "The optimisation did not raise this unit's response above where it started: the picture is not what drives it."
+    ),
     "flat": "The optimised {streams} hardly varies: there is no pattern to see.",
 }
 
 
-def result_warnings(objective: float, start_objective: float | None, inputs: Mapping[str, np.ndarray]) -> list[str]:
+def result_warnings(
+    objective: float, start_objective: float | None, inputs: Mapping[str, np.ndarray]
+) -> list[str]:
     """The warnings of one result: ``inputs`` the optimised clips in display space ((T, H, W, C) a stream),
     ``start_objective`` the objective after the first step (None where it was not seen)."""
     warnings = []
     if not np.isfinite(objective) or abs(objective) < DEAD_OBJECTIVE:
         warnings.append(MESSAGES["dead"])
-    elif start_objective is not None and objective - start_objective <= MIN_GAIN * max(abs(start_objective), DEAD_OBJECTIVE):
-        warnings.append(MESSAGES["not_raised"])
+    elif start_objective is not None:
+        gain = objective - start_objective
+        if gain <= MIN_GAIN * max(abs(start_objective), DEAD_OBJECTIVE):
+            warnings.append(MESSAGES["not_raised"])
     flat = [
         stream
         for stream, clip in inputs.items()

@@ -234,7 +234,8 @@ def textured_pan(frames: int = 4, shift: int = 2, side: int = 64) -> np.ndarray:
     import cv2
 
     rng = np.random.default_rng(1)
-    texture = cv2.GaussianBlur((rng.random((side + 32, side + 32 + frames * shift, 3)) * 255).astype(np.uint8), (7, 7), 2)
+    noise = (rng.random((side + 32, side + 32 + frames * shift, 3)) * 255).astype(np.uint8)
+    texture = cv2.GaussianBlur(noise, (7, 7), 2)
     return np.stack([texture[16 : 16 + side, 16 + shift * t : 16 + shift * t + side][:, ::-1] for t in range(frames)])
 
 
@@ -262,7 +263,8 @@ def test_a_clips_flow_is_estimated_once_per_estimator() -> None:
     assert len(reports) == 8 and len(cache) == 1  # the second time: no estimation, no progress
     assert np.array_equal(first.streams["motion"], again.streams["motion"])
     again.streams["motion"][:] = 0  # a caller's copy: the cache keeps what was estimated
-    assert np.array_equal(clip_inputs(frames, small_inputs(), flow="tvl1", cache=cache).streams["motion"], first.streams["motion"])
+    kept = clip_inputs(frames, small_inputs(), flow="tvl1", cache=cache).streams["motion"]
+    assert np.array_equal(kept, first.streams["motion"])
     clip_inputs(frames, small_inputs(), flow="dis", cache=cache)
     assert len(cache) == 2
     tiny = FlowCache(max_bytes=1)  # bounded: the newest clip only

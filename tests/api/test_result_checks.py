@@ -6,7 +6,10 @@ import numpy as np
 from stlens.result_checks import MESSAGES, result_warnings
 
 RNG = np.random.default_rng(0)
-PATTERN = {"appearance": RNG.random((4, 8, 8, 3), dtype=np.float32), "motion": RNG.normal(0, 2, (4, 8, 8, 2)).astype(np.float32)}
+PATTERN = {
+    "appearance": RNG.random((4, 8, 8, 3), dtype=np.float32),
+    "motion": RNG.normal(0, 2, (4, 8, 8, 2)).astype(np.float32),
+}
 
 
 def test_a_unit_that_was_driven_has_no_warnings() -> None:

@@ -43,9 +43,13 @@ class Familiarity(BaseModel):
     measured: bool = Field(description="false: no clips of the model's training world here to compare with")
     familiar: bool | None = Field(default=None, description="false: the clip does not look like the training data")
     energy: float | None = Field(default=None, description="log-sum-exp of the logits: low is unfamiliar")
-    energy_limit: float | None = Field(default=None, description=f"the {ENERGY_PERCENTILE:g}th percentile of the test clips' energies")
+    energy_limit: float | None = Field(
+        default=None, description=f"the {ENERGY_PERCENTILE:g}th percentile of the test clips' energies"
+    )
     distance: float | None = Field(default=None, description="to the K-th nearest test clip, in the model's features")
-    distance_limit: float | None = Field(default=None, description=f"the {DISTANCE_PERCENTILE:g}th percentile of the test clips' own distances")
+    distance_limit: float | None = Field(
+        default=None, description=f"the {DISTANCE_PERCENTILE:g}th percentile of the test clips' own distances"
+    )
     references: int = Field(default=0, description="test clips compared with")
     method: str = "energy (Liu et al. 2020) and deep nearest neighbours (Sun et al. 2022), on the model's test clips"
     detail: str
@@ -88,7 +92,10 @@ class Reference:
         """(features, energy limit, distance limit). Call with the model's lock held."""
         with self._lock:
             if model.weights_hash not in self._kept:
-                measured = [measures(model, {s: x.to(model.device) for s, x in b.items()}) for b in batches(example_clips())]
+                measured = [
+                    measures(model, {s: x.to(model.device) for s, x in batch.items()})
+                    for batch in batches(example_clips())
+                ]
                 energies = np.concatenate([energy for energy, _ in measured])
                 feats = np.concatenate([f for _, f in measured])
                 own = _kth_distances(feats, feats, skip_self=True)
@@ -110,7 +117,9 @@ def familiarity(model: LoadedModel, display: dict[str, torch.Tensor]) -> Familia
     """How like the model's training world one clip (display space, batch of one) is.
     Call with the model's lock held."""
     if not examples_available(model.spec):
-        return Familiarity(measured=False, detail="There are no clips of this model's training data here to compare the clip with.")
+        return Familiarity(
+            measured=False, detail="There are no clips of this model's training data here to compare the clip with."
+        )
     feats, energy_limit, distance_limit = reference.of(model)
     energies, clip_feats = measures(model, to_model(model.spec, display))
     energy = float(energies[0])
