@@ -117,20 +117,20 @@ class AtlasManager:
         Raises Busy past the limits on atlases being computed, in all or of this client's."""
         if not 0 < len(units) <= MAX_ATLAS_UNITS:
             raise ValueError(f"an atlas has 1 to {MAX_ATLAS_UNITS} units, not {len(units)}")
-        aid = atlas_id(units)
-        known = self._atlases.get(aid)
+        key = atlas_id(units)
+        known = self._atlases.get(key)
         if known is not None and known.status == "running":
             return known
         self.limits.admit((a.client for a in self._atlases.values() if a.status == "running"), client)
-        atlas = Atlas(aid, [AtlasUnit(r.unit, r) for r in units], units_total, client)
+        atlas = Atlas(key, [AtlasUnit(r.unit, r) for r in units], units_total, client)
         for unit in atlas.units:
             await self.cache.put_request(unit.id, unit.request.request)  # so /v/{id} can recompute it
             if await self.cache.get_record(unit.id) is not None:
                 unit.status = "done"
             elif (job := self.jobs.get(unit.id)) is not None and job.active:
                 unit.status = "running" if job.status == "running" else "queued"
-        self._atlases[aid] = atlas
-        self._atlases.move_to_end(aid)
+        self._atlases[key] = atlas
+        self._atlases.move_to_end(key)
         self._forget_finished()
         if atlas.status == "running":
             self._waiting.put_nowait(atlas)
@@ -139,25 +139,25 @@ class AtlasManager:
         return atlas
 
     def _forget_finished(self) -> None:
-        finished = [aid for aid, atlas in self._atlases.items() if atlas.status == "done"]
-        for aid in finished[: max(0, len(finished) - FINISHED_ATLASES_KEPT)]:
-            del self._atlases[aid]
+        finished = [key for key, atlas in self._atlases.items() if atlas.status == "done"]
+        for key in finished[: max(0, len(finished) - FINISHED_ATLASES_KEPT)]:
+            del self._atlases[key]
 
     async def _run(self) -> None:
         """Fill in the waiting atlases in turn, until none is left, a unit for each job worker at once."""
         while not self._waiting.empty():
             atlas = self._waiting.get_nowait()
             slots = asyncio.Semaphore(max(1, self.jobs.capacity))
+            missing = [unit for unit in atlas.units if unit.status not in ("done", "failed")]
+            await asyncio.gather(*(self._compute_in_slot(atlas, unit, slots) for unit in missing))
 
-            async def compute(unit: AtlasUnit) -> None:
-                async with slots:
-                    try:
-                        await self._compute_unit(atlas, unit)
-                    except Exception as exc:  # e.g. a job manager that refuses it: this unit fails, the atlas goes on
-                        log.exception("atlas %s: unit %d failed", atlas.id, unit.unit)
-                        atlas.set_status(unit, "failed", f"{type(exc).__name__}: {exc}")
-
-            await asyncio.gather(*(compute(u) for u in atlas.units if u.status not in ("done", "failed")))
+    async def _compute_in_slot(self, atlas: Atlas, unit: AtlasUnit, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            try:
+                await self._compute_unit(atlas, unit)
+            except Exception as exc:  # e.g. a job manager that refuses it: this unit fails, the atlas goes on
+                log.exception("atlas %s: unit %d failed", atlas.id, unit.unit)
+                atlas.set_status(unit, "failed", f"{type(exc).__name__}: {exc}")
 
     async def _compute_unit(self, atlas: Atlas, unit: AtlasUnit) -> None:
         if await self.cache.get_record(unit.id) is not None:  # computed meanwhile (someone opened it)

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.typing import EncodableT, FieldT
 
 from .record import ResultRecord
 from .request import VisualizationRequest
@@ -124,7 +125,8 @@ class ResultCache:
         say how long the next run of that layer will take."""
         entry = self._remember(visualization_id)
         entry.record, entry.npz, entry.media = record, npz, dict(media)
-        fields: dict[str, bytes | str] = {RECORD_FIELD: record.model_dump_json(), NPZ_FIELD: npz, **media}
+        fields: dict[FieldT, EncodableT] = {RECORD_FIELD: record.model_dump_json(), NPZ_FIELD: npz}
+        fields.update(media.items())
         key = self._key("result", visualization_id)
         stored = await self._call(lambda r: r.hset(key, mapping=fields)) is not None
         if (pace := record.result.seconds_per_step) is not None:
@@ -141,7 +143,7 @@ class ResultCache:
         raw = await self._call(lambda r: r.hgetall(key))
         if raw is None:  # Redis is down: what this process measured
             return dict(self._pace.get(model, {}))
-        return {layer.decode(): float(pace) for layer, pace in raw.items()}
+        return {_text(layer): float(pace) for layer, pace in raw.items()}
 
     async def get_record(self, visualization_id: str) -> ResultRecord | None:
         """The finished result's record; None if there is none, or none this version can read."""
@@ -153,7 +155,7 @@ class ResultCache:
         try:
             return ResultRecord.model_validate_json(raw)
         except ValidationError as exc:
-            log.warning("the stored record of %s is not readable here (%s); it counts as not cached", visualization_id, exc)
+            log.warning("the stored record of %s is unreadable here (%s): not cached", visualization_id, exc)
             return None
 
     async def get_npz(self, visualization_id: str) -> bytes | None:
@@ -168,4 +170,10 @@ class ResultCache:
 
     async def _hget(self, visualization_id: str, name: str) -> bytes | None:
         key = self._key("result", visualization_id)
-        return await self._call(lambda r: r.hget(key, name))
+        raw = await self._call(lambda r: r.hget(key, name))
+        return raw.encode() if isinstance(raw, str) else raw
+
+
+def _text(raw: bytes | str) -> str:
+    """A Redis answer as text (the client answers bytes: it is made without ``decode_responses``)."""
+    return raw.decode() if isinstance(raw, bytes) else raw

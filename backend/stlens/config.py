@@ -50,7 +50,10 @@ class ServerSettings(BaseSettings):
     )
     header_timeout_s: float = Field(default=10.0, gt=0, le=600, description="time to send a request's headers")
     stalled_send_s: float = Field(
-        default=30.0, gt=0, le=3600, description="a client that takes none of the data waiting for it this long is dropped"
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a client that takes none of the data waiting for it this long is dropped",
     )
     send_buffer_bytes: int = Field(default=128 * 1024, ge=4096, le=64 * 1024 * 1024, description="per socket")
     public_url: str | None = Field(

@@ -7,6 +7,8 @@ existed still load; fields this version does not know (a newer server's) are ign
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, ConfigDict
 
 from .media.outputs import media_names
@@ -27,8 +29,10 @@ class Result(BaseModel):
     seconds: float | None = None  # absent in records made before runs were timed
 
     @classmethod
-    def of_run(cls, objective: float, steps: int, streams: list[Stream], seconds: float) -> Result:
-        return cls(objective=objective, steps=steps, streams=streams, media=media_names(streams), seconds=round(seconds, 3))
+    def of_run(cls, objective: float, steps: int, streams: Sequence[str], seconds: float) -> Result:
+        """The result of a run that optimised ``streams`` for ``seconds`` (checked: stream names only)."""
+        fields = {"objective": objective, "steps": steps, "streams": list(streams), "seconds": round(seconds, 3)}
+        return cls.model_validate({**fields, "media": media_names(streams)})
 
     @property
     def seconds_per_step(self) -> float | None:

@@ -90,7 +90,8 @@ class ResolvedRequest:
     @property
     def request(self) -> VisualizationRequest:
         """The request as stored and shown: every default filled in."""
-        return VisualizationRequest(model=self.model.spec.id, layer=self.layer.id, unit=self.unit, settings=self.settings)
+        spec_id, layer_id = self.model.spec.id, self.layer.id
+        return VisualizationRequest(model=spec_id, layer=layer_id, unit=self.unit, settings=self.settings)
 
     def as_json(self) -> dict[str, Any]:
         return self.request.model_dump(mode="json")

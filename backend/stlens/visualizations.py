@@ -57,9 +57,8 @@ class Visualizations:
         ``keep``: the job runs to the end even if no live viewer is left (HTTP clients poll)."""
         await self.cache.put_request(resolved.id, resolved.request)
         job = self.jobs.get(resolved.id)
-        if job is None or not job.active:
-            if (record := await self.cache.get_record(resolved.id)) is not None:
-                return record
+        if (job is None or not job.active) and (record := await self.cache.get_record(resolved.id)) is not None:
+            return record
         return self.jobs.submit(resolved, keep, client)
 
     async def state(self, visualization_id: str, client: str) -> VisualizationState:
@@ -72,7 +71,8 @@ class Visualizations:
         if record is not None:
             return VisualizationState.of_record(visualization_id, record)
         if job is not None and job.status == "failed":
-            return VisualizationState(visualization_id, "failed", job.request.model_dump(mode="json"), detail=job.detail)
+            shown = job.request.model_dump(mode="json")
+            return VisualizationState(visualization_id, "failed", shown, detail=job.detail)
         stored = await self.cache.get_request(visualization_id)
         if stored is None:
             cache_note = "" if self.cache.available else " (the cache is unreachable right now)"

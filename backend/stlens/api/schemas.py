@@ -102,7 +102,9 @@ class Visualization(BaseModel):
     request: dict[str, Any] = Field(description="model, layer, unit and settings with every default filled in")
     result: VisualizationResult | None = None
     detail: str | None = Field(default=None, description="why it failed")
-    share_path: str = Field(description="the share link, relative to this server: /v/{id} with the request in its query")
+    share_path: str = Field(
+        description="the share link, relative to this server: /v/{id} with the request in its query"
+    )
 
     @classmethod
     def of(cls, state: VisualizationState) -> Visualization:
@@ -126,7 +128,9 @@ class AtlasRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"model": "synth-conv-fusion", "layer": "fusion.conv", "settings": {"steps": 32}}]},
+        json_schema_extra={
+            "examples": [{"model": "synth-conv-fusion", "layer": "fusion.conv", "settings": {"steps": 32}}]
+        },
     )
 
     model: str = Field(min_length=1, max_length=64)

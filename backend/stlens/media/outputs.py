@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ MEDIA_TYPES: dict[str, str] = {
 MEDIA_STREAM = {name: "appearance" if name.startswith("appearance") else "motion" for name in MEDIA_TYPES}
 
 
-def media_names(streams: list[str] | tuple[str, ...]) -> list[str]:
+def media_names(streams: Sequence[str]) -> list[str]:
     return [name for name in MEDIA_TYPES if MEDIA_STREAM[name] in streams]
 
 
@@ -85,5 +86,6 @@ def preview_strips(inputs: Mapping[str, np.ndarray]) -> dict[str, str]:
 def inputs_npz(inputs: Mapping[str, np.ndarray]) -> bytes:
     """The inputs as an ``.npz`` of float32 arrays named by stream."""
     out = io.BytesIO()
-    np.savez_compressed(out, **{stream: np.asarray(x, dtype=np.float32) for stream, x in inputs.items()})
+    arrays: dict[str, Any] = {stream: np.asarray(x, dtype=np.float32) for stream, x in inputs.items()}
+    np.savez_compressed(out, **arrays)
     return out.getvalue()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -17,19 +18,22 @@ from torch import nn
 from . import small_twostream as small
 from .registry import ModelEntry
 from .seeded import seeded, weights_title
-from .spec import InputSpec, ModelSpec
+from .spec import InputSpec, ModelSpec, Stream
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+Fusion = Literal["late", "conv"]
 RANDOM_CLASSES = 10
 
 
-def small_inputs() -> dict[str, InputSpec]:
+def small_inputs() -> dict[Stream, InputSpec]:
     return {
         "appearance": InputSpec(
             channels=3, frames=small.FRAMES, height=small.SIZE, width=small.SIZE,
             mean=small.APPEARANCE_MEAN, std=small.APPEARANCE_STD,
         ),
-        "motion": InputSpec(channels=2, frames=small.FRAMES, height=small.SIZE, width=small.SIZE, scale=small.FLOW_SCALE),
+        "motion": InputSpec(
+            channels=2, frames=small.FRAMES, height=small.SIZE, width=small.SIZE, scale=small.FLOW_SCALE
+        ),
     }
 
 
@@ -38,7 +42,7 @@ def _card(model_id: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _build(model_id: str, fusion: str, num_classes: int) -> nn.Module:
+def _build(model_id: str, fusion: Fusion, num_classes: int) -> nn.Module:
     module = seeded(partial(small.SmallTwoStream, num_classes, fusion=fusion))  # where no trained weights ship
     path = WEIGHTS_DIR / f"{model_id}.pt"
     if path.exists():
@@ -46,7 +50,7 @@ def _build(model_id: str, fusion: str, num_classes: int) -> nn.Module:
     return module
 
 
-def _small_entry(model_id: str, fusion: str, title: str) -> ModelEntry:
+def _small_entry(model_id: str, fusion: Fusion, title: str) -> ModelEntry:
     card = _card(model_id)
     labels = tuple(card.get("labels") or (f"class {i}" for i in range(RANDOM_CLASSES)))
     trained = (WEIGHTS_DIR / f"{model_id}.pt").exists()
@@ -56,7 +60,8 @@ def _small_entry(model_id: str, fusion: str, title: str) -> ModelEntry:
         inputs=small_inputs(),
         labels=labels,
     )
-    return ModelEntry(spec=spec, build=partial(_build, model_id, fusion, len(labels)), description=card.get("description", ""))
+    build = partial(_build, model_id, fusion, len(labels))
+    return ModelEntry(spec=spec, build=build, description=card.get("description", ""))
 
 
 def builtin_entries() -> list[ModelEntry]:

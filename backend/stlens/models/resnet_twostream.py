@@ -91,13 +91,15 @@ class ResNetStream(nn.Module):
         stage_inputs = []
         for stage, layer in enumerate(self.stages):
             stage_inputs.append(x)
-            x = layer[0](x, cross[stage] if cross is not None else None)
-            for block in layer[1:]:
+            first, *rest = layer.children()
+            x = first(x, cross[stage] if cross is not None else None)
+            for block in rest:
                 x = block(x)
         return x, stage_inputs
 
     def layer_names(self) -> list[str]:
-        return ["stem"] + [f"stages.{s}.{b}" for s, layer in enumerate(self.stages) for b in range(len(layer))]
+        blocks = [f"stages.{s}.{b}" for s, layer in enumerate(self.stages) for b, _ in enumerate(layer.children())]
+        return ["stem", *blocks]
 
 
 class SpatiotemporalResNet(nn.Module):

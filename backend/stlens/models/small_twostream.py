@@ -32,7 +32,7 @@ class ConvBlock(nn.Sequential):
     """Conv3d + BatchNorm + ReLU; the block's output (after the ReLU) is the visualised layer."""
 
     def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int], stride: tuple[int, int, int]):
-        padding = tuple(k // 2 for k in kernel)
+        padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
         super().__init__(
             nn.Conv3d(cin, cout, kernel, stride=stride, padding=padding, bias=False),
             nn.BatchNorm3d(cout),

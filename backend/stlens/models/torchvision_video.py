@@ -79,16 +79,21 @@ def _resnet3d_layers(net: nn.Module) -> tuple[list[str], dict[str, tuple[str, Vo
 
 
 def _s3d_layers(net: nn.Module) -> tuple[list[str], dict[str, tuple[str, VolumeConvert]]]:
-    return [f"features.{n}" for n, m in net.features.named_children() if not isinstance(m, nn.MaxPool3d)], {}
+    features = net.get_submodule("features").named_children()
+    return [f"features.{n}" for n, m in features if not isinstance(m, nn.MaxPool3d)], {}
 
 
 def _mvit_layers(net: nn.Module) -> tuple[list[str], dict[str, tuple[str, VolumeConvert]]]:
-    return ["conv_proj"], {f"block{i}": (f"blocks.{i}", tokens_to_volume) for i in range(len(net.blocks))}
+    blocks = net.get_submodule("blocks").children()
+    views: dict[str, tuple[str, VolumeConvert]] = {
+        f"block{i}": (f"blocks.{i}", tokens_to_volume) for i, _ in enumerate(blocks)
+    }
+    return ["conv_proj"], views
 
 
 def _swin3d_layers(net: nn.Module) -> tuple[list[str], dict[str, tuple[str, VolumeConvert]]]:
-    views = {"patch_embed": ("patch_embed", channels_last_to_volume)}
-    stages = [n for n, m in net.features.named_children() if isinstance(m, nn.Sequential)]
+    views: dict[str, tuple[str, VolumeConvert]] = {"patch_embed": ("patch_embed", channels_last_to_volume)}
+    stages = [n for n, m in net.get_submodule("features").named_children() if isinstance(m, nn.Sequential)]
     views |= {f"stage{k + 1}": (f"features.{n}", channels_last_to_volume) for k, n in enumerate(stages)}
     return [], views
 

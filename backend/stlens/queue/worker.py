@@ -40,6 +40,10 @@ class WorkerContext:
         self.cache = ResultCache(redis_url, recent=1, retry_s=settings.cache_retry_s)
         self.redis = aioredis.from_url(redis_url)
 
+    async def publish(self, job_id: str, kind: protocol.EventType, payload: str = "") -> None:
+        """Tell the API nodes about a job (its channel: whichever node holds its viewers listens)."""
+        await self.redis.publish(protocol.events_channel(job_id), protocol.event_message(kind, payload))
+
     async def close(self) -> None:
         await self.cache.close()
         await self.redis.aclose()
@@ -62,17 +66,16 @@ async def run_queued_job(ctx: dict[str, Any], *, request: dict[str, Any]) -> dic
     resolved = await asyncio.to_thread(resolve, worker.registry, asked)
     if resolved.id != job_id:  # another server version or other weights: never store under a wrong id
         raise ValueError(f"this worker computes id {resolved.id} for job {job_id}; are its models the API's?")
-    channel = protocol.events_channel(job_id)
     if (stored := await worker.cache.get_record(job_id)) is not None:  # a rerun of a job that did finish
-        await worker.redis.publish(channel, protocol.event_message("done"))
+        await worker.publish(job_id, "done")
         return {"objective": stored.result.objective}
     loop = asyncio.get_running_loop()
 
-    def publish(message: str) -> None:  # from the run's thread; a lost preview is harmless
-        asyncio.run_coroutine_threadsafe(worker.redis.publish(channel, message), loop)
+    def publish_progress(message: str) -> None:  # from the run's thread; a lost preview is harmless
+        asyncio.run_coroutine_threadsafe(worker.publish(job_id, "progress", message), loop)
 
     await worker.redis.incr(protocol.RUNS_KEY)
-    await worker.redis.publish(channel, protocol.event_message("running"))
+    await worker.publish(job_id, "running")
     cancel = threading.Event()
     beat = asyncio.create_task(_heartbeat(job))
     try:
@@ -80,7 +83,7 @@ async def run_queued_job(ctx: dict[str, Any], *, request: dict[str, Any]) -> dic
             run_visualization,
             resolved,
             cancel,
-            lambda message: publish(protocol.event_message("progress", message)),
+            publish_progress,
             worker.settings.preview_interval_s,
         )
     except asyncio.CancelledError:  # aborted (every viewer left) or the worker is stopping
@@ -91,7 +94,7 @@ async def run_queued_job(ctx: dict[str, Any], *, request: dict[str, Any]) -> dic
     record = ResultRecord(request=resolved.request, result=output.result)
     if not await worker.cache.put_result(job_id, record, output.npz, output.media):
         raise RuntimeError("the result could not be stored: redis is unreachable")  # run again, or re-enqueued
-    await worker.redis.publish(channel, protocol.event_message("done"))
+    await worker.publish(job_id, "done")
     return {"objective": output.result.objective}
 
 
@@ -112,7 +115,7 @@ def make_worker(settings: ServerSettings, redis_url: str, concurrency: int) -> W
         concurrency=concurrency,
         startup=startup,
         shutdown=shutdown,
-        timers={"sweep": protocol.SWEEP_EVERY_S, "abort": 0.5},
+        timers={"sweep": protocol.SWEEP_EVERY_S, "abort": 0.5},  # type: ignore[arg-type]  # saq sleeps any float
         dequeue_timeout=1.0,
     )
 

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
-from ...analysis.insights import RESULTS_PATH
 from ...analysis.examples import MAX_EXAMPLES
+from ...analysis.insights import RESULTS_PATH
 from ...analysis.unit_examples import UnitExamples, unit_examples
 from ...request import InvalidRequest, load_model
 from ..deps import ServicesDep

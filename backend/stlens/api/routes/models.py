@@ -6,8 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from ...analysis.unit_examples import examples_available
-from ...request import NotFound, load_model
 from ...models.registry import ModelEntry
+from ...request import NotFound, load_model
 from ..deps import ServicesDep
 from ..schemas import InputShape, Layer, ModelDetail, ModelPace, ModelSummary
 

@@ -22,7 +22,8 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 PROBLEM_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} - Spacetime Lens</title>
 <link rel="icon" href="data:,"><link rel="stylesheet" href="/static/css/app.css"></head>
-<body><main class="not-found"><h1>{title}</h1><p>{message}</p>{more}<p><a href="/">Start over</a></p></main></body></html>
+<body><main class="not-found"><h1>{title}</h1><p>{message}</p>{more}<p><a href="/">Start over</a></p></main>\
+</body></html>
 """
 
 

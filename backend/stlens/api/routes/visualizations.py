@@ -47,7 +47,9 @@ async def create_visualization(
 
 
 @router.get("/api/visualizations/{vid}", response_model=Visualization)
-async def get_visualization(visualization_id: VisualizationId, request: Request, services: ServicesDep) -> Visualization:
+async def get_visualization(
+    visualization_id: VisualizationId, request: Request, services: ServicesDep
+) -> Visualization:
     """Its status and, once done, its result; a known id that fell out of the cache is recomputed."""
     return Visualization.of(await services.visualizations.state(visualization_id, client_of(request)))
 
