@@ -83,7 +83,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ADDRESSES",
         help="comma-separated proxy addresses or networks whose X-Forwarded-For is believed (default: none)",
     )
-    parser.add_argument("--public-url", help="where people reach this server (e.g. https://lens.example.org); share links use it")
+    parser.add_argument(
+        "--public-url", help="where people reach this server (e.g. https://lens.example.org); share links use it"
+    )
     parser.add_argument(
         "--allowed-hosts", metavar="NAMES", help="extra host names this server answers to, comma-separated ('*': any)"
     )

@@ -23,8 +23,8 @@ from ..redis_server import EmbeddedRedis
 from ..visualizations import Visualizations
 from .deps import Services
 from .errors import add_error_handlers
-from .security import WebSecurity, host_policy
 from .routes import atlas, explain, health, insights, models, pages, visualizations
+from .security import WebSecurity, host_policy
 
 log = logging.getLogger(__name__)
 

@@ -153,7 +153,7 @@ class WebSecurity:
             return
         if scope["type"] == "websocket":
             origin = headers.get("origin")
-            if not self.policy.allows_origin(origin, host_header):
+            if origin is not None and not self.policy.allows_origin(origin, host_header):  # none: not a browser
                 detail = f"sockets are only accepted from this server's own pages, not from {origin[:100]!r}"
                 await self._refuse(403, detail, scope, receive, send)
                 return
