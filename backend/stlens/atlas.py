@@ -41,18 +41,18 @@ ATLAS_CLIENT = "atlas"  # the client its jobs are counted against in the job man
 @dataclass
 class AtlasUnit:
     unit: int
-    request: ResolvedRequest
+    resolved: ResolvedRequest
     status: Status = "queued"
     detail: str | None = None
 
     @property
     def id(self) -> str:
-        return self.request.id
+        return self.resolved.id
 
     def media(self) -> list[str]:
         """The media names of the unit's result (those of the streams its layer depends on)."""
-        spec = self.request.model.spec
-        return media_names([s for s in self.request.layer.inputs if s in spec.inputs])
+        spec = self.resolved.model.spec
+        return media_names([s for s in self.resolved.layer.inputs if s in spec.inputs])
 
 
 @dataclass
@@ -124,7 +124,7 @@ class AtlasManager:
         self.limits.admit((a.client for a in self._atlases.values() if a.status == "running"), client)
         atlas = Atlas(key, [AtlasUnit(r.unit, r) for r in units], units_total, client)
         for unit in atlas.units:
-            await self.cache.put_request(unit.id, unit.request.request)  # so /v/{id} can recompute it
+            await self.cache.put_request(unit.id, unit.resolved.request)  # so /v/{id} can recompute it
             if await self.cache.get_record(unit.id) is not None:
                 unit.status = "done"
             elif (job := self.jobs.get(unit.id)) is not None and job.active:
@@ -163,7 +163,7 @@ class AtlasManager:
         if await self.cache.get_record(unit.id) is not None:  # computed meanwhile (someone opened it)
             atlas.set_status(unit, "done")
             return
-        job = await self._submit_when_idle(unit.request)
+        job = await self._submit_when_idle(unit.resolved)
         atlas.set_status(unit, "running")
         status, detail = await job.outcome()
         atlas.set_status(unit, status, detail)

@@ -103,7 +103,7 @@ class ResultCache:
         return self._recent.get(visualization_id) or _Remembered()
 
     async def put_request(self, visualization_id: str, request: VisualizationRequest) -> None:
-        stored = request.model_dump(mode="json")
+        stored = request.as_json()
         self._remember(visualization_id).request = stored
         key = self._key("request", visualization_id)
         await self._call(lambda r: r.set(key, json.dumps(stored, sort_keys=True)))

@@ -59,42 +59,43 @@ class VisualizationRequest(BaseModel):
     unit: int = Field(ge=0, le=1_000_000)
     settings: VisualizationSettings = Field(default_factory=VisualizationSettings)
 
+    def as_json(self) -> dict[str, Any]:
+        """The request as stored, queued, hashed and shown: every setting filled in, and an optional
+        field that is not set left out, so a request keeps its form and its id when one is added."""
+        return {key: value for key, value in self.model_dump(mode="json").items() if value is not None}
+
 
 def short_hash(text: str) -> str:
     """The ``ID_LENGTH`` hex digits that name content: visualisations and atlases."""
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
 
 
-def content_id(model_id: str, weights_hash: str, layer: str, unit: int, settings: VisualizationSettings) -> str:
-    """The id of a visualisation: a hash of everything that determines its result."""
-    payload = {
-        "model": model_id,
-        "weights": weights_hash,
-        "layer": layer,
-        "unit": unit,
-        "settings": settings.model_dump(mode="json"),
-    }
+def content_id(request: VisualizationRequest, weights_hash: str) -> str:
+    """The id of a visualisation: a hash of everything that determines its result (the request,
+    settings filled in, and the model's weights)."""
+    payload = {**request.as_json(), "weights": weights_hash}
     return short_hash(json.dumps(payload, sort_keys=True, separators=(",", ":")))
 
 
 @dataclass(frozen=True)
 class ResolvedRequest:
-    """A checked request: the loaded model, the layer, the unit and the filled-in settings."""
+    """A checked request, with its id, its loaded model and its layer."""
 
     id: str
+    request: VisualizationRequest
     model: LoadedModel
     layer: LayerInfo
-    unit: int
-    settings: VisualizationSettings
 
     @property
-    def request(self) -> VisualizationRequest:
-        """The request as stored and shown: every default filled in."""
-        spec_id, layer_id = self.model.spec.id, self.layer.id
-        return VisualizationRequest(model=spec_id, layer=layer_id, unit=self.unit, settings=self.settings)
+    def unit(self) -> int:
+        return self.request.unit
+
+    @property
+    def settings(self) -> VisualizationSettings:
+        return self.request.settings
 
     def as_json(self) -> dict[str, Any]:
-        return self.request.model_dump(mode="json")
+        return self.request.as_json()
 
 
 def load_model(registry: ModelRegistry, model: str) -> LoadedModel:
@@ -121,5 +122,4 @@ def resolve(registry: ModelRegistry, request: VisualizationRequest) -> ResolvedR
         raise InvalidRequest(
             f"unit {request.unit} is out of range: layer {request.layer!r} has units 0..{layer.units - 1}"
         )
-    visualization_id = content_id(request.model, loaded.weights_hash, request.layer, request.unit, request.settings)
-    return ResolvedRequest(id=visualization_id, model=loaded, layer=layer, unit=request.unit, settings=request.settings)
+    return ResolvedRequest(id=content_id(request, loaded.weights_hash), request=request, model=loaded, layer=layer)

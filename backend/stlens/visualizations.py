@@ -35,7 +35,7 @@ class VisualizationState:
 
     @classmethod
     def of_record(cls, visualization_id: str, record: ResultRecord) -> VisualizationState:
-        return cls(visualization_id, "done", record.request.model_dump(mode="json"), result=record.result)
+        return cls(visualization_id, "done", record.request.as_json(), result=record.result)
 
 
 class Visualizations:
@@ -66,12 +66,12 @@ class Visualizations:
         id this server has never seen, nor its cache)."""
         job = self.jobs.get(visualization_id)
         if job is not None and job.active:
-            return VisualizationState(visualization_id, job.status, job.request.model_dump(mode="json"))
+            return VisualizationState(visualization_id, job.status, job.request.as_json())
         record = await self.cache.get_record(visualization_id)
         if record is not None:
             return VisualizationState.of_record(visualization_id, record)
         if job is not None and job.status == "failed":
-            shown = job.request.model_dump(mode="json")
+            shown = job.request.as_json()
             return VisualizationState(visualization_id, "failed", shown, detail=job.detail)
         stored = await self.cache.get_request(visualization_id)
         if stored is None:

@@ -16,12 +16,16 @@ from stlens.models.registry import ModelRegistry
 from stlens.request import ID_LENGTH, ResolvedRequest, VisualizationRequest, content_id, resolve
 
 
+def identify(model: str, weights: str, layer: str, unit: int, settings: VisualizationSettings) -> str:
+    return content_id(VisualizationRequest(model=model, layer=layer, unit=unit, settings=settings), weights)
+
+
 def test_content_id_covers_model_weights_layer_unit_and_settings():
     base = ("m", "w" * 64, "layer", 3, VisualizationSettings())
-    reference = content_id(*base)
+    reference = identify(*base)
     assert len(reference) == ID_LENGTH and int(reference, 16) >= 0
-    assert content_id(*base) == reference
-    assert content_id("m", "w" * 64, "layer", 3, VisualizationSettings.model_validate({"steps": 128})) == reference
+    assert identify(*base) == reference
+    assert identify("m", "w" * 64, "layer", 3, VisualizationSettings.model_validate({"steps": 128})) == reference
     changed = [
         ("n", *base[1:]),
         ("m", "v" * 64, *base[2:]),
@@ -30,7 +34,7 @@ def test_content_id_covers_model_weights_layer_unit_and_settings():
         (*base[:4], VisualizationSettings(seed=1)),
         (*base[:4], VisualizationSettings.model_validate({"weights": {"tv_time": {"motion": 2.0}}})),
     ]
-    assert len({content_id(*args) for args in changed} | {reference}) == len(changed) + 1
+    assert len({identify(*args) for args in changed} | {reference}) == len(changed) + 1
 
 
 def test_a_slow_viewer_gets_only_the_newest_message():

@@ -161,7 +161,7 @@ class AtlasState(BaseModel):
 
     @classmethod
     def of(cls, atlas: Atlas) -> AtlasState:
-        first = atlas.units[0].request
+        first = atlas.units[0].resolved
         return cls(
             id=atlas.id,
             model=first.model.spec.id,

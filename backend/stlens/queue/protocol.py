@@ -48,7 +48,7 @@ def job_options(job_id: str, request: VisualizationRequest) -> dict[str, Any]:
     """``queue.enqueue(FUNCTION, **job_options(...))``: the job's key, liveness and retries."""
     return {
         "key": job_id,
-        "request": request.model_dump(mode="json"),
+        "request": request.as_json(),
         "timeout": JOB_TIMEOUT_S,
         "heartbeat": HEARTBEAT_S,
         "retries": ATTEMPTS,
