@@ -29,9 +29,9 @@ MediumName = Annotated[str, Path(max_length=64, description=f"one of {', '.join(
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}  # ids are content hashes
 
 
-def _share_url(connection: HTTPConnection, resolved: ResolvedRequest) -> str:
+def _share_url(connection: HTTPConnection, services: Services, resolved: ResolvedRequest) -> str:
     """The absolute share link: ``/v/{id}`` carrying the request, so that it works on another server."""
-    page = link(connection, connection.app.state.settings, "visualization_page", vid=resolved.id)
+    page = link(connection, services.settings, "visualization_page", vid=resolved.id)
     return str(page.replace(query=urlencode(share_query(resolved.as_json()))))
 
 
@@ -43,7 +43,7 @@ async def create_visualization(
     resolved = await services.visualizations.resolve(body)
     started = await services.visualizations.start(resolved, client_of(request), keep=True)
     status = "done" if isinstance(started, ResultRecord) else started.status
-    return VisualizationCreated(id=resolved.id, status=status, share_url=_share_url(request, resolved))
+    return VisualizationCreated(id=resolved.id, status=status, share_url=_share_url(request, services, resolved))
 
 
 @router.get("/api/visualizations/{vid}", response_model=Visualization)
@@ -82,7 +82,7 @@ async def live(ws: WebSocket, services: ServicesDep) -> None:
 
     async def start(text: str) -> tuple[str, Job | ResultRecord]:
         resolved = await services.visualizations.resolve(VisualizationRequest.model_validate_json(text))
-        await ws.send_json({"type": "accepted", "id": resolved.id, "share_url": _share_url(ws, resolved)})
+        await ws.send_json({"type": "accepted", "id": resolved.id, "share_url": _share_url(ws, services, resolved)})
         return resolved.id, await services.visualizations.start(resolved, client_of(ws), keep=False)
 
     async def stream(started: tuple[str, Job | ResultRecord], watch: Watch) -> None:
