@@ -44,6 +44,7 @@ class AtlasUnit:
     resolved: ResolvedRequest
     status: Status = "queued"
     detail: str | None = None
+    warnings: list[str] = field(default_factory=list)  # the result's, once done
 
     @property
     def id(self) -> str:
@@ -125,8 +126,8 @@ class AtlasManager:
         atlas = Atlas(key, [AtlasUnit(r.unit, r) for r in units], units_total, client)
         for unit in atlas.units:
             await self.cache.put_request(unit.id, unit.resolved.request)  # so /v/{id} can recompute it
-            if await self.cache.get_record(unit.id) is not None:
-                unit.status = "done"
+            if (record := await self.cache.get_record(unit.id)) is not None:
+                unit.status, unit.warnings = "done", record.result.warnings
             elif (job := self.jobs.get(unit.id)) is not None and job.active:
                 unit.status = "running" if job.status == "running" else "queued"
         self._atlases[key] = atlas
@@ -160,12 +161,15 @@ class AtlasManager:
                 atlas.set_status(unit, "failed", f"{type(exc).__name__}: {exc}")
 
     async def _compute_unit(self, atlas: Atlas, unit: AtlasUnit) -> None:
-        if await self.cache.get_record(unit.id) is not None:  # computed meanwhile (someone opened it)
+        if (record := await self.cache.get_record(unit.id)) is not None:  # computed meanwhile (someone opened it)
+            unit.warnings = record.result.warnings
             atlas.set_status(unit, "done")
             return
         job = await self._submit_when_idle(unit.resolved)
         atlas.set_status(unit, "running")
         status, detail = await job.outcome()
+        if status == "done" and (record := await self.cache.get_record(unit.id)) is not None:
+            unit.warnings = record.result.warnings
         atlas.set_status(unit, status, detail)
 
     async def _submit_when_idle(self, request: ResolvedRequest) -> Job:

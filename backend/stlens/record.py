@@ -27,12 +27,15 @@ class Result(BaseModel):
     streams: list[Stream]
     media: list[str]
     seconds: float | None = None  # absent in records made before runs were timed
+    warnings: list[str] = []  # why the result may show nothing (stlens.result_checks); none in older records
 
     @classmethod
-    def of_run(cls, objective: float, steps: int, streams: Sequence[str], seconds: float) -> Result:
+    def of_run(
+        cls, objective: float, steps: int, streams: Sequence[str], seconds: float, warnings: Sequence[str] = ()
+    ) -> Result:
         """The result of a run that optimised ``streams`` for ``seconds`` (checked: stream names only)."""
         fields = {"objective": objective, "steps": steps, "streams": list(streams), "seconds": round(seconds, 3)}
-        return cls.model_validate({**fields, "media": media_names(streams)})
+        return cls.model_validate({**fields, "media": media_names(streams), "warnings": list(warnings)})
 
     @property
     def seconds_per_step(self) -> float | None:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 
 DEAD_OBJECTIVE = 1e-3
-MIN_GAIN = 0.01
+MIN_GAIN = 0.05  # a run with the default settings raises its unit several times over
 FLAT_RGB = 0.01
 FLAT_FLOW_PX = 0.02
 

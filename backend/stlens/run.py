@@ -19,6 +19,7 @@ from .engine import Progress, visualize
 from .media.outputs import inputs_npz, preview_strips, render_media
 from .record import Result
 from .request import ResolvedRequest
+from .result_checks import result_warnings
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,12 @@ def run_visualization(
     """Optimise one request and encode it. Progress messages come at most every
     ``preview_interval_s`` (and at the last step); raises ``engine.Cancelled`` once ``cancel`` is set."""
     last_preview = 0.0
+    start_objective: float | None = None  # after the first step: did the run raise the unit above it?
 
     def on_progress(progress: Progress) -> None:
-        nonlocal last_preview
+        nonlocal last_preview, start_objective
+        if progress.step == 1:
+            start_objective = progress.objective
         now = time.monotonic()
         if progress.step < progress.steps and now - last_preview < preview_interval_s:
             return
@@ -59,7 +63,11 @@ def run_visualization(
         cancel=cancel,
     )
     inputs = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in optimised.inputs.items()}
-    result = Result.of_run(optimised.objective[0], optimised.steps, list(inputs), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    objective = optimised.objective[0]
+    result = Result.of_run(
+        objective, optimised.steps, list(inputs), seconds, result_warnings(objective, start_objective, inputs)
+    )
     return RunOutput(result, inputs_npz(inputs), render_media(inputs))
 
 

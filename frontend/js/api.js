@@ -23,10 +23,6 @@ export async function getJSON(path) {
   return answer(await fetch(path, { headers: { Accept: 'application/json' } }));
 }
 
-async function postForm(path, form) {
-  return answer(await fetch(path, { method: 'POST', body: form, headers: { Accept: 'application/json' } }));
-}
-
 const segment = encodeURIComponent;
 const query = (params) => new URLSearchParams(Object.entries(params).map(([key, value]) => [key, String(value)]));
 
@@ -43,8 +39,30 @@ export const getTour = (name) => getJSON(`/static/tours/${segment(name)}.json`);
 /** A unit's top dataset clips (models of the synthetic world). */
 export const unitExamples = (model, layer, unit, k) => getJSON(`/api/examples?${query({ model, layer, unit, k })}`);
 export const explainSamples = () => getJSON('/api/explain/samples');
-/** Explain a video: `form` holds model, layer?, target?, and a file or a sample name. */
-export const explain = (form) => postForm('/api/explain', form);
+/**
+ * Explain a video: `form` holds model, layer?, target?, and a file or a sample name. The server streams
+ * JSON lines (docs/insights.md): `onProgress({stage, done, total})` hears of the flow's estimation
+ * (TV-L1 takes seconds); resolves with the explanation.
+ */
+export async function explain(form, onProgress = () => {}) {
+  const response = await fetch('/api/explain', { method: 'POST', body: form, headers: { Accept: 'application/x-ndjson' } });
+  if (!response.ok || !response.headers.get('content-type')?.includes('ndjson')) return answer(response);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error('the connection to the server closed early');
+    buffered += value;
+    let end;
+    while ((end = buffered.indexOf('\n')) >= 0) {
+      const message = JSON.parse(buffered.slice(0, end));
+      buffered = buffered.slice(end + 1);
+      if (message.type === 'done') return message.explanation;
+      if (message.type === 'error') throw new Error(errorMessage(message.detail));
+      onProgress(message);
+    }
+  }
+}
 export const insights = () => getJSON('/api/insights');
 
 /**

@@ -115,7 +115,10 @@ async function submit(event) {
   else { $('status').textContent = 'Choose a video or a sample.'; return; }
   $('result').hidden = true; // an error must not sit above the previous clip's result
   $('status').textContent = 'Explaining…';
-  const body = await api.explain(form);
+  const body = await api.explain(form, ({ done, total }) => {
+    const estimator = chosen?.flow === 'tvl1' ? 'TV-L1' : 'DIS';
+    $('status').textContent = `Explaining… optical flow (${estimator}, as the model was trained): frame ${done} / ${total}`;
+  });
   $('status').textContent = '';
   showResult(body, Boolean(file));
 }

@@ -141,3 +141,39 @@ def test_waiting_uploads_are_capped_in_bytes_and_the_rest_told_to_retry(server, 
             sender.join(timeout=120)
     assert sorted(r.status_code for r in answers) == [400] * 2 + [503] * 10
     assert pool.admitted == (0, 0)
+
+
+def test_a_model_trained_on_tvl1_gets_tvl1_flow_and_its_progress_is_streamed(server) -> None:
+    """The zoo's I3D declares TV-L1 (its checkpoints' flow): a sample is explained with it, the fields'
+    progress comes as JSON lines before the explanation, and the clip's flow is kept for the next time."""
+    import json
+
+    form = {"model": "i3d-kinetics400", "sample": "synth-run", "units": "2"}
+    with server.http.stream("POST", "/api/explain", data=form, headers={"Accept": "application/x-ndjson"}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in r.iter_lines() if line]
+    progress, final = lines[:-1], lines[-1]
+    assert final["type"] == "done" and final["explanation"]["model"] == "i3d-kinetics400"
+    assert [(m["done"], m["total"]) for m in progress] == [(i, 8) for i in range(1, 9)]  # 8 frames of flow
+    assert all(m["type"] == "progress" and m["stage"] == "flow" for m in progress)
+    assert final["explanation"]["familiarity"]["measured"] is False  # no Kinetics clips here to compare with
+    with server.http.stream("POST", "/api/explain", data=form, headers={"Accept": "application/x-ndjson"}) as r:
+        again = [json.loads(line) for line in r.iter_lines() if line]
+    assert [m["type"] for m in again] == ["done"]  # the clip's TV-L1 flow was kept: nothing to estimate
+
+
+def test_the_flow_estimator_is_the_models_own(server, monkeypatch) -> None:
+    from stlens.analysis import clip
+
+    used = []
+    real = clip.estimate_flow
+
+    def recorded(frames, method, progress=None):
+        used.append(method)
+        return real(frames, method, progress)
+
+    monkeypatch.setattr(clip, "estimate_flow", recorded)
+    for model in ("synth-late-fusion", "i3d-kinetics400"):  # a stride no other test uses: no kept flow
+        form = {"model": model, "sample": "synth-jump", "stride": "1.75"}
+        assert server.http.post("/api/explain", data=form).status_code == 200
+    assert used == ["dis", "tvl1"]

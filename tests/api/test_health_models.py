@@ -73,3 +73,18 @@ def test_openapi_documents_the_api(server):
     ):
         assert path in paths
     assert server.http.get("/docs").status_code == 200
+
+
+def test_models_say_whether_their_weights_are_random_and_which_flow_they_were_trained_on(server):
+    models = {m["id"]: m for m in server.http.get("/api/models").json()}
+    assert not models["synth-conv-fusion"]["random_weights"] and models["synth-conv-fusion"]["flow"] == "dis"
+    random = [m for m in models.values() if "(random weights)" in m["title"]]
+    assert random and all(m["random_weights"] for m in random)  # the zoo without its checkpoints
+    assert all(not m["random_weights"] for m in models.values() if "(random weights)" not in m["title"])
+    assert models["i3d-kinetics400"]["flow"] == "tvl1"
+
+
+def test_a_built_in_models_detail_carries_its_training_card(server):
+    card = server.http.get("/api/models/synth-conv-fusion").json()["card"]
+    assert card["training"]["command"].startswith("stlens train") and 0 < card["accuracy"]["test"]["all"] <= 1
+    assert server.http.get(f"/api/models/{'vgg16-twostream-small'}").json()["card"] is None

@@ -38,7 +38,8 @@ def test_atlas_fills_in_and_opens_a_unit(dashboard, open_tab):
     expect(page.locator(".atlas-grid .card")).to_have_count(units)
     expect(page).to_have_url(re.compile(r"atlas=1"))
     page.wait_for_function(
-        "n => document.querySelectorAll('.atlas-grid .card-status[data-state=done]').length === n",
+        # done, with or without a warning that the unit shows little
+        "n => document.querySelectorAll('.atlas-grid .card-status:is([data-state=done], [data-state=warn])').length === n",
         arg=units,
         timeout=240_000,
     )
@@ -68,7 +69,8 @@ def test_atlas_fills_in_and_opens_a_unit(dashboard, open_tab):
     again = open_tab()
     again.page.goto(page.url)
     again.page.wait_for_function(
-        "n => document.querySelectorAll('.atlas-grid .card-status[data-state=done]').length === n",
+        # done, with or without a warning that the unit shows little
+        "n => document.querySelectorAll('.atlas-grid .card-status:is([data-state=done], [data-state=warn])').length === n",
         arg=units,
     )
     atlas_messages = [m for m in again.socket_messages if "units_total" in m or m.get("type") == "unit"]

@@ -119,3 +119,86 @@ def test_every_tour_stop_names_its_unit_and_shows_its_objective(dashboard, open_
     for previous, stop in zip(stops, stops[1:]):  # "the previous stop" means the unit that was just shown
         if "previous stop" in stop["caption"]:
             assert (stop["layer"], stop["unit"]) == (previous["layer"], previous["unit"]), stop["caption"]
+
+
+def test_a_result_that_barely_moves_its_unit_says_so_also_in_the_atlas(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    layer = first_layer_of(page, "appearance")
+    pick(page, layer, unit=1)
+    set_setting(page, "lr", "0.000001")  # the optimisation cannot move the input: the unit stays where it started
+    for transform in ("jitter", "zoom", "time_shift"):  # and the start's objective is measured on the same input
+        set_setting(page, f"transforms.{transform}", "0")
+    page.click("#visualise")
+    visualization_id = wait_for_result(page)
+    warnings = page.locator("#result-warnings .caveat")
+    expect(warnings.first).to_contain_text("did not raise this unit's response")
+    expect(page.locator("#status-text")).to_have_attribute("data-state", "warn")
+    expect(page.locator("#status-text")).to_contain_text("this result may show nothing")
+    record = page.request.get(f"{dashboard}/api/visualizations/{visualization_id}").json()
+    assert record["result"]["warnings"] and "did not raise" in record["result"]["warnings"][0]
+    tab.screenshot("result-warning")
+
+    page.click("#atlas-run")
+    units = int(page.get_attribute("#unit", "max")) + 1
+    page.wait_for_function(
+        "n => document.querySelectorAll('.atlas-grid .card-status[data-state=warn]').length === n",
+        arg=units, timeout=240_000,
+    )  # every unit of the layer, at that learning rate, is marked on its thumbnail
+    expect(page.locator(".atlas-grid .card.warned").first).to_have_attribute("title", re.compile("did not raise|hardly responds"))
+    tab.screenshot("atlas-warnings")
+
+
+def test_random_weights_are_a_badge_wherever_the_model_is_shown(dashboard, open_tab):
+    models = {m["id"]: m for m in open_tab().page.request.get(f"{dashboard}/api/models").json()}
+    random_id = "i3d-kinetics400"  # Kinetics class names in the file, but never trained here
+    if not models[random_id]["random_weights"]:
+        pytest.skip("the I3D checkpoints are cached on this machine: it is trained here")
+    tab = open_tab()
+    page = tab.page
+    page.goto(f"{dashboard}/?model={random_id}&layer=logits&unit=3&steps=1")
+    wait_for_choices(page)
+    expect(page.locator(".model-badge .badge.random")).to_be_visible(timeout=60_000)
+    expect(page.locator("#model-note")).to_contain_text("Random weights")
+    expect(page.locator("#unit-label")).to_have_text("class: class 3")  # not a borrowed Kinetics name
+    wait_for_result(page, timeout_ms=240_000)
+    page.click("#about-model")
+    expect(page.locator("#model-dialog")).to_contain_text("never trained")
+    tab.screenshot("random-weights-unit-view")
+    page.keyboard.press("Escape")
+
+    explain = open_tab().page
+    explain.goto(f"{dashboard}/explain?model={random_id}&sample=synth-walk&target=0")
+    explain.wait_for_selector("#result:not([hidden])", timeout=240_000)
+    expect(explain.locator("#model-badge .badge.random")).to_be_visible()
+    expect(explain.locator("#caveats .caveat.random-weights")).to_contain_text("mean nothing")
+    assert all(item.startswith("class ") for item in explain.locator("#prediction li").all_inner_texts())
+    assert explain.inner_text("#target-label") == "class 0"
+
+    trained = open_tab().page
+    trained.goto(f"{dashboard}/?model=synth-conv-fusion")
+    wait_for_choices(trained)
+    expect(trained.locator(".model-badge .badge")).to_have_count(0)
+    trained.click("#about-model")
+    expect(trained.locator("#model-dialog")).to_contain_text("stlens train")  # its training card
+
+
+def test_the_atlas_of_a_random_weight_model_wears_the_badge(dashboard, open_tab):
+    page = open_tab().page
+    page.goto(f"{dashboard}/?model=vgg16-twostream-small")
+    wait_for_choices(page)
+    if page.locator(".model-badge .badge.random").count() == 0:
+        pytest.skip("this machine has trained weights for the VGG net")
+    smallest = page.evaluate(
+        "async () => (await (await fetch('/api/models/vgg16-twostream-small')).json()).layers"
+        ".reduce((a, b) => (b.units < a.units ? b : a)).id"
+    )
+    page.select_option("#layer", smallest)
+    set_setting(page, "steps", "1")
+    page.click("#atlas-run")
+    expect(page.locator("#atlas h2 .badge.random")).to_be_visible()
+    page.wait_for_function(
+        "() => /^(\\d+) \\/ \\1 units/.test(document.querySelector('.atlas-summary').textContent)", timeout=240_000
+    )

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..atlas import MAX_ATLAS_UNITS, Atlas, AtlasStatus, AtlasUnit
 from ..engine.settings import VisualizationSettings
 from ..jobs.core import Status
-from ..models.spec import LayerStream, Stream
+from ..models.spec import FlowMethod, LayerStream, Stream
 from ..record import Result
 from ..visualizations import VisualizationState
 from .sharelink import share_path
@@ -37,6 +37,8 @@ class ModelSummary(BaseModel):
     streams: list[Stream]
     num_classes: int
     description: str = ""
+    random_weights: bool = Field(default=False, description="never trained: its units and classes mean nothing learnt")
+    flow: FlowMethod = Field(default="dis", description="the optical flow its motion stream was trained on")
 
 
 class InputShape(BaseModel):
@@ -58,6 +60,9 @@ class ModelDetail(ModelSummary):
     labels: list[str]
     layers: list[Layer] = Field(description="in forward order; the class logits last")
     dataset_examples: bool = Field(description="whether GET /api/examples has dataset examples for its units")
+    card: dict[str, Any] | None = Field(
+        default=None, description="how its weights were made (training command, accuracy), where known"
+    )
 
 
 class ModelPace(BaseModel):
@@ -83,6 +88,9 @@ class VisualizationResult(BaseModel):
     seconds: float | None = Field(
         default=None, description="how long the optimisation took where it ran (absent for older results)"
     )
+    warnings: list[str] = Field(
+        default_factory=list, description="why the result may show nothing (a dead unit, a flat clip), a sentence each"
+    )
 
     @classmethod
     def of(cls, visualization_id: str, result: Result) -> VisualizationResult:
@@ -93,6 +101,7 @@ class VisualizationResult(BaseModel):
             media={name: media_url(visualization_id, name) for name in result.media},
             inputs=inputs_url(visualization_id),
             seconds=result.seconds,
+            warnings=result.warnings,
         )
 
 
@@ -144,11 +153,14 @@ class AtlasUnitState(BaseModel):
     status: Status
     detail: str | None = Field(default=None, description="why it failed")
     media: dict[str, str] | None = Field(default=None, description="medium name -> URL, once done")
+    warnings: list[str] = Field(default_factory=list, description="the result's warnings, once done")
 
     @classmethod
     def of(cls, unit: AtlasUnit) -> AtlasUnitState:
         media = {name: media_url(unit.id, name) for name in unit.media()} if unit.status == "done" else None
-        return cls(unit=unit.unit, id=unit.id, status=unit.status, detail=unit.detail, media=media)
+        return cls(
+            unit=unit.unit, id=unit.id, status=unit.status, detail=unit.detail, media=media, warnings=unit.warnings
+        )
 
 
 class AtlasState(BaseModel):

@@ -57,11 +57,13 @@ def _small_entry(model_id: str, fusion: Fusion, title: str) -> ModelEntry:
     spec = ModelSpec(
         id=model_id,
         title=weights_title(card.get("title", title), trained),
+        random_weights=not trained,
         inputs=small_inputs(),
         labels=labels,
     )
     build = partial(_build, model_id, fusion, len(labels))
-    return ModelEntry(spec=spec, build=build, description=card.get("description", ""))
+    about = {key: card[key] for key in ("training", "accuracy") if key in card} if trained else None
+    return ModelEntry(spec=spec, build=build, description=card.get("description", ""), card=about or None)
 
 
 def builtin_entries() -> list[ModelEntry]:

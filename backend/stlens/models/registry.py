@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ class ModelEntry:
     spec: ModelSpec
     build: Callable[[], nn.Module]
     description: str = ""
+    card: Mapping[str, Any] | None = None  # how its weights were made (training command, accuracy), where known
 
 
 @dataclass

@@ -100,6 +100,9 @@ class ModelSpec(BaseModel):
     flow: FlowMethod = Field(
         default="dis", description="the optical flow its motion stream was trained on; uploads get the same"
     )
+    random_weights: bool = Field(
+        default=False, description="built from seeded random weights, never trained: it has learnt nothing"
+    )
 
     @property
     def streams(self) -> list[Stream]:

@@ -78,6 +78,7 @@ def _own_entry(
     spec = ModelSpec(
         id=model_id,
         title=weights_title(title, trained, f"trained, {checkpoint.name}"),
+        random_weights=not trained,
         inputs=_inputs(frames, size, IMAGENET_MEAN, IMAGENET_STD, FLOW_CLIP),  # flow as I3D: x / 20
         flow="tvl1",  # the paper trained its two-stream nets on TV-L1 flow
         labels=labels,
@@ -146,6 +147,7 @@ def _i3d_entry(model_id: str, frames: int, size: int) -> ModelEntry:
     spec = ModelSpec(
         id=model_id,
         title=weights_title(title, trained, "Kinetics-400"),
+        random_weights=not trained,
         # RGB [0, 1] -> [-1, 1]; flow pixels -> [-1, 1] over the training range of +-20 px
         inputs=_inputs(frames, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), FLOW_CLIP),
         flow="tvl1",  # the checkpoints' flow: TV-L1 on grey frames, clipped to +-20 px
@@ -172,6 +174,7 @@ def _torchvision_entry(arch: VideoArchitecture) -> ModelEntry:
     spec = ModelSpec(
         id=f"tv-{arch.name}",
         title=weights_title(title, checkpoint is not None, "Kinetics-400"),
+        random_weights=checkpoint is None,
         inputs=_inputs(arch.frames, arch.size, arch.mean, arch.std, None),
         labels=arch.labels,
     )

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Form, HTTPException, UploadFile
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, StreamingResponse
 
 from ...analysis import video
-from ...analysis.clip import MAX_STRIDE, MIN_STRIDE, clip_inputs
+from ...analysis.clip import MAX_STRIDE, MIN_STRIDE, model_clip_inputs
 from ...analysis.explain import Explanation, explain
 from ...analysis.samples import sample_frames, sample_names
 from ...analysis.units import MAX_TOP_UNITS, default_layer
+from ...flow.estimate import Progress
 from ...models.registry import LoadedModel
 from ...request import load_model
 from ..deps import ServicesDep
 
 router = APIRouter(tags=["explain"])
 
+STREAM_TYPE = "application/x-ndjson"
 # the upload body may be this large (the file plus the form's other fields); app.py raises its body limit for it
 UPLOAD_BODY_LIMIT = video.MAX_BYTES + 64 * 1024
 
@@ -40,6 +45,12 @@ async def list_samples() -> list[str]:
     "/api/explain",
     response_model=Explanation,
     responses={
+        200: {
+            "content": {STREAM_TYPE: {}},
+            "description": f"the explanation; with Accept: {STREAM_TYPE}, JSON lines: progress messages "
+            '{"type": "progress", "stage": "flow", "done", "total"} while the flow is estimated, then '
+            '{"type": "done", "explanation": {...}} or {"type": "error", "status", "detail"}',
+        },
         400: {"description": "not a video we accept (also: too many frames x pixels to decode)"},
         404: {"description": "unknown model or sample"},
         413: {"description": "upload too large"},
@@ -48,6 +59,7 @@ async def list_samples() -> list[str]:
     },
 )
 async def explain_video(
+    request: Request,
     services: ServicesDep,
     model: Annotated[str, Form(max_length=64)],
     layer: Annotated[
@@ -60,9 +72,11 @@ async def explain_video(
     ] = 1.0,
     sample: Annotated[str | None, Form(max_length=64, description="a name from GET /api/explain/samples")] = None,
     file: UploadFile | None = None,
-) -> Explanation:
+) -> Explanation | StreamingResponse:
     """Decode the video (MP4, WebM, AVI or GIF, by content), take a clip from its middle, compute flow with
-    the training estimator, and return the prediction, a space-time Grad-CAM per stream and the top units."""
+    the estimator the model was trained on (``flow``: TV-L1 takes about a second a frame, so ask for
+    ``Accept: application/x-ndjson`` to hear its progress), and return the prediction, a space-time Grad-CAM
+    per stream, the top units and whether the clip looks like the model's training data."""
     if (file is None) == (sample is None):
         raise HTTPException(422, "send exactly one of 'file' (an upload) and 'sample' (a sample name)")
     loaded = await asyncio.to_thread(load_model, services.registry, model)
@@ -88,12 +102,37 @@ async def explain_video(
             frames = await asyncio.to_thread(sample_frames, sample)
         except KeyError:
             raise HTTPException(404, f"unknown sample {sample!r}; GET /api/explain/samples lists them") from None
+    run = partial(_explain_frames, services.explaining, loaded, frames, stride, layer, target, units)
+    if STREAM_TYPE in request.headers.get("accept", ""):
+        return StreamingResponse(_progress_lines(run), media_type=STREAM_TYPE)
     try:
-        return await asyncio.to_thread(
-            _explain_frames, services.explaining, loaded, frames, stride, layer, target, units
-        )
+        return await asyncio.to_thread(run, None)
     except ValueError as exc:  # e.g. a model without a space-time layer in a stream
         raise HTTPException(422, f"this model cannot be explained: {exc}") from None
+
+
+async def _progress_lines(run: Callable[[Progress | None], Explanation]) -> AsyncIterator[str]:
+    """The explanation as JSON lines: the flow's progress while it is estimated, then the result."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def progress(done: int, total: int) -> None:
+        message = {"type": "progress", "stage": "flow", "done": done, "total": total}
+        loop.call_soon_threadsafe(lines.put_nowait, json.dumps(message) + "\n")
+
+    task = asyncio.create_task(asyncio.to_thread(run, progress))
+    while not task.done() or not lines.empty():
+        getter = asyncio.ensure_future(lines.get())
+        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            yield getter.result()
+        else:
+            getter.cancel()
+    try:
+        final: dict[str, object] = {"type": "done", "explanation": task.result().model_dump(mode="json")}
+    except ValueError as exc:
+        final = {"type": "error", "status": 422, "detail": f"this model cannot be explained: {exc}"}
+    yield json.dumps(final) + "\n"
 
 
 def _explain_frames(
@@ -104,7 +143,9 @@ def _explain_frames(
     layer: str,
     target: int | None,
     units: int,
+    progress: Progress | None,
 ) -> Explanation:
-    """One explanation at a time (``explaining``): each takes the CPU."""
+    """One explanation at a time (``explaining``): each takes the CPU. The motion input's flow is the
+    model's own estimator's, kept per clip; ``progress`` hears of each field it estimates."""
     with explaining:
-        return explain(loaded, clip_inputs(frames, loaded.spec.inputs, stride), layer, target, units)
+        return explain(loaded, model_clip_inputs(frames, loaded.spec, stride, progress), layer, target, units)

@@ -19,7 +19,13 @@ ModelId = Annotated[str, Path(max_length=64, description="a model id from GET /a
 def _summary(entry: ModelEntry) -> ModelSummary:
     spec = entry.spec
     return ModelSummary(
-        id=spec.id, title=spec.title, streams=spec.streams, num_classes=spec.num_classes, description=entry.description
+        id=spec.id,
+        title=spec.title,
+        streams=spec.streams,
+        num_classes=spec.num_classes,
+        description=entry.description,
+        random_weights=spec.random_weights,
+        flow=spec.flow,
     )
 
 
@@ -33,8 +39,9 @@ async def describe_model(model: ModelId, services: ServicesDep) -> ModelDetail:
     """The model's inputs, labels and layers (the first call loads the model)."""
     loaded = await asyncio.to_thread(load_model, services.registry, model)
     spec = loaded.spec
+    entry = services.registry.entry(model)
     return ModelDetail(
-        **_summary(services.registry.entry(model)).model_dump(),
+        **_summary(entry).model_dump(),
         inputs={
             stream: InputShape(channels=i.channels, frames=i.frames, height=i.height, width=i.width)
             for stream, i in spec.inputs.items()
@@ -45,6 +52,7 @@ async def describe_model(model: ModelId, services: ServicesDep) -> ModelDetail:
             for layer in loaded.layers
         ],
         dataset_examples=examples_available(spec),
+        card=dict(entry.card) if entry.card else None,
     )
 
 
