@@ -41,7 +41,7 @@ class Explanation(BaseModel):
 
 def stream_pictures(streams: dict[Stream, np.ndarray]) -> dict[Stream, np.ndarray]:
     """Display-space inputs -> uint8 RGB frames: the RGB frames, the flow direction-coded."""
-    pictures = {}
+    pictures: dict[Stream, np.ndarray] = {}
     if "appearance" in streams:
         pictures["appearance"] = to_uint8(streams["appearance"])
     if "motion" in streams:
@@ -69,7 +69,7 @@ def explain(
 
 
 def _explain(model: LoadedModel, clip: ClipInputs, layer_id: str, class_index: int | None, units: int) -> Explanation:
-    display = {s: to_tensor(x, model.device) for s, x in clip.streams.items()}
+    display: dict[str, torch.Tensor] = {s: to_tensor(x, model.device) for s, x in clip.streams.items()}
     prediction = predict(model, display, top=5)
     labels = model.spec.labels
     if class_index is None:
@@ -77,7 +77,7 @@ def _explain(model: LoadedModel, clip: ClipInputs, layer_id: str, class_index: i
     if not 0 <= class_index < len(labels):
         raise ValueError(f"class must be 0 to {len(labels) - 1}, got {class_index}")
     with torch.no_grad():
-        logits = model.module(**{s: model.spec.inputs[s].to_model(x) for s, x in display.items()})[0]
+        logits = model.module(**{s: model.spec.inputs[s].to_model(display[s]) for s in model.spec.streams})[0]
     target = ClassScore(
         index=class_index,
         label=labels[class_index],

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -65,7 +66,7 @@ def feature_layers(model: LoadedModel) -> list[str]:
 
 
 @torch.no_grad()
-def measures(model: LoadedModel, model_inputs: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+def measures(model: LoadedModel, model_inputs: Mapping[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
     """Energies (N,) and unit-length features (N, D) of a batch of model-space inputs."""
     names = feature_layers(model)
     outputs = many_layer_activations(model, [*names, LOGITS], model_inputs)
@@ -113,7 +114,7 @@ class Reference:
 reference = Reference()
 
 
-def familiarity(model: LoadedModel, display: dict[str, torch.Tensor]) -> Familiarity:
+def familiarity(model: LoadedModel, display: Mapping[str, torch.Tensor]) -> Familiarity:
     """How like the model's training world one clip (display space, batch of one) is.
     Call with the model's lock held."""
     if not examples_available(model.spec):

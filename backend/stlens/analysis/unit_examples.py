@@ -89,7 +89,7 @@ def unit_examples(index: ExampleIndex, model: LoadedModel, layer_id: str, unit: 
     if not 1 <= k <= index.k:
         raise ValueError(f"k must be 1 to {index.k}, got {k}")
     clips = example_clips()
-    cell = tuple(1.0 / n for n in layer.shape[1:]) if len(layer.shape) == 4 else None
+    cell = (1.0 / layer.shape[1], 1.0 / layer.shape[2], 1.0 / layer.shape[3]) if len(layer.shape) == 4 else None
     views = []
     for e in index.layer(model, layer_id)[unit][:k]:
         pictures = {
