@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .cache import ResultCache
+from .clients import Client
 from .jobs.core import Busy, Job, Jobs, Limits, Status
 from .media.outputs import media_names
 from .request import ResolvedRequest, short_hash
@@ -35,7 +36,6 @@ MAX_ATLAS_UNITS = 256  # a wider layer's atlas shows its first units
 LIMITS = Limits(pending=16, per_client=4, noun="atlases", state="being computed", retry_after_s=30)
 FINISHED_ATLASES_KEPT = 64
 IDLE_POLL_S = 0.2  # how often a waiting atlas looks whether the job manager is idle
-ATLAS_CLIENT = "atlas"  # the client its jobs are counted against in the job manager
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Atlas:
     id: str
     units: list[AtlasUnit]
     units_total: int  # the layer's unit count (at least len(units))
-    client: str = ""  # who asked first: the per-client limit counts the atlas against them
+    client: Client  # who asked first: the per-client limits count the atlas and its jobs against them
     listeners: set[asyncio.Queue[AtlasUnit | None]] = field(default_factory=set)
 
     @property
@@ -112,7 +112,7 @@ class AtlasManager:
     def get(self, atlas_id: str) -> Atlas | None:
         return self._atlases.get(atlas_id)
 
-    async def start(self, units: Sequence[ResolvedRequest], units_total: int, client: str) -> Atlas:
+    async def start(self, units: Sequence[ResolvedRequest], units_total: int, client: Client) -> Atlas:
         """The atlas of these units: the one already known, or a new one queued for its missing units.
 
         Raises Busy past the limits on atlases being computed, in all or of this client's."""
@@ -165,21 +165,21 @@ class AtlasManager:
             unit.warnings = record.result.warnings
             atlas.set_status(unit, "done")
             return
-        job = await self._submit_when_idle(unit.resolved)
+        job = await self._submit_when_idle(unit.resolved, atlas.client)
         atlas.set_status(unit, "running")
         status, detail = await job.outcome()
         if status == "done" and (record := await self.cache.get_record(unit.id)) is not None:
             unit.warnings = record.result.warnings
         atlas.set_status(unit, status, detail)
 
-    async def _submit_when_idle(self, request: ResolvedRequest) -> Job:
+    async def _submit_when_idle(self, request: ResolvedRequest, client: Client) -> Job:
         """Submit once a job worker is free (interactive work first: it never waits behind more than
         one atlas unit a worker); the active job of this id at once if someone else started it."""
         while True:
             job = self.jobs.get(request.id)
             if (job is not None and job.active) or self.jobs.unfinished_count() < max(1, self.jobs.capacity):
                 try:
-                    return self.jobs.submit(request, keep=True, client=ATLAS_CLIENT)
+                    return self.jobs.submit(request, keep=True, client=client)
                 except Busy:
                     pass
             await asyncio.sleep(IDLE_POLL_S)

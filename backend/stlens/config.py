@@ -31,8 +31,16 @@ class ServerSettings(BaseSettings):
         default="in-process", description="external: `stlens worker` processes run the jobs, taken from Redis"
     )
     job_workers: int = Field(default=1, ge=1, le=16, description="visualisations optimised at once")
-    max_pending_jobs: int = Field(default=64, ge=1, le=100_000, description="queued or running; more are refused")
-    max_pending_per_client: int = Field(default=16, ge=1, le=100_000, description="the same, per client address")
+    max_pending_jobs: int = Field(default=256, ge=1, le=100_000, description="queued or running; more are refused")
+    max_pending_per_client: int = Field(
+        default=16, ge=1, le=100_000, description="the same, per client: a browser session, or an address without one"
+    )
+    max_pending_per_address: int = Field(
+        default=128,
+        ge=1,
+        le=100_000,
+        description="the same, all clients of one address together (a class of 60 behind one NAT fits)",
+    )
     torch_threads: int = Field(default=0, ge=0, le=256, description="torch threads per job; 0: cores / workers")
     recent_results: int = Field(default=32, ge=1, le=4096, description="finished results kept in memory too")
     preview_interval_s: float = Field(default=0.25, ge=0.05, le=1.0, description="least time between previews")

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .cache import ResultCache
+from .clients import Client
 from .jobs.core import Job, Jobs, Status
 from .models.registry import ModelRegistry
 from .record import Result, ResultRecord
@@ -50,7 +51,7 @@ class Visualizations:
         """Check the request against its model (loaded in a thread); InvalidRequest if it is wrong."""
         return await asyncio.to_thread(resolve, self.registry, request)
 
-    async def start(self, resolved: ResolvedRequest, client: str, keep: bool) -> Job | ResultRecord:
+    async def start(self, resolved: ResolvedRequest, client: Client, keep: bool) -> Job | ResultRecord:
         """Remember the request, then answer from the cache (the record), join the running job,
         or start one (Busy past the limits).
 
@@ -61,7 +62,7 @@ class Visualizations:
             return record
         return self.jobs.submit(resolved, keep, client)
 
-    async def state(self, visualization_id: str, client: str) -> VisualizationState:
+    async def state(self, visualization_id: str, client: Client) -> VisualizationState:
         """Where it stands; a known id that is no longer cached is started again (NotFound for an
         id this server has never seen, nor its cache)."""
         job = self.jobs.get(visualization_id)

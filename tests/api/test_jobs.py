@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 import torch
 
+from stlens.clients import Client
 from stlens.engine.settings import VisualizationSettings
 from stlens.jobs.core import FINISHED_JOBS_KEPT, Busy, Event, Job, JobTable, Limits, Subscription
 from stlens.jobs.scheduling import FairQueue
@@ -101,19 +102,19 @@ def resolved_units(count: int) -> list[ResolvedRequest]:
 def test_the_job_table_shares_an_id_admits_within_limits_and_forgets_cancelled_jobs():
     first, second, third = resolved_units(3)
     table = RecordingTable(Limits(pending=2, per_client=1))
-    job = table.submit(first, keep=False, client="a")
-    assert table.submit(first, keep=True, client="b") is job and job.keep  # the same id: one job
+    job = table.submit(first, keep=False, client=Client("a"))
+    assert table.submit(first, keep=True, client=Client("b")) is job and job.keep  # the same id: one job
     with pytest.raises(Busy) as refused:
-        table.submit(second, keep=False, client="a")
+        table.submit(second, keep=False, client=Client("a"))
     assert refused.value.whose == "client" and "wait for them" in refused.value.detail
-    table.submit(second, keep=False, client="b")
+    table.submit(second, keep=False, client=Client("b"))
     with pytest.raises(Busy) as full:
-        table.submit(third, keep=False, client="c")
+        table.submit(third, keep=False, client=Client("c"))
     assert full.value.whose == "server" and full.value.retry_after_s == 5
     assert table.unfinished_count() == 2 and table.started == 2 and len(table.started_jobs) == 2
     table.cancelled(job)
     assert table.get(first.id) is None and job.status == "failed" and job.latest == Event("failed")
-    again = table.submit(first, keep=False, client="a")  # afresh: a new job
+    again = table.submit(first, keep=False, client=Client("a"))  # afresh: a new job
     assert again is not job and table.started == 3
 
 
@@ -123,9 +124,29 @@ def test_finished_jobs_are_remembered_up_to_a_bound():
     jobs = []
     for number in range(FINISHED_JOBS_KEPT + 5):
         resolved = dataclasses.replace(units[0], id=f"{number:020x}")
-        job = table.submit(resolved, keep=True, client="a")
+        job = table.submit(resolved, keep=True, client=Client("a"))
         job.finish("done")
         jobs.append(job)
-    table.submit(dataclasses.replace(units[0], id="f" * 20), keep=True, client="a")  # forgetting happens on submit
+    table.submit(dataclasses.replace(units[0], id="f" * 20), keep=True, client=Client("a"))  # forgetting happens on submit
     assert table.get(jobs[0].id) is None and table.get(jobs[-1].id) is jobs[-1]
     assert sum(table.get(job.id) is not None for job in jobs) == FINISHED_JOBS_KEPT
+
+
+def test_limits_count_sessions_apart_and_their_address_together():
+    units = resolved_units(1)
+    table = RecordingTable(Limits(pending=100, per_client=1, per_address=3))
+    students = [Client("10.0.0.1", f"student-session-{n:04d}") for n in range(4)]
+
+    def submit(number: int, client: Client):
+        return table.submit(dataclasses.replace(units[0], id=f"{number:020x}"), keep=True, client=client)
+
+    for number, student in enumerate(students[:3]):
+        submit(number, student)  # three browsers behind one address: three clients
+    with pytest.raises(Busy) as own:
+        submit(10, students[0])
+    assert own.value.whose == "client"
+    with pytest.raises(Busy) as shared:
+        submit(11, students[3])
+    assert shared.value.whose == "address" and "all its browsers together" in shared.value.detail
+    submit(12, Client("10.0.0.2"))  # another address, no session: its own client
+    assert Client("10.0.0.2").key != Client("10.0.0.2", "x" * 16).key

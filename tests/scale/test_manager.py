@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 import torch
 from saq.job import Status
 from stlens.cache import ResultCache
+from stlens.clients import Client
 from stlens.engine.settings import VisualizationSettings
 from stlens.jobs.core import Limits
 from stlens.models.builtin import builtin_entries
@@ -42,7 +43,7 @@ def test_a_job_the_queue_lost_is_enqueued_again_and_a_viewerless_one_aborted(red
                 job = await manager.queue.job(resolved.id)
                 return job is not None and job.status == Status.QUEUED
 
-            job = manager.submit(resolved, keep=False, client="test")
+            job = manager.submit(resolved, keep=False, client=Client("test"))
             viewer = job.subscribe()
             await until(queued)
             await client.flushall()  # Redis restarted empty: the queue forgot the job

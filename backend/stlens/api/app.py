@@ -25,6 +25,7 @@ from .deps import Services
 from .errors import add_error_handlers
 from .routes import atlas, explain, health, insights, models, pages, visualizations
 from .security import WebSecurity, host_policy
+from .sessions import SessionCookie
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = ResultCache(url, recent=settings.recent_results, retry_s=settings.cache_retry_s)
     if not await cache.ping():
         log.warning("redis at %s is not reachable; starting without the cache", url)
-    limits = Limits(pending=settings.max_pending_jobs, per_client=settings.max_pending_per_client)
+    limits = Limits(
+        pending=settings.max_pending_jobs,
+        per_client=settings.max_pending_per_client,
+        per_address=settings.max_pending_per_address,
+    )
     jobs: Jobs
     if settings.workers == "external":
         queued = QueuedJobs(cache, url, limits)
@@ -135,6 +140,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry
     add_error_handlers(app)
+    app.add_middleware(SessionCookie)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, larger={"/api/explain": explain.UPLOAD_BODY_LIMIT})
     app.add_middleware(WebSecurity, policy=host_policy(settings))  # outermost: foreign hosts go no further
     for module in (health, models, visualizations, atlas, explain, insights, pages):

@@ -14,6 +14,7 @@ from ..analysis.unit_examples import ExampleIndex
 from ..analysis.video import DecodePool
 from ..atlas import AtlasManager
 from ..cache import ResultCache
+from ..clients import SESSION_COOKIE, SESSION_HEADER, Client, session_or_none
 from ..config import ServerSettings
 from ..jobs.core import Jobs
 from ..models.registry import ModelRegistry
@@ -41,9 +42,13 @@ def services(connection: HTTPConnection) -> Services:
     return connection.app.state.services
 
 
-def client_of(connection: HTTPConnection) -> str:
-    """Who is asking, for the per-client limits and fair shares: the peer's address."""
-    return connection.client.host if connection.client else ""
+def client_of(connection: HTTPConnection) -> Client:
+    """Who is asking, for every per-client limit, budget and fair share: the browser session the page
+    was given (its cookie) or a script's ``X-Stlens-Session`` header, at the peer's address (the
+    proxy's client where ``--forwarded-allow-ips`` trusts it). No valid session: the address alone."""
+    token = connection.cookies.get(SESSION_COOKIE) or connection.headers.get(SESSION_HEADER)
+    address = connection.client.host if connection.client else ""
+    return Client(address=address, session=session_or_none(token))
 
 
 ServicesDep = Annotated[Services, Depends(services)]

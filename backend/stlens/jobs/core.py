@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ..clients import Client
 from ..request import ResolvedRequest, VisualizationRequest
 
 Status = Literal["queued", "running", "done", "failed"]
@@ -58,7 +59,7 @@ class Job:
 
     id: str
     request: VisualizationRequest
-    client: str = ""  # who asked first: the per-client limit and the scheduling count the job against them
+    client: Client = field(default_factory=lambda: Client(""))  # who asked first: limits and shares count it
     keep: bool = False
     status: Status = "queued"
     detail: str | None = None
@@ -115,10 +116,11 @@ class Job:
 
 
 class Busy(RuntimeError):
-    """More work would pass a limit: the server's (``whose`` "server") or one client's ("client").
-    ``retry_after_s`` is how long the caller should wait before asking again."""
+    """More work would pass a limit: the server's (``whose`` "server"), one client's ("client") or
+    one address's, all its clients together ("address"). ``retry_after_s`` is how long the caller
+    should wait before asking again."""
 
-    def __init__(self, detail: str, whose: Literal["server", "client"], retry_after_s: int):
+    def __init__(self, detail: str, whose: Literal["server", "client", "address"], retry_after_s: int):
         super().__init__(detail)
         self.detail = detail
         self.whose = whose
@@ -127,24 +129,33 @@ class Busy(RuntimeError):
 
 @dataclass(frozen=True)
 class Limits:
-    """How many of a kind of work may be pending (queued or running) at once, in all and per client."""
+    """How many of a kind of work may be pending (queued or running) at once: in all, per client
+    (a browser session, see ``stlens.clients``) and per address, all its clients together (none
+    where ``per_address`` is None)."""
 
     pending: int
     per_client: int
+    per_address: int | None = None
     noun: str = "visualisations"
     state: str = "queued or running"
     retry_after_s: int = 5
 
-    def admit(self, pending_clients: Iterable[str], client: str) -> None:
+    def admit(self, pending_clients: Iterable[Client], client: Client) -> None:
         """Raise Busy if one more piece of work for ``client`` would pass the limits;
         ``pending_clients`` has the client of each piece pending now."""
         clients = list(pending_clients)
         if len(clients) >= self.pending:
             detail = f"{self.pending} {self.noun} are {self.state}; try again when they finish"
             raise Busy(detail, "server", self.retry_after_s)
-        if clients.count(client) >= self.per_client:
+        if sum(c.key == client.key for c in clients) >= self.per_client:
             detail = f"you have {self.per_client} {self.noun} {self.state}; wait for them"
             raise Busy(detail, "client", self.retry_after_s)
+        if self.per_address is not None and sum(c.address == client.address for c in clients) >= self.per_address:
+            detail = (
+                f"your address has {self.per_address} {self.noun} {self.state}, from all its browsers together; "
+                "wait for some to finish"
+            )
+            raise Busy(detail, "address", self.retry_after_s)
 
 
 class Jobs(Protocol):
@@ -161,7 +172,7 @@ class Jobs(Protocol):
 
     def unfinished_count(self) -> int: ...
 
-    def submit(self, resolved: ResolvedRequest, keep: bool, client: str) -> Job: ...
+    def submit(self, resolved: ResolvedRequest, keep: bool, client: Client) -> Job: ...
 
     async def aclose(self) -> None: ...
 
@@ -185,7 +196,7 @@ class JobTable(ABC):
     def unfinished_count(self) -> int:
         return sum(1 for job in self._jobs.values() if not job.finished)
 
-    def submit(self, resolved: ResolvedRequest, keep: bool, client: str) -> Job:
+    def submit(self, resolved: ResolvedRequest, keep: bool, client: Client) -> Job:
         """The active job of this id, or a new one for ``client`` (raises Busy past the limits).
 
         ``keep``: run it to the end even without viewers."""

@@ -53,7 +53,7 @@ class InProcessJobs(JobTable):
         return self.threads
 
     def _start(self, job: Job, resolved: ResolvedRequest) -> None:
-        self._waiting.push(job.client, (job, resolved))
+        self._waiting.push(job.client.key, (job, resolved))
         self._dispatch()
 
     def _dispatch(self) -> None:
