@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 KEY_PREFIX = "stlens:v1"
+CLIP_TTL_S = 24 * 3600  # an uploaded clip stays startable from for a day
+CLIPS_REMEMBERED = 8
 RECORD_FIELD = "record"
 NPZ_FIELD = "inputs.npz"
 
@@ -51,6 +53,7 @@ class ResultCache:
         self._recent: OrderedDict[str, _Remembered] = OrderedDict()
         self._max_recent = recent
         self._pace: dict[str, dict[str, float]] = {}  # model -> layer -> seconds a step, when Redis is down
+        self._clips: OrderedDict[str, bytes] = OrderedDict()  # the newest uploaded clips, when Redis is down
         self._down_since: float | None = None
         self._redis = aioredis.from_url(
             url,
@@ -144,6 +147,22 @@ class ResultCache:
         if raw is None:  # Redis is down: what this process measured
             return dict(self._pace.get(model, {}))
         return {_text(layer): float(pace) for layer, pace in raw.items()}
+
+    async def put_clip(self, clip_id: str, npz: bytes) -> None:
+        """Keep an uploaded clip (``analysis.starts.clip_npz``) that visualisations may start from."""
+        self._clips[clip_id] = npz
+        self._clips.move_to_end(clip_id)
+        while len(self._clips) > CLIPS_REMEMBERED:
+            self._clips.popitem(last=False)
+        key = self._key("clip", clip_id)
+        await self._call(lambda r: r.set(key, npz, ex=CLIP_TTL_S))
+
+    async def get_clip(self, clip_id: str) -> bytes | None:
+        if (remembered := self._clips.get(clip_id)) is not None:
+            return remembered
+        key = self._key("clip", clip_id)
+        raw = await self._call(lambda r: r.get(key))
+        return raw.encode() if isinstance(raw, str) else raw
 
     async def get_record(self, visualization_id: str) -> ResultRecord | None:
         """The finished result's record; None if there is none, or none this version can read."""

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from .analysis.faithfulness import Faithfulness
 from .media.outputs import media_names
 from .models.spec import Stream
 from .request import VisualizationRequest
@@ -28,14 +29,22 @@ class Result(BaseModel):
     media: list[str]
     seconds: float | None = None  # absent in records made before runs were timed
     warnings: list[str] = []  # why the result may show nothing (stlens.result_checks); none in older records
+    faithfulness: Faithfulness | None = None  # how far to trust the picture (absent in older records)
 
     @classmethod
     def of_run(
-        cls, objective: float, steps: int, streams: Sequence[str], seconds: float, warnings: Sequence[str] = ()
+        cls,
+        objective: float,
+        steps: int,
+        streams: Sequence[str],
+        seconds: float,
+        warnings: Sequence[str] = (),
+        faithfulness: Faithfulness | None = None,
     ) -> Result:
         """The result of a run that optimised ``streams`` for ``seconds`` (checked: stream names only)."""
         fields = {"objective": objective, "steps": steps, "streams": list(streams), "seconds": round(seconds, 3)}
-        return cls.model_validate({**fields, "media": media_names(streams), "warnings": list(warnings)})
+        extra = {"warnings": list(warnings), "faithfulness": faithfulness}
+        return cls.model_validate({**fields, "media": media_names(streams), **extra})
 
     @property
     def seconds_per_step(self) -> float | None:

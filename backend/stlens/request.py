@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .analysis.starts import Start, StartClips, StartError, UnknownStart, start_clips
 from .engine.settings import VisualizationSettings
 from .models.registry import LoadedModel, ModelRegistry
 from .models.spec import LayerInfo
@@ -58,6 +59,11 @@ class VisualizationRequest(BaseModel):
     layer: str = Field(min_length=1, max_length=256)
     unit: int = Field(ge=0, le=1_000_000)
     settings: VisualizationSettings = Field(default_factory=VisualizationSettings)
+    start: Start | None = Field(
+        default=None,
+        description="start from a real clip instead of noise (feature accentuation): {'example': test clip}, "
+        "{'sample': name} or {'upload': the clip id of a POST /api/explain answer}",
+    )
 
     def as_json(self) -> dict[str, Any]:
         """The request as stored, queued, hashed and shown: every setting filled in, and an optional
@@ -85,6 +91,7 @@ class ResolvedRequest:
     request: VisualizationRequest
     model: LoadedModel
     layer: LayerInfo
+    start_clips: StartClips | None = None  # the clips the request's start names, display space
 
     @property
     def unit(self) -> int:
@@ -109,8 +116,24 @@ def load_model(registry: ModelRegistry, model: str) -> LoadedModel:
         raise ModelUnavailable(f"model {model!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
 
 
-def resolve(registry: ModelRegistry, request: VisualizationRequest) -> ResolvedRequest:
-    """Check a request against its model (loading it: call from a thread), or raise InvalidRequest."""
+def settings_for(model: LoadedModel, settings: VisualizationSettings) -> VisualizationSettings:
+    """The settings as this model runs them: a model without natural spectra runs the ``fourier``
+    parameterisation unless the request chose one (InvalidRequest if it chose ``spectrum``)."""
+    if model.spectra is not None or settings.param != "spectrum":
+        return settings
+    if "param" in settings.model_fields_set:
+        raise InvalidRequest(
+            f"model {model.spec.id!r} declares no natural spectra, which param 'spectrum' needs;"
+            " use 'fourier' or 'pixel'"
+        )
+    return settings.model_copy(update={"param": "fourier"})
+
+
+def resolve(
+    registry: ModelRegistry, request: VisualizationRequest, upload: StartClips | None = None
+) -> ResolvedRequest:
+    """Check a request against its model (loading it: call from a thread), or raise InvalidRequest.
+    ``upload``: the clip an ``{"upload": id}`` start names, as the caller found it (None: not kept)."""
     loaded = load_model(registry, request.model)
     try:
         layer = loaded.layer(request.layer)
@@ -122,4 +145,17 @@ def resolve(registry: ModelRegistry, request: VisualizationRequest) -> ResolvedR
         raise InvalidRequest(
             f"unit {request.unit} is out of range: layer {request.layer!r} has units 0..{layer.units - 1}"
         )
-    return ResolvedRequest(id=content_id(request, loaded.weights_hash), request=request, model=loaded, layer=layer)
+    settings = settings_for(loaded, request.settings)
+    if settings is not request.settings:
+        request = request.model_copy(update={"settings": settings})
+    clips = None
+    if request.start is not None:
+        try:
+            clips = start_clips(loaded, request.start, lambda _clip_id: upload)
+        except UnknownStart as exc:
+            raise NotFound(str(exc)) from None
+        except StartError as exc:
+            raise InvalidRequest(str(exc)) from None
+    return ResolvedRequest(
+        id=content_id(request, loaded.weights_hash), request=request, model=loaded, layer=layer, start_clips=clips
+    )

@@ -7,6 +7,7 @@ WebSocket ``progress`` message, JSON-encoded once where the run is, for every vi
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,11 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from .analysis.faithfulness import Faithfulness, assess
 from .engine import Progress, visualize
 from .media.outputs import inputs_npz, preview_strips, render_media
 from .record import Result
 from .request import ResolvedRequest
 from .result_checks import result_warnings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,14 +65,26 @@ def run_visualization(
         progress=on_progress,
         progress_every=1,
         cancel=cancel,
+        start=resolved.start_clips,
     )
-    inputs = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in optimised.inputs.items()}
     seconds = time.perf_counter() - started
+    inputs = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in optimised.inputs.items()}
+    alpha = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in optimised.alpha.items()}
     objective = optimised.objective[0]
-    result = Result.of_run(
-        objective, optimised.steps, list(inputs), seconds, result_warnings(objective, start_objective, inputs)
-    )
-    return RunOutput(result, inputs_npz(inputs), render_media(inputs))
+    warnings = result_warnings(objective, start_objective, inputs)
+    faithfulness = measure_faithfulness(resolved, inputs)
+    result = Result.of_run(objective, optimised.steps, list(inputs), seconds, warnings, faithfulness)
+    return RunOutput(result, inputs_npz(inputs, alpha), render_media(inputs, alpha))
+
+
+def measure_faithfulness(resolved: ResolvedRequest, inputs: dict[str, np.ndarray]) -> Faithfulness | None:
+    """The finished clip's faithfulness (analysis.faithfulness); None, logged, if it cannot be measured:
+    a result is worth keeping without it."""
+    try:
+        return assess(resolved.model, resolved.layer.id, resolved.unit, resolved.settings, inputs)
+    except Exception:
+        log.exception("the faithfulness of %s could not be measured", resolved.id)
+        return None
 
 
 def progress_message(progress: Progress) -> dict[str, Any]:

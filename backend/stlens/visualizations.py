@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .analysis.starts import StartClips, UploadStart, clip_of_npz
 from .cache import ResultCache
 from .clients import Client
 from .jobs.core import Job, Jobs, Status
@@ -22,6 +23,14 @@ from .record import Result, ResultRecord
 from .request import NotFound, ResolvedRequest, VisualizationRequest, resolve
 
 INVALID_STORED_REQUEST = "this link's request is not valid for this server version any more; make it again"
+
+
+async def uploaded_start(cache: ResultCache, request: VisualizationRequest) -> StartClips | None:
+    """The uploaded clip a request starts from, as the cache keeps it (None: no such start, or gone)."""
+    if not isinstance(request.start, UploadStart):
+        return None
+    stored = await cache.get_clip(request.start.upload)
+    return clip_of_npz(stored) if stored is not None else None
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class Visualizations:
 
     async def resolve(self, request: VisualizationRequest) -> ResolvedRequest:
         """Check the request against its model (loaded in a thread); InvalidRequest if it is wrong."""
-        return await asyncio.to_thread(resolve, self.registry, request)
+        return await asyncio.to_thread(resolve, self.registry, request, await uploaded_start(self.cache, request))
 
     async def start(self, resolved: ResolvedRequest, client: Client, keep: bool) -> Job | ResultRecord:
         """Remember the request, then answer from the cache (the record), join the running job,
@@ -84,7 +93,10 @@ class Visualizations:
             return VisualizationState(visualization_id, "failed", stored, detail=INVALID_STORED_REQUEST)
         resolved = await self.resolve(request)
         if resolved.id != visualization_id:
-            detail = f"the model's weights changed since this link was made; it is now {resolved.id}"
+            detail = (
+                "this link was made by another version of the model or of stlens (its weights or the meaning of"
+                f" a setting changed); the same request is now {resolved.id}"
+            )
             return VisualizationState(visualization_id, "failed", stored, detail=detail)
         started = await self.start(resolved, client, keep=True)  # known but no longer cached: compute it again
         if isinstance(started, ResultRecord):  # cached meanwhile

@@ -79,7 +79,7 @@ def test_live_atlas_streams_each_unit_as_it_finishes(server):
     assert len(first["units"]) == first["units_total"] == 16
     finished = [m for m in messages if m["type"] == "unit" and m["status"] == "done"]
     assert sorted(m["unit"] for m in finished) == list(range(16))
-    assert all(set(m["media"]) == {"appearance.gif", "appearance.mp4", "appearance.png"} for m in finished)
+    assert all(set(m["media"]) == {"appearance.gif", "appearance.mp4", "appearance.png", "appearance-alpha.png"} for m in finished)
     assert all(u["status"] == "done" for u in last["units"])
     again = atlas_live(server, atlas_body(steps=3, layer="appearance.conv1"))  # all cached now
     assert [m["type"] for m in again] == ["atlas", "done"]

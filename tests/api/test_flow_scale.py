@@ -61,7 +61,7 @@ def test_components_and_arrows_clip_at_the_same_scale():
 
 def test_media_previews_and_legend_share_the_scale():
     flow = spiky_flow()
-    media = render_media({"motion": flow})
+    media = render_media({"motion": flow}, {"motion": np.ones(flow.shape[:3], np.float32)})
     legend = json.loads(media["flow-legend.json"])
     assert legend == {"rim_px": pytest.approx(SPEED), "percentile": coding.SATURATION_PERCENTILE}
     wheel = np.asarray(Image.open(io.BytesIO(media["flow-legend.png"])).convert("RGB"))

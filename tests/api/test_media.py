@@ -92,8 +92,13 @@ def inputs() -> dict[str, np.ndarray]:
     }
 
 
+def alpha_of(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Transparency maps that rise from left to right."""
+    return {s: np.broadcast_to(np.linspace(0, 1, x.shape[2]), x.shape[:3]).astype(np.float32) for s, x in inputs.items()}
+
+
 def test_render_media_makes_every_named_medium(inputs):
-    media = render_media(inputs)
+    media = render_media(inputs, alpha_of(inputs))
     assert set(media) == set(MEDIA_TYPES)
     gif = Image.open(io.BytesIO(media["appearance.gif"]))
     assert gif.n_frames == 4 and gif.info["loop"] == 0
@@ -104,9 +109,22 @@ def test_render_media_makes_every_named_medium(inputs):
 
 
 def test_single_stream_media(inputs):
-    motion_only = render_media({"motion": inputs["motion"]})
+    motion_only = render_media({"motion": inputs["motion"]}, alpha_of(inputs))
     assert set(motion_only) == set(media_names(["motion"]))
     assert not any(name.startswith("appearance") for name in motion_only)
+
+
+def test_transparency_strips_carry_the_map_as_their_alpha_channel(inputs):
+    alpha = alpha_of(inputs)
+    media = render_media(inputs, alpha)
+    factor = display_factor(16)
+    for stream in ("appearance", "motion"):
+        rgba = np.asarray(Image.open(io.BytesIO(media[f"{stream}-alpha.png"])))
+        assert rgba.shape == (16 * factor, 4 * 16 * factor + 3 * 4, 4)
+        first_frame = rgba[:, : 16 * factor, 3]
+        assert first_frame[:, 0].max() == 0 and first_frame[:, -1].min() == 255  # left clear, right opaque
+    arrays = np.load(io.BytesIO(inputs_npz(inputs, alpha)))
+    np.testing.assert_array_equal(arrays["motion_alpha"], alpha["motion"])
 
 
 def test_previews_and_npz(inputs):

@@ -80,7 +80,7 @@ def test_models_of_a_model_file_are_listed_and_visualised(make_server, model_fil
     messages = run_live(server, body)
     assert messages[-1]["type"] == "done"
     arrays = np.load(io.BytesIO(server.http.get(messages[-1]["result"]["inputs"]).content))
-    assert arrays.files == ["appearance"] and arrays["appearance"].shape == (4, 16, 16, 3)
+    assert sorted(arrays.files) == ["appearance", "appearance_alpha"] and arrays["appearance"].shape == (4, 16, 16, 3)
 
 
 def test_serve_refuses_a_broken_model_file_with_a_message(tmp_path: Path, capsys):

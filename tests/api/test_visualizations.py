@@ -87,8 +87,11 @@ def test_inputs_npz_holds_both_streams_in_display_space(server, fusion_done):
     response = server.http.get(f"/api/visualizations/{fusion_done['id']}/inputs.npz")
     assert response.status_code == 200
     arrays = np.load(io.BytesIO(response.content))
-    assert set(arrays.files) == {"appearance", "motion"}
+    assert set(arrays.files) == {"appearance", "motion", "appearance_alpha", "motion_alpha"}
     rgb, flow = arrays["appearance"], arrays["motion"]
+    for stream in ("appearance", "motion"):  # where the unit's evidence is: (T, H, W) in [0, 1]
+        alpha = arrays[f"{stream}_alpha"]
+        assert alpha.shape == (8, 64, 64) and 0 <= alpha.min() and alpha.max() == pytest.approx(1.0)
     assert rgb.shape == (8, 64, 64, 3) and rgb.dtype == np.float32
     assert flow.shape == (8, 64, 64, 2) and flow.dtype == np.float32
     assert 0.0 <= rgb.min() and rgb.max() <= 1.0
@@ -101,7 +104,7 @@ def test_single_stream_layer_gets_only_its_stream(server):
     assert done["result"]["streams"] == ["motion"]
     assert all(not name.startswith("appearance") for name in done["result"]["media"])
     arrays = np.load(io.BytesIO(server.http.get(done["result"]["inputs"]).content))
-    assert arrays.files == ["motion"]
+    assert sorted(arrays.files) == ["motion", "motion_alpha"]
     assert server.http.get(f"/api/visualizations/{vid}/media/appearance.gif").status_code == 404
 
 

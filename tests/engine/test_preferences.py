@@ -1,4 +1,5 @@
-"""The engine must find the known preferences of hand-set units."""
+"""The engine must find the known preferences of hand-set units, under the Fourier and the spectrum
+parameterisation (the tiny nets' natural spectra are those of their world of moving bars: tiny_nets)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,24 @@ from .tiny_nets import FLOW_SCALE, TwoTowers, direction, load, pointwise
 STEPS = 64
 
 
-def settings(**overrides) -> VisualizationSettings:
-    return VisualizationSettings(steps=STEPS, **overrides)
+PHASE_ONLY_LIMIT = (
+    "phase-only amplitudes keep the world's isotropic spectrum and its speeds: an edge unit's clip has"
+    " texture in every orientation, a 2.5 px/frame unit's flow stays near the bars' speeds (docs/engine.md)"
+)
+
+
+@pytest.fixture(params=["fourier", "spectrum"])
+def param(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def limited_under_spectrum(request: pytest.FixtureRequest, param: str) -> None:
+    if param == "spectrum":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=PHASE_ONLY_LIMIT))
+
+
+def settings(param: str, **overrides) -> VisualizationSettings:
+    return VisualizationSettings(steps=STEPS, param=param, **overrides)
 
 
 def flow_angle(flow: np.ndarray) -> float:
@@ -34,23 +51,24 @@ def redness(rgb: np.ndarray) -> float:
     return float((rgb[..., 0] - rgb[..., 1:].max(-1)).mean())
 
 
-def test_colour_unit_finds_red():
+def test_colour_unit_finds_red(param: str):
     red = nn.Sequential(pointwise([[1.0, -0.5, -0.5]]), nn.ReLU())
     model = load(TwoTowers(red, pointwise([direction(0)]), features=2))
-    result = visualize(model, "appearance.0", 0, settings())
+    result = visualize(model, "appearance.0", 0, settings(param))
     assert set(result.inputs) == {"appearance"}
     assert redness(result.inputs["appearance"]) > 0.4
 
 
 @pytest.mark.parametrize("vertical", [True, False])
-def test_oriented_edge_unit_finds_its_orientation(vertical: bool):
+def test_oriented_edge_unit_finds_its_orientation(vertical: bool, param: str, request: pytest.FixtureRequest):
+    limited_under_spectrum(request, param)
     edge = torch.tensor([-1.0, -1.0, 0.0, 1.0, 1.0]).view(1, 5).expand(5, 5)  # responds to a change along x
     kernel = edge if vertical else edge.T
     conv = nn.Conv3d(3, 1, (1, 5, 5), padding=(0, 2, 2), bias=False)
     with torch.no_grad():
         conv.weight.copy_(kernel.expand(1, 3, 1, 5, 5))
     model = load(TwoTowers(nn.Sequential(conv, nn.ReLU()), pointwise([direction(0)]), features=2))
-    luminance = visualize(model, "appearance.0", 0, settings()).inputs["appearance"][0].mean(-1)  # (T, H, W)
+    luminance = visualize(model, "appearance.0", 0, settings(param)).inputs["appearance"][0].mean(-1)  # (T, H, W)
     luminance = luminance[:, 2:-2, 2:-2]  # away from the zero padding of the conv
     along_x = np.abs(np.diff(luminance, axis=2)).mean()
     along_y = np.abs(np.diff(luminance, axis=1)).mean()
@@ -59,10 +77,10 @@ def test_oriented_edge_unit_finds_its_orientation(vertical: bool):
 
 
 @pytest.mark.parametrize("preferred", [30.0, 135.0, 250.0])
-def test_motion_direction_unit(preferred: float):
+def test_motion_direction_unit(preferred: float, param: str):
     motion = nn.Sequential(pointwise([direction(preferred)]), nn.ReLU())
     model = load(TwoTowers(pointwise([[1.0, 0.0, 0.0]]), motion, features=2))
-    result = visualize(model, "motion.0", 0, settings())
+    result = visualize(model, "motion.0", 0, settings(param))
     assert set(result.inputs) == {"motion"}
     flow = result.inputs["motion"]
     assert angle_between(flow_angle(flow), preferred) < 20
@@ -76,11 +94,12 @@ def speed_unit(preferred_px: float, degrees: float = 60.0) -> nn.Module:
     return nn.Sequential(ramps, nn.ReLU(), pointwise([[1.0, -2.0]]))
 
 
-def test_speed_tuned_units_find_their_speed():
+def test_speed_tuned_units_find_their_speed(param: str, request: pytest.FixtureRequest):
+    limited_under_spectrum(request, param)
     speeds = {}
     for preferred in (1.0, 2.5):
         model = load(TwoTowers(pointwise([[1.0, 0.0, 0.0]]), speed_unit(preferred), features=2))
-        flow = visualize(model, "motion.2", 0, settings(weights={"norm": 0.0})).inputs["motion"]
+        flow = visualize(model, "motion.2", 0, settings(param, weights={"norm": 0.0})).inputs["motion"]
         along = flow.reshape(-1, 2) @ np.array(direction(60.0))
         speeds[preferred] = float(np.median(along))
         assert speeds[preferred] == pytest.approx(preferred, rel=0.25)
@@ -104,10 +123,10 @@ class ColourAndMotion(nn.Module):
         return self.head(self.fusion(product).flatten(1).mean(1, keepdim=True))
 
 
-def test_fusion_unit_needs_colour_and_motion():
+def test_fusion_unit_needs_colour_and_motion(param: str):
     model = load(ColourAndMotion(degrees=-45.0))
     assert model.layer("fusion").stream == "fusion"
-    result = visualize(model, "fusion", 0, settings())
+    result = visualize(model, "fusion", 0, settings(param))
     assert set(result.inputs) == {"appearance", "motion"}
     assert redness(result.inputs["appearance"]) > 0.25
     flow = result.inputs["motion"]
@@ -115,8 +134,8 @@ def test_fusion_unit_needs_colour_and_motion():
     assert np.linalg.norm(flow.reshape(-1, 2).mean(0)) > 0.5
 
 
-def test_negative_direction_reverses_a_motion_unit():
+def test_negative_direction_reverses_a_motion_unit(param: str):
     motion = pointwise([direction(0.0)])
     model = load(TwoTowers(pointwise([[1.0, 0.0, 0.0]]), motion, features=2))
-    flow = visualize(model, "motion", 0, settings(direction="min")).inputs["motion"]
+    flow = visualize(model, "motion", 0, settings(param, direction="min")).inputs["motion"]
     assert angle_between(flow_angle(flow), 180.0) < 20

@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 import os
 
+from functools import cache
+
+import numpy as np
 import torch
 from stlens.models.registry import LoadedModel, ModelEntry, prepare
 from stlens.models.spec import InputSpec, ModelSpec
+from stlens.models.spectra import NaturalSpectra, measure_spectra
 from torch import nn
 
 FRAMES = 4
@@ -24,11 +28,36 @@ def tiny_inputs(frames: int = FRAMES, size: int = SIZE) -> dict[str, InputSpec]:
     }
 
 
+@cache
+def tiny_world_spectra(frames: int = FRAMES, size: int = SIZE, clips: int = 200) -> NaturalSpectra:
+    """The natural spectra of the tiny nets' world: coloured bars of any orientation on grey, moving
+    along any direction at up to 3 px a frame, as the hand-set units expect (the spectrum
+    parameterisation keeps a clip near its model's data, so the data must be what its units see)."""
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:size, 0:size]
+    rgb = np.empty((clips, frames, size, size, 3), np.uint8)
+    flow = np.zeros((clips, frames, size, size, 2), np.float32)
+    for n in range(clips):
+        angle, direction = rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)
+        velocity = rng.uniform(0, 3) * np.array([np.cos(direction), np.sin(direction)])
+        colour, ground = rng.integers(0, 256, 3), rng.integers(64, 192)
+        for t in range(frames):
+            cx, cy = size / 2 + velocity * t
+            across = (xs - cx) * np.sin(angle) - (ys - cy) * np.cos(angle)
+            bar = np.abs(across) < 2
+            rgb[n, t] = ground
+            rgb[n, t][bar] = colour
+            flow[n, t][bar] = velocity
+    return measure_spectra(rgb, flow, FLOW_SCALE, "moving bars (tests/engine/tiny_nets.py)")
+
+
 def load(
     module: nn.Module, inputs: dict[str, InputSpec] | None = None, classes: int = 2, device: torch.device = DEVICE
 ) -> LoadedModel:
-    spec = ModelSpec(id="tiny", title="tiny", inputs=inputs or tiny_inputs(), labels=tuple(f"c{i}" for i in range(classes)))
-    return prepare(ModelEntry(spec=spec, build=lambda: module), device)
+    inputs = inputs or tiny_inputs()
+    spec = ModelSpec(id="tiny", title="tiny", inputs=inputs, labels=tuple(f"c{i}" for i in range(classes)))
+    frames, size = inputs["appearance" if "appearance" in inputs else "motion"].frames, next(iter(inputs.values())).height
+    return prepare(ModelEntry(spec=spec, build=lambda: module, spectra=lambda: tiny_world_spectra(frames, size)), device)
 
 
 def pointwise(weights: list[list[float]], bias: list[float] | None = None, in_channels: int | None = None) -> nn.Conv3d:

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from stlens.models.builtin import WEIGHTS_DIR, builtin_entries
+from stlens.models.judges import JUDGES_DIR
+from stlens.models.spectra import load_spectra
 from stlens.synth.actions import BIASED_CLASS, LABELS
 from stlens.synth.dataset import build_split
 from stlens.synth.train import MODEL_KINDS, add_train_arguments, fit, per_class_accuracy, predict, run_train
@@ -90,6 +92,39 @@ def test_conv_fusion_epochs_apply_to_conv_fusion_only(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["epochs"] == {"conv-fusion": 2, "appearance": 1}
     card = json.loads((tmp_path / "w" / "synth-conv-fusion.json").read_text())
     assert "--epochs 1 --conv-fusion-epochs 2 " in card["training"]["command"]
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    return parser.parse_args(["--test-per-class", "1", "--epochs", "1", "--threads", "1", "--quiet", *argv])
+
+
+def test_judges_ship_apart_from_the_builtin_models_with_their_seed(tmp_path):
+    args = parse("--train-per-class", "1", "--seed", "3", "--judges", "--models", "appearance", "--out", str(tmp_path / "w"))
+    assert run_train(args) == 0
+    card = json.loads((tmp_path / "w" / "judges" / "synth-appearance-seed3.json").read_text())
+    assert card["kind"] == "appearance" and card["labels"] == list(LABELS) and "--judges" in card["training"]["command"]
+    state = torch.load(tmp_path / "w" / "judges" / "synth-appearance-seed3.pt", map_location="cpu", weights_only=True)
+    MODEL_KINDS["appearance"](len(LABELS)).load_state_dict(state)
+    assert not list((tmp_path / "w").glob("*.pt")) and not list((tmp_path / "w").glob("*.spectra.npz"))
+
+
+def test_spectra_only_measures_the_training_clips_without_training(tmp_path):
+    assert run_train(parse("--train-per-class", "2", "--spectra-only", "--out", str(tmp_path / "w"))) == 0
+    spectra = load_spectra(tmp_path / "w" / "synth-train-seed0.spectra.npz")
+    assert "20 training clips" in spectra.source
+    assert spectra.amplitude["appearance"].shape == (3, 8, 64, 33)
+    assert not list((tmp_path / "w").glob("*.pt"))
+
+
+@pytest.mark.parametrize("path", sorted(JUDGES_DIR.glob("*.pt")), ids=lambda p: p.stem)
+def test_shipped_judges_reproduce_their_reported_accuracy(path, check_splits):
+    card = json.loads(path.with_suffix(".json").read_text())
+    model = MODEL_KINDS[card["kind"]](len(LABELS))
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    accuracy = per_class_accuracy(predict(model, check_splits["test"]), check_splits["test"].labels)
+    assert accuracy["all"] == pytest.approx(card["accuracy"]["test"]["all"], abs=TOLERANCE)
 
 
 def test_per_class_accuracy_counts_each_class_and_the_pair():

@@ -37,6 +37,10 @@ class Explanation(BaseModel):
     layer: str
     units: list[UnitScore] = Field(description="the layer's units most active on the clip, strongest first")
     familiarity: Familiarity = Field(description="whether the clip looks like the model's training data")
+    clip_id: str | None = Field(
+        default=None,
+        description="an uploaded clip's id: a visualisation may start from it, start {'upload': clip_id} (kept a day)",
+    )
 
 
 def stream_pictures(streams: dict[Stream, np.ndarray]) -> dict[Stream, np.ndarray]:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..analysis.faithfulness import Faithfulness
 from ..atlas import MAX_ATLAS_UNITS, Atlas, AtlasStatus, AtlasUnit
 from ..engine.settings import VisualizationSettings
 from ..jobs.core import Status
@@ -91,6 +92,12 @@ class VisualizationResult(BaseModel):
     warnings: list[str] = Field(
         default_factory=list, description="why the result may show nothing (a dead unit, a flat clip), a sentence each"
     )
+    faithfulness: Faithfulness | None = Field(
+        default=None,
+        description="how far to trust the picture, measured after the run: reach against the test clips, what "
+        "independent judge models see in a class visualisation, path similarity, natural statistics "
+        "(docs/faithfulness.md); absent for older results",
+    )
 
     @classmethod
     def of(cls, visualization_id: str, result: Result) -> VisualizationResult:
@@ -102,6 +109,7 @@ class VisualizationResult(BaseModel):
             inputs=inputs_url(visualization_id),
             seconds=result.seconds,
             warnings=result.warnings,
+            faithfulness=result.faithfulness,
         )
 
 

@@ -2,7 +2,8 @@
 
 A link is ``/v/{id}?model=..&layer=..&unit=..&<settings>``: the settings that differ from the
 defaults, as dotted paths (``weights.tv_time.motion=100``), the same keys as the page's own
-address. A server that does not know the id reads the request back from the query, and shows it
+address, and a start clip as ``start.example=3`` (``start.sample``, ``start.upload``). A server
+that does not know the id reads the request back from the query, and shows it
 only if the request's content id is the link's id (the same model weights, the same defaults).
 """
 
@@ -18,6 +19,7 @@ from ..engine.settings import VisualizationSettings
 from ..request import VisualizationRequest
 
 REQUEST_KEYS = ("model", "layer", "unit")
+START_KINDS = ("example", "sample", "upload")
 
 
 def _leaf_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -53,6 +55,8 @@ def share_query(request: Mapping[str, Any]) -> list[tuple[str, str]]:
             node = node.get(key) if isinstance(node, dict) else None
         if node is not None:
             entries.append((".".join(path), _text(node)))
+    for kind, value in (request.get("start") or {}).items():
+        entries.append((f"start.{kind}", _text(value)))
     return entries
 
 
@@ -80,4 +84,9 @@ def request_from_query(params: Mapping[str, str]) -> VisualizationRequest | None
         for key in path[:-1]:
             node = node.setdefault(key, {})
         node[path[-1]] = value
-    return VisualizationRequest.model_validate({**{key: params[key] for key in REQUEST_KEYS}, "settings": settings})
+    start: dict[str, int | str] = {kind: params[f"start.{kind}"] for kind in START_KINDS if f"start.{kind}" in params}
+    if "example" in start:  # the start's example index is strictly an int: the query's text is converted here
+        text = str(start["example"])
+        start["example"] = int(text) if text.isdigit() else text
+    fields = {key: params[key] for key in REQUEST_KEYS}
+    return VisualizationRequest.model_validate({**fields, "settings": settings, **({"start": start} if start else {})})

@@ -1,12 +1,12 @@
 """Parameterisations: the learnable tensors behind a clip, and the map to display space.
 
 A clip is (B, C, T, H, W). A *basis* turns the learnable tensor into an unconstrained signal
-(pixels directly, or a spectrum over space AND time); an *output map* turns that signal into
-display space: RGB in [0, 1] through decorrelated colour and a sigmoid, flow in pixels with its
-vectors' length squashed below FLOW_BOUND model-space units (never colour-decorrelated: its two
-channels are a vector, not correlated colours). Bounding both in the parameterisation keeps
-every unit's result in the data's range whatever the scale of its objective; the norm penalty
-only shapes it inside.
+(pixels directly, a free spectrum over space AND time, or only the phases of a spectrum whose
+amplitudes are the model's natural ones); an *output map* turns that signal into display space:
+RGB in [0, 1] through decorrelated colour and a sigmoid, flow in pixels with its vectors' length
+squashed below FLOW_BOUND model-space units (never colour-decorrelated: its two channels are a
+vector, not correlated colours). Bounding both in the parameterisation keeps every unit's result in
+the data's range whatever the scale of its objective; the norm penalty only shapes it inside.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from ..models.spec import InputSpec, Stream
+from ..models.spectra import NaturalSpectra
 
-ParamKind = Literal["pixel", "fourier"]
+ParamKind = Literal["pixel", "fourier", "spectrum"]
 
 INIT_SD = 0.07  # spread of the starting signal, both bases: near mid-grey RGB and still flow, but
 # uneven enough that ReLU units deep in a network are alive (a flatter start can leave them dead)
@@ -83,6 +84,66 @@ class FourierBasis(nn.Module):
         return torch.fft.irfftn(spectrum, s=self.shape, dim=(-3, -2, -1), norm="ortho")
 
 
+# the pull towards the natural amplitudes that the penalties are weighed against: tv_time 1 (the default)
+# shrinks the fastest change by a third, the speed sweep's x100 by 40 times (tests/engine/test_spectrum.py)
+NATURAL_PULL = 10.0
+MEAN_RANGE = 3.0  # the spectrum basis's clip mean stays within 3 spreads of real clips' means (99.7% of them)
+
+
+class SpectrumBasis(nn.Module):
+    """Phases of a (T, H, W) spectrum whose amplitudes stay near the model's natural ones (MACO in space-time).
+
+    The phase of each coefficient is free; its amplitude may move from the natural one by at most a
+    factor ``freedom`` (``log A = log A_natural + log(freedom) tanh(g)``, g learnable), so the clip keeps
+    about the power spectrum of the model's training clips and a unit is driven mostly by *where* things
+    are, not by piling up texture (``freedom = 1``: phases only, as MACO). Some freedom lets a unit that
+    needs it (an oriented edge, a colour) shift energy between frequencies and channels.
+
+    The paper's penalties act on the amplitudes through a fixed filter per batch item: with the
+    amplitudes (nearly) fixed, a clip's spatial and temporal variation would be (nearly) fixed too and
+    ``tv_space`` / ``tv_time`` could do little, so each amplitude is shrunk by
+    ``1 / (1 + (tv_time d_t(f) + tv_space d_s(f)) / NATURAL_PULL)``, where d is the power response of the
+    difference the penalty squares (4 sin^2(pi f) per axis): the amplitude that minimises the penalty plus
+    a pull of weight NATURAL_PULL towards the natural amplitude. A larger ``tv_time`` makes a slower clip,
+    as in the paper's sweep; at the default weights the clip keeps nearly the natural spectrum.
+    """
+
+    def __init__(
+        self, amplitude: torch.Tensor, phase: torch.Tensor, shape: tuple[int, int, int], weights: torch.Tensor,
+        freedom: float,
+    ):
+        """``amplitude``: (C, T, H, W // 2 + 1), or one per item (B, C, ...); ``phase``: the starting phases,
+        (B, C, T, H, W // 2 + 1); ``weights``: (B, 2) tv_space and tv_time of each item."""
+        super().__init__()
+        device = phase.device
+        self.shape = shape
+        filtered = amplitude.to(device) * penalty_filter(shape, weights.to(device))  # (B, C, T, H, W // 2 + 1)
+        self.register_buffer("amplitude", filtered, persistent=False)
+        self.phase = nn.Parameter(phase)
+        self.log_freedom = math.log(freedom)
+        self.gain = nn.Parameter(torch.zeros_like(phase))  # at the natural amplitudes (starting at e^-2 of them
+        # and growing transferred worse: docs/faithfulness.md)
+
+    def forward(self) -> torch.Tensor:
+        # log gain: up to log(freedom) above the natural amplitude, without bound below it
+        log_gain = torch.where(self.gain > 0, self.log_freedom * torch.tanh(self.gain), self.gain)
+        spectrum = torch.polar(self.amplitude * log_gain.exp(), self.phase)
+        return torch.fft.irfftn(spectrum, s=self.shape, dim=(-3, -2, -1), norm="ortho")
+
+
+def penalty_filter(shape: tuple[int, int, int], weights: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, H, W // 2 + 1): 1 / (1 + (tv_time d_t + tv_space d_s) / NATURAL_PULL) for each item's
+    (tv_space, tv_time)."""
+    frames, height, width = shape
+    device = weights.device
+    d_t = (4 * torch.sin(math.pi * torch.fft.fftfreq(frames, device=device)) ** 2).view(-1, 1, 1)
+    d_y = (4 * torch.sin(math.pi * torch.fft.fftfreq(height, device=device)) ** 2).view(1, -1, 1)
+    d_x = (4 * torch.sin(math.pi * torch.fft.rfftfreq(width, device=device)) ** 2).view(1, 1, -1)
+    tv_space = weights[:, 0].view(-1, 1, 1, 1, 1)
+    tv_time = weights[:, 1].view(-1, 1, 1, 1, 1)
+    return 1 / (1 + (tv_time * d_t + tv_space * (d_y + d_x)) / NATURAL_PULL)
+
+
 def _bound_vectors(signal: torch.Tensor, bound: float) -> torch.Tensor:
     """Squash each (x, y) vector's length through bound * tanh(length / bound), keeping its
     direction (a per-component bound would bend saturated flow towards the diagonals)."""
@@ -90,24 +151,86 @@ def _bound_vectors(signal: torch.Tensor, bound: float) -> torch.Tensor:
     return signal * (torch.tanh(length / bound) * bound / length)
 
 
-class ClipParam(nn.Module):
-    """A batch of clips of one stream; ``forward()`` returns them in display space."""
+RGB_SLOPE = 4.0  # natural-colour RGB: display = sigmoid(RGB_SLOPE * (x - 0.5)), slope 1 at mid-grey
 
-    def __init__(self, basis: nn.Module, stream: Stream, spec: InputSpec):
+
+class ClipParam(nn.Module):
+    """A batch of clips of one stream; ``forward()`` returns them in display space.
+
+    RGB of the ``pixel`` and ``fourier`` bases is Lucid's decorrelated colour through a sigmoid; RGB of
+    the ``spectrum`` basis is the model's own colour statistics: a learnable mean colour plus the
+    decorrelated channels mixed by the data's colour matrix, softly bounded to [0, 1].
+    """
+
+    def __init__(self, basis: nn.Module, stream: Stream, spec: InputSpec, spectra: NaturalSpectra | None = None):
         super().__init__()
         self.basis = basis
         self.stream = stream
         device = next(basis.parameters()).device
-        self.colour = COLOR_DECORRELATION.to(device) if stream == "appearance" and spec.channels == 3 else None
+        self.natural = spectra is not None
+        self.colour: torch.Tensor | None = None
+        if spectra is not None:  # the spectrum basis has no DC: the mean colour / the mean flow are free
+            batch = next(basis.parameters()).shape[0]
+            if stream == "appearance":
+                self.colour = torch.from_numpy(spectra.colour).to(device)
+                mean = torch.from_numpy(spectra.mean_colour).to(device).view(1, 3, 1, 1, 1).repeat(batch, 1, 1, 1, 1)
+            else:
+                mean = torch.zeros(batch, spec.channels, 1, 1, 1, device=device)
+            # the mean colour / mean flow moves at most MEAN_RANGE spreads of real clips' means from the data's
+            self.register_buffer("natural_mean", mean, persistent=False)
+            self.mean_range = MEAN_RANGE * spectra.mean_spread[stream]
+            self.mean_offset = nn.Parameter(torch.zeros_like(mean))
+        elif stream == "appearance" and spec.channels == 3:
+            self.colour = COLOR_DECORRELATION.to(device)
         self.flow_px = spec.scale or 1.0  # near zero, one unit of signal = one model-space unit of flow
 
     def forward(self) -> torch.Tensor:
         signal = self.basis()
         if self.stream == "motion":
+            if self.natural:
+                signal = signal + self.mean()
             return _bound_vectors(signal, FLOW_BOUND) * self.flow_px
         if self.colour is not None:
             signal = (self.colour @ signal.flatten(2)).view_as(signal)  # mix the channels at every pixel
+        if self.natural:
+            return torch.sigmoid(RGB_SLOPE * (signal + self.mean() - 0.5))
         return torch.sigmoid(signal)
+
+    def mean(self) -> torch.Tensor:
+        """The clip's mean colour (display units) or mean flow (model space), (B, C, 1, 1, 1): within
+        ``mean_range`` of the data's per colour channel, and in length for the flow vector."""
+        if self.stream == "motion":
+            return self.natural_mean + _bound_vectors(self.mean_offset, self.mean_range)
+        return self.natural_mean + self.mean_range * torch.tanh(self.mean_offset / self.mean_range)
+
+
+def _unbound_vectors(flow: torch.Tensor, bound: float) -> torch.Tensor:
+    """The inverse of :func:`_bound_vectors` (lengths kept a little inside the bound)."""
+    length = flow.square().sum(1, keepdim=True).add(1e-12).sqrt()
+    inside = length.clamp(max=0.98 * bound)
+    return flow * (torch.atanh(inside / bound) * bound / length)
+
+
+START_MARGIN = 0.01  # a start clip's RGB is kept this far inside (0, 1): the sigmoid never reaches the ends
+
+
+def signal_of(param_kind: ParamKind, stream: Stream, spec: InputSpec, display: torch.Tensor,
+              spectra: NaturalSpectra | None) -> torch.Tensor:
+    """The unconstrained signal whose output map gives the display-space clip ``display`` (B, C, T, H, W):
+    how a visualisation starts from a real clip. For ``spectrum`` RGB it is the decorrelated offset from
+    the clip's mean colour plus that mean (the caller splits them)."""
+    if stream == "motion":
+        return _unbound_vectors(display / (spec.scale or 1.0), FLOW_BOUND)
+    rgb = display.clamp(START_MARGIN, 1 - START_MARGIN)
+    if param_kind == "spectrum":
+        assert spectra is not None
+        x = torch.logit(rgb) / RGB_SLOPE + 0.5
+        unmix = torch.linalg.inv(torch.from_numpy(spectra.colour).to(rgb))
+        return (unmix @ x.flatten(2)).view_as(x)
+    logits = torch.logit(rgb)
+    if spec.channels == 3:
+        logits = (torch.linalg.inv(COLOR_DECORRELATION.to(rgb)) @ logits.flatten(2)).view_as(logits)
+    return logits
 
 
 def _init(shape: Sequence[int], generators: Sequence[torch.Generator], device: torch.device) -> torch.Tensor:
@@ -116,20 +239,62 @@ def _init(shape: Sequence[int], generators: Sequence[torch.Generator], device: t
     return torch.stack(noise).to(device)
 
 
+def _random_phase(
+    shape: Sequence[int], generators: Sequence[torch.Generator], device: torch.device
+) -> torch.Tensor:
+    phases = [(torch.rand(*shape, generator=g) * 2 - 1) * math.pi for g in generators]
+    return torch.stack(phases).to(device)
+
+
 def clip_param(
     kind: ParamKind,
     stream: Stream,
     spec: InputSpec,
     generators: Sequence[torch.Generator],
     device: torch.device,
+    spectra: NaturalSpectra | None = None,
+    weights: torch.Tensor | None = None,
+    start: torch.Tensor | None = None,
+    freedom: float = 1.0,
 ) -> ClipParam:
-    """A parameterised batch of ``len(generators)`` clips of ``stream``'s input shape."""
+    """A parameterised batch of ``len(generators)`` clips of ``stream``'s input shape; ``spectrum``
+    needs the model's natural ``spectra`` and each item's (norm, tv_space, tv_time) ``weights``, (B, 3).
+
+    ``start`` (B, C, T, H, W), display space: begin at this real clip instead of noise (feature
+    accentuation). The ``spectrum`` basis then keeps the clip's own amplitudes, not the natural ones,
+    and its phases start at the clip's, so the start is exactly the clip."""
     channels, frames, height, width = spec.shape
+    shape = (frames, height, width)
+    if kind == "spectrum" and spectra is None:
+        raise ValueError("the spectrum parameterisation needs the model's natural spectra")
+    signal = signal_of(kind, stream, spec, start.to(device), spectra) if start is not None else None
     if kind == "pixel":
-        basis: nn.Module = PixelBasis(_init((channels, frames, height, width), generators, device))
+        basis: nn.Module = PixelBasis(signal if signal is not None else _init(spec.shape, generators, device))
     elif kind == "fourier":
-        init = _init((channels, frames, height, width // 2 + 1, 2), generators, device)
-        basis = FourierBasis(init, (frames, height, width))
+        if signal is not None:
+            scale = spacetime_scale(*shape).to(device)
+            spectrum = torch.fft.rfftn(signal, dim=(-3, -2, -1), norm="ortho") / scale
+            init = torch.view_as_real(spectrum) * scale.square().mean().sqrt()  # FourierBasis divides it back
+        else:
+            init = _init((channels, frames, height, width // 2 + 1, 2), generators, device)
+        basis = FourierBasis(init, shape)
+    elif kind == "spectrum":
+        assert spectra is not None
+        if weights is None:
+            raise ValueError("the spectrum parameterisation needs the penalty weights of each item")
+        mean = None
+        if signal is not None:
+            mean = signal.mean(dim=(2, 3, 4), keepdim=True)
+            spectrum = torch.fft.rfftn(signal - mean, dim=(-3, -2, -1), norm="ortho")
+            basis = SpectrumBasis(spectrum.abs(), spectrum.angle(), shape, torch.zeros_like(weights[:, 1:]), freedom)
+        else:
+            amplitude = spectra.for_stream(stream, spec)
+            phase = _random_phase(amplitude.shape, generators, device)
+            basis = SpectrumBasis(amplitude, phase, shape, weights[:, 1:], freedom)
+        param = ClipParam(basis, stream, spec, spectra)
+        if mean is not None:  # a start clip's mean is where its mean starts and stays near
+            param.natural_mean.copy_(mean if param.colour is None else (param.colour @ mean.flatten(2)).view_as(mean))
+        return param
     else:
         raise ValueError(f"unknown parameterisation {kind!r}")
     return ClipParam(basis, stream, spec)

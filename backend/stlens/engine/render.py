@@ -28,6 +28,7 @@ from .settings import VisualizationSettings
 from .transforms import Draw, SpacetimeJitter
 
 MAX_BATCH = 64
+PHASE_LR = 4.0  # the spectrum basis's phases step lr * PHASE_LR radians: a phase needs larger steps than an amplitude
 PER_ITEM_FIELDS = {"seed", "weights"}  # what may differ between the items of one batch
 
 
@@ -59,6 +60,9 @@ class Visualization:
     inputs: dict[str, np.ndarray]  # per stream the layer depends on: float32 (B, T, H, W, C), display space
     objective: list[float]  # final objective per batch item (on the untransformed result)
     steps: int
+    # per stream, float32 (B, T, H, W) in [0, 1]: where in space-time the objective's gradient was large,
+    # summed over the steps (MACO's transparency): where the clip holds the unit's evidence
+    alpha: dict[str, np.ndarray]
 
 
 class Cancelled(Exception):
@@ -85,6 +89,17 @@ def _batch_items(
     if any(s.model_dump(exclude=PER_ITEM_FIELDS) != shared for s in settings_list[1:]):
         raise ValueError(f"the items of a batch may differ only in {sorted(PER_ITEM_FIELDS)}")
     return unit_list, settings_list
+
+
+def _evidence_maps(evidence: dict[Stream, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Summed |gradient| (B, C, T, H, W) -> (B, T, H, W) in [0, 1], each item scaled by its 99th percentile."""
+    out = {}
+    for stream, total in evidence.items():
+        summed = total.sum(1).float()
+        flat = summed.flatten(1)
+        top = torch.quantile(flat, 0.99, dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
+        out[stream] = (summed / top).clamp(max=1.0).cpu().numpy()
+    return out
 
 
 def build_objective(settings: VisualizationSettings, units: Sequence[int]) -> objectives.Objective:
@@ -165,6 +180,7 @@ def visualize(
     cancel: threading.Event | None = None,
     amp: bool | None = None,
     graphs: bool | None = None,
+    start: dict[Stream, np.ndarray] | None = None,
 ) -> Visualization:
     """Optimise the inputs that drive ``units`` of ``layer``.
 
@@ -172,7 +188,9 @@ def visualize(
     regulariser weights of one layer); the items may differ only in seed and weights.
     Only the streams the layer depends on are optimised and returned. ``amp``: bf16 autocast of
     the network, by default where the GPU supports it (see :func:`_use_amp`); ``graphs``: replay
-    the step as a CUDA graph, by default on CUDA devices (see :mod:`.graphs`).
+    the step as a CUDA graph, by default on CUDA devices (see :mod:`.graphs`). ``start``: a real
+    clip per stream, display space (T, H, W, C), that every item starts from and is pulled back
+    to with ``weights.start`` (feature accentuation: what in this clip drives the unit).
     """
     info = model.layer(layer)
     unit_list, settings_list = _batch_items(units, settings)
@@ -181,16 +199,13 @@ def visualize(
     if progress_every < 1:
         raise ValueError("progress_every must be at least 1")
     first = settings_list[0]
+    if first.diversity > 0 and first.transforms.views > 1:
+        raise ValueError("diversity compares the items of a batch: use it with one view a step")
     device = model.device
     use_graphs = _use_graphs(device, graphs)
     streams = [s for s in info.inputs if s in model.spec.inputs]
     specs = {s: model.spec.inputs[s] for s in streams}
     generators = [torch.Generator().manual_seed(s.seed) for s in settings_list]
-    params: dict[Stream, ClipParam] = {s: clip_param(first.param, s, specs[s], generators, device) for s in streams}
-    jitter = _jitter(first, specs[streams[0]])
-    draws = jitter.sample_steps(generators, max(spec.frames for spec in specs.values()), first.steps, device)
-    objective = build_objective(first, unit_list)
-
     penalty_weights = {  # (B, 3): norm, tv_space, tv_time of each item
         s: torch.tensor(
             [[x.weights.norm, x.weights.tv_space, getattr(x.weights.tv_time, s)] for x in settings_list],
@@ -198,24 +213,57 @@ def visualize(
         )
         for s in streams
     }
-    optimizer = torch.optim.Adam(
-        [p for param in params.values() for p in param.parameters()], lr=first.lr, fused=True  # one kernel a step
-    )
+    batch = len(unit_list)
+    start_clips = _start_clips(start, streams, specs, batch, device)
+    spectra = getattr(model, "spectra", None)
+    params: dict[Stream, ClipParam] = {
+        s: clip_param(
+            first.param, s, specs[s], generators, device, spectra, penalty_weights[s], start_clips.get(s), first.freedom
+        )
+        for s in streams
+    }
+    # the start clips in model space, and each item's pull towards them (closed-form gradient 2w(x - x0)/n)
+    start_targets = {s: specs[s].to_model(clip) for s, clip in start_clips.items()}
+    start_weights = torch.tensor([x.weights.start for x in settings_list], device=device).view(-1, 1, 1, 1, 1)
+    views = first.transforms.views
+    jitter = _jitter(first, specs[streams[0]])
+    view_generators = [g for g in generators for _ in range(views)]  # item b's views draw from b's generator
+    draws = jitter.sample_steps(view_generators, max(spec.frames for spec in specs.values()), first.steps, device)
+    objective = build_objective(first, [u for u in unit_list for _ in range(views)])  # of every view
+    final_objective = build_objective(first, unit_list) if views > 1 else objective
+    evidence = {s: torch.zeros(batch, *specs[s].shape, device=device) for s in streams}
+    phases = [p for param in params.values() for name, p in param.named_parameters() if name.endswith("phase")]
+    others = [p for param in params.values() for name, p in param.named_parameters() if not name.endswith("phase")]
+    groups = [{"params": others}] + ([{"params": phases, "lr": first.lr * PHASE_LR}] if phases else [])
+    optimizer = torch.optim.Adam(groups, lr=first.lr, fused=True)  # one kernel a step
 
     def step(draw: Draw) -> StepOutput:
         """One optimisation step of every stream: forward, objective, penalties, backward, Adam."""
         clips = {s: params[s]() for s in streams}
         model_space = {s: specs[s].to_model(clips[s]) for s in streams}
+        # the network's part of the graph starts at detached model-space clips: its gradient there is the
+        # objective's alone (the evidence maps), before the penalties' closed-form gradients join it
+        seen_from = {s: x.detach().requires_grad_() for s, x in model_space.items()}
         # the transforms are linear and keep constants, so they commute with to_model
-        seen = {s: jitter.apply(model_space[s], draw, is_flow=s == "motion") for s in streams}
+        seen = {
+            s: jitter.apply(x.repeat_interleave(views, 0) if views > 1 else x, draw, is_flow=s == "motion")
+            for s, x in seen_from.items()
+        }
         value = objective(runner(seen))
-        penalty_grads = [
-            regularizers.penalty_gradient(model_space[s].detach(), penalty_weights[s], vectors=s == "motion")
-            for s in streams
-        ]
+        if views > 1:
+            value = value.view(-1, views).mean(1)
+        objective_grads = torch.autograd.grad(value.sum(), list(seen_from.values()))
+        grads = []
+        for s, objective_grad in zip(streams, objective_grads):
+            evidence[s].add_(objective_grad.abs())
+            grad = regularizers.penalty_gradient(model_space[s].detach(), penalty_weights[s], vectors=s == "motion")
+            grad.sub_(objective_grad)
+            if s in start_targets:
+                grad.add_((model_space[s].detach() - start_targets[s]) * (start_weights * (2 / grad[0].numel())))
+            grads.append(grad)
         optimizer.zero_grad(set_to_none=True)
-        # one backward pass: minus the objective, plus the penalties' closed-form gradients
-        torch.autograd.backward([-value.sum(), *model_space.values()], [None, *penalty_grads])
+        # one backward pass through the parameterisation: minus the objective's gradient plus the penalties'
+        torch.autograd.backward(list(model_space.values()), grads)
         optimizer.step()
         return value.detach(), {s: clip.detach() for s, clip in clips.items()}
 
@@ -231,11 +279,34 @@ def visualize(
                     progress(Progress(index, first.steps, value, clips))
             with torch.no_grad():
                 final = {s: params[s]() for s in streams}
-                final_value = objective(runner({s: specs[s].to_model(final[s]) for s in streams}))
+                final_value = final_objective(runner({s: specs[s].to_model(final[s]) for s in streams}))
         finally:
             runner.close()
     return Visualization(
         inputs={s: _display_numpy(final[s]) for s in streams},
         objective=[float(v) for v in final_value],
         steps=first.steps,
+        alpha=_evidence_maps(evidence),
     )
+
+
+def _start_clips(
+    start: dict[Stream, np.ndarray] | None, streams: Sequence[Stream], specs: dict[Stream, InputSpec], batch: int,
+    device: torch.device,
+) -> dict[Stream, torch.Tensor]:
+    """The start clips as (B, C, T, H, W) display-space tensors, checked against the model's inputs."""
+    if start is None:
+        return {}
+    missing = [s for s in streams if s not in start]
+    if missing:
+        raise ValueError(f"the start clip lacks the {' and '.join(missing)} stream the layer needs")
+    out = {}
+    for s in streams:
+        clip = np.asarray(start[s], dtype=np.float32)
+        expected = (specs[s].frames, specs[s].height, specs[s].width, specs[s].channels)
+        if clip.shape != expected:
+            raise ValueError(f"the start clip's {s} stream is {clip.shape}, the model needs {expected}")
+        if not np.isfinite(clip).all():
+            raise ValueError(f"the start clip's {s} stream has values that are not finite")
+        out[s] = torch.from_numpy(clip).permute(3, 0, 1, 2).unsqueeze(0).expand(batch, -1, -1, -1, -1).to(device)
+    return out

@@ -29,6 +29,9 @@ class RegularizerWeights(BaseModel):
     norm: float = Field(default=0.01, ge=0, le=1000, description="bounded-range / L-alpha norm penalty")
     tv_space: float = Field(default=0.05, ge=0, le=1000, description="spatial total variation")
     tv_time: TemporalWeights = Field(default_factory=TemporalWeights)
+    start: float = Field(
+        default=1.0, ge=0, le=1000, description="with a start clip: pull back to that clip (mean squared difference)"
+    )
 
 
 class TransformSettings(BaseModel):
@@ -39,6 +42,7 @@ class TransformSettings(BaseModel):
     jitter: float = Field(default=0.05, ge=0, le=0.25, description="spatial shift, a fraction of the side")
     zoom: float = Field(default=0.1, ge=0, le=0.5, description="zoom uniform in [1 - zoom, 1 + zoom]")
     time_shift: int = Field(default=1, ge=0, le=16, description="circular shift in frames")
+    views: int = Field(default=1, ge=1, le=8, description="transformed views a step averages the objective over")
 
 
 class VisualizationSettings(BaseModel):
@@ -49,7 +53,11 @@ class VisualizationSettings(BaseModel):
     lr: float = Field(default=0.05, gt=0, le=1.0)
     objective: Literal["channel", "neuron"] = "channel"
     weights: RegularizerWeights = Field(default_factory=RegularizerWeights)
-    param: Literal["pixel", "fourier"] = "fourier"
+    param: Literal["pixel", "fourier", "spectrum"] = "spectrum"
+    freedom: float = Field(
+        default=1.0, ge=1, le=16, description="spectrum parameterisation: the factor by which an amplitude may "
+        "move from the natural one (1: phases only)",
+    )
     direction: Literal["max", "min"] = Field(default="max", description="min: the negative direction")
     diversity: float = Field(default=0.0, ge=0, le=100, description="weight of diversity across a batch")
     transforms: TransformSettings = Field(default_factory=TransformSettings)

@@ -14,7 +14,9 @@ FPS = 8
 
 
 def _bgr(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
+    """RGB -> BGR, or RGBA -> BGRA (OpenCV's channel order)."""
+    code = cv2.COLOR_RGBA2BGRA if image.shape[-1] == 4 else cv2.COLOR_RGB2BGR
+    return cv2.cvtColor(np.ascontiguousarray(image), code)
 
 
 def png(image: np.ndarray) -> bytes:

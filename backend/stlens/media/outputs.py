@@ -28,6 +28,9 @@ MEDIA_TYPES: dict[str, str] = {
     "motion-arrows.png": "image/png",
     "flow-legend.png": "image/png",
     "flow-legend.json": "application/json",
+    # the same strips with the transparency map as their alpha channel: where the unit's evidence is
+    "appearance-alpha.png": "image/png",
+    "motion-alpha.png": "image/png",
 }
 MEDIA_STREAM = {name: "appearance" if name.startswith("appearance") else "motion" for name in MEDIA_TYPES}
 
@@ -36,22 +39,31 @@ def media_names(streams: Sequence[str]) -> list[str]:
     return [name for name in MEDIA_TYPES if MEDIA_STREAM[name] in streams]
 
 
-def _appearance_media(rgb: np.ndarray) -> dict[str, bytes]:
+def with_alpha(frames: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 and an alpha map (T, H, W) in [0, 1] -> (T, H, W, 4) uint8."""
+    return np.concatenate([frames, (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None]], -1)
+
+
+def _appearance_media(rgb: np.ndarray, alpha: np.ndarray) -> dict[str, bytes]:
     frames = to_uint8(rgb)
-    big = enlarge(frames, display_factor(frames.shape[1]))
+    factor = display_factor(frames.shape[1])
+    big = enlarge(frames, factor)
     return {
         "appearance.gif": encode.gif(big),
         "appearance.mp4": encode.mp4(big),
         "appearance.png": encode.png(strip(big)),
+        "appearance-alpha.png": encode.png(strip(enlarge(with_alpha(frames, alpha), factor), background=0)),
     }
 
 
-def _motion_media(flow: np.ndarray) -> dict[str, bytes]:
+def _motion_media(flow: np.ndarray, alpha: np.ndarray) -> dict[str, bytes]:
     """Every coding at the clip's one saturation scale, which the legend states."""
     scale = coding.saturation_scale(flow)
     factor = display_factor(flow.shape[1])
-    direction = enlarge(coding.direction_coding(flow, scale), factor)
+    coded = coding.direction_coding(flow, scale)
+    direction = enlarge(coded, factor)
     return {
+        "motion-alpha.png": encode.png(strip(enlarge(with_alpha(coded, alpha), factor), background=0)),
         "motion.gif": encode.gif(direction),
         "motion.mp4": encode.mp4(direction),
         "motion-direction.png": encode.png(strip(direction)),
@@ -62,13 +74,14 @@ def _motion_media(flow: np.ndarray) -> dict[str, bytes]:
     }
 
 
-def render_media(inputs: Mapping[str, np.ndarray]) -> dict[str, bytes]:
-    """Every medium for the streams present in ``inputs`` ({stream: (T, H, W, C) float32})."""
+def render_media(inputs: Mapping[str, np.ndarray], alpha: Mapping[str, np.ndarray]) -> dict[str, bytes]:
+    """Every medium for the streams present in ``inputs`` ({stream: (T, H, W, C) float32}), each
+    stream's transparency strip from ``alpha`` ({stream: (T, H, W) in [0, 1]})."""
     media: dict[str, bytes] = {}
     if "appearance" in inputs:
-        media |= _appearance_media(inputs["appearance"])
+        media |= _appearance_media(inputs["appearance"], alpha["appearance"])
     if "motion" in inputs:
-        media |= _motion_media(inputs["motion"])
+        media |= _motion_media(inputs["motion"], alpha["motion"])
     return media
 
 
@@ -83,9 +96,11 @@ def preview_strips(inputs: Mapping[str, np.ndarray]) -> dict[str, str]:
     return previews
 
 
-def inputs_npz(inputs: Mapping[str, np.ndarray]) -> bytes:
-    """The inputs as an ``.npz`` of float32 arrays named by stream."""
-    out = io.BytesIO()
+def inputs_npz(inputs: Mapping[str, np.ndarray], alpha: Mapping[str, np.ndarray] | None = None) -> bytes:
+    """The inputs as an ``.npz`` of float32 arrays named by stream, and each stream's transparency
+    map (T, H, W) in [0, 1] as ``<stream>_alpha``."""
     arrays: dict[str, Any] = {stream: np.asarray(x, dtype=np.float32) for stream, x in inputs.items()}
+    arrays |= {f"{stream}_alpha": np.asarray(x, dtype=np.float32) for stream, x in (alpha or {}).items()}
+    out = io.BytesIO()
     np.savez_compressed(out, **arrays)
     return out.getvalue()

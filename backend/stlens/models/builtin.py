@@ -19,10 +19,17 @@ from . import small_twostream as small
 from .registry import ModelEntry
 from .seeded import seeded, weights_title
 from .spec import InputSpec, ModelSpec, Stream
+from .spectra import NaturalSpectra, load_spectra
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 Fusion = Literal["late", "conv"]
 RANDOM_CLASSES = 10
+SPECTRA = WEIGHTS_DIR / "synth-train-seed0.spectra.npz"  # of the clips both built-ins were trained on
+
+
+def builtin_spectra() -> NaturalSpectra:
+    """The natural spectra of the built-in models' training clips (``stlens train --spectra-only`` makes them)."""
+    return load_spectra(SPECTRA)
 
 
 def small_inputs() -> dict[Stream, InputSpec]:
@@ -63,7 +70,8 @@ def _small_entry(model_id: str, fusion: Fusion, title: str) -> ModelEntry:
     )
     build = partial(_build, model_id, fusion, len(labels))
     about = {key: card[key] for key in ("training", "accuracy") if key in card} if trained else None
-    return ModelEntry(spec=spec, build=build, description=card.get("description", ""), card=about or None)
+    description = card.get("description", "")
+    return ModelEntry(spec=spec, build=build, description=description, card=about or None, spectra=builtin_spectra)
 
 
 def builtin_entries() -> list[ModelEntry]:

@@ -33,6 +33,7 @@ from .downloads import load_state_dict
 from .introspect import discover_layers
 from .registry import ModelEntry
 from .spec import FlowMethod, InputSpec, LayerInfo, ModelSpec, Stream
+from .spectra import NaturalSpectra, check_spectra, load_spectra
 
 MAX_MODELS = 64
 MAX_CLASSES = 100_000
@@ -82,6 +83,11 @@ class ModelFileModel(BaseModel):
     inputs: dict[Stream, InputSpec] = Field(min_length=1)
     flow: FlowMethod = Field(default="dis", description="the optical flow the motion stream was trained on")
     streams: StreamPrefixes = Field(default_factory=StreamPrefixes)
+    spectra: str = Field(
+        default="power-law",
+        description="natural spectra for the spectrum parameterisation: 'power-law' (fitted to real footage), "
+        "'none', or a spectra file (.npz, as stlens train --spectra-only writes)",
+    )
 
 
 class ModelFile(BaseModel):
@@ -238,7 +244,22 @@ def _entry(model: ModelFileModel, base: Path, allow_absolute: bool) -> ModelEntr
     except Exception as exc:  # likewise
         raise ModelFileError(f"a dry run at the declared input sizes failed: {exc}") from exc
     check_stream_prefixes(layers, model.streams)
-    return ModelEntry(spec=spec, build=build, description=model.description)
+    return ModelEntry(spec=spec, build=build, description=model.description, spectra=_spectra(model, resolve))
+
+
+def _spectra(model: ModelFileModel, resolve: Callable[[str, str], Path]) -> Callable[[], NaturalSpectra | None] | None:
+    """What the model file says of the model's natural spectra, checked against its inputs now."""
+    if model.spectra == "power-law":
+        return None
+    if model.spectra == "none":
+        return lambda: None
+    path = resolve(model.spectra, "spectra")
+    try:
+        spectra = load_spectra(path)
+        check_spectra(spectra, model.inputs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelFileError(f"the spectra file {path.name} cannot be used: {exc}") from exc
+    return lambda: spectra
 
 
 def load_model_file(path: Path | str) -> list[ModelEntry]:

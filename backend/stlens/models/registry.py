@@ -14,6 +14,7 @@ from torch import nn
 
 from .introspect import discover_layers
 from .spec import LayerInfo, ModelSpec
+from .spectra import NaturalSpectra, default_spectra
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class ModelEntry:
     build: Callable[[], nn.Module]
     description: str = ""
     card: Mapping[str, Any] | None = None  # how its weights were made (training command, accuracy), where known
+    # the natural spectra of its inputs (engine param "spectrum"); None: the natural-video power law
+    # where the inputs are RGB and flow (spectra.default_spectra), a callable returning None: none
+    spectra: Callable[[], NaturalSpectra | None] | None = None
 
 
 @dataclass
@@ -35,6 +39,7 @@ class LoadedModel:
     layers: list[LayerInfo]
     weights_hash: str
     device: torch.device
+    spectra: NaturalSpectra | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def layer(self, layer_id: str) -> LayerInfo:
@@ -65,7 +70,10 @@ def prepare(entry: ModelEntry, device: torch.device) -> LoadedModel:
         # algorithms once per shape (I3D's bf16 3D convs otherwise fall back to slow generic kernels)
         torch.backends.cudnn.benchmark = True
     layers = discover_layers(module, entry.spec, device)
-    return LoadedModel(spec=entry.spec, module=module, layers=layers, weights_hash=digest, device=device)
+    spectra = entry.spectra() if entry.spectra is not None else default_spectra(entry.spec.inputs)
+    return LoadedModel(
+        spec=entry.spec, module=module, layers=layers, weights_hash=digest, device=device, spectra=spectra
+    )
 
 
 class ModelRegistry:

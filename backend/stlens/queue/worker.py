@@ -28,6 +28,7 @@ from ..models.catalogue import open_registry
 from ..record import ResultRecord
 from ..request import VisualizationRequest, resolve
 from ..run import run_visualization
+from ..visualizations import uploaded_start
 from . import protocol
 
 
@@ -63,7 +64,7 @@ async def run_queued_job(ctx: dict[str, Any], *, request: dict[str, Any]) -> dic
     job: SaqJob = ctx["job"]
     job_id = job.key
     asked = VisualizationRequest.model_validate(request)  # as an API node queued it (protocol.job_options)
-    resolved = await asyncio.to_thread(resolve, worker.registry, asked)
+    resolved = await asyncio.to_thread(resolve, worker.registry, asked, await uploaded_start(worker.cache, asked))
     if resolved.id != job_id:  # another server version or other weights: never store under a wrong id
         raise ValueError(f"this worker computes id {resolved.id} for job {job_id}; are its models the API's?")
     if (stored := await worker.cache.get_record(job_id)) is not None:  # a rerun of a job that did finish

@@ -4,6 +4,10 @@ Deterministic for a seed on a CPU (fixed thread count, seeded data order and ini
 conv fusion and late fusion (shipped as the built-in models, with a json card each) and appearance-only and
 motion-only baselines (reported only), then prints per-class accuracy on the held-out ``test`` and
 ``debiased`` splits as markdown tables (docs/dataset.md).
+
+``--judges`` ships every model it trains as a *judge* instead (``weights/judges/``, ids carrying the seed):
+independently trained nets that the faithfulness measure asks what a visualisation shows, and that the
+engine never optimises against (stlens.models.judges).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from tqdm import tqdm
 
 from ..models import small_twostream as small
 from ..models.builtin import WEIGHTS_DIR
+from ..models.judges import JUDGES_DIR, judge_id
+from ..models.spectra import measure_spectra
 from .actions import BIASED_CLASS, CROSS_STREAM_PAIR, LABELS
 from .dataset import SplitData, load_split
 
@@ -40,8 +46,41 @@ DESCRIPTIONS = {
     "fusion, scaled down), trained on the synthetic action world (docs/dataset.md).",
     "late-fusion": "Two-stream net whose streams meet only at the class logits (summed), trained on the "
     "synthetic action world (docs/dataset.md).",
+    "appearance": "Appearance-only baseline: the RGB tower of the two-stream nets with its own pooled classifier, "
+    "trained on the synthetic action world (docs/dataset.md).",
+    "motion": "Motion-only baseline: the flow tower of the two-stream nets with its own pooled classifier, "
+    "trained on the synthetic action world (docs/dataset.md).",
+}
+JUDGE_TITLES = {
+    "conv-fusion": "Judge: conv fusion",
+    "late-fusion": "Judge: late fusion",
+    "appearance": "Judge: appearance only",
+    "motion": "Judge: motion only",
 }
 EVAL_SPLITS = ("test", "debiased")
+# 500 clips' amplitudes: the median coefficient within 3% (RGB) and 5% (flow) of all 3000 training clips'
+# (measured on seed 1's split), at a sixth of the rendering
+SPECTRA_CLIPS_PER_CLASS = 50
+
+
+def spectra_path(out: Path, seed: int) -> Path:
+    """Where the natural spectra of the training clips of ``seed`` ship (beside the weights)."""
+    return out / f"synth-train-seed{seed}.spectra.npz"
+
+
+def ship_spectra(train: SplitData, seed: int, out: Path) -> Path:
+    """Measure the natural spectra of the first SPECTRA_CLIPS_PER_CLASS training clips of every class."""
+    count = min(len(train), SPECTRA_CLIPS_PER_CLASS * len(LABELS))
+    spectra = measure_spectra(
+        train.frames[:count],
+        train.flow[:count].astype(np.float32),
+        small.FLOW_SCALE,
+        f"{count} training clips of the synthetic world (seed {seed}), flow by DIS",
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    path = spectra_path(out, seed)
+    spectra.save(path)
+    return path
 
 
 def fit(
@@ -138,6 +177,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-steps", type=int, default=None, help="stop each model after this many steps (smoke runs)"
     )
+    parser.add_argument(
+        "--judges",
+        action="store_true",
+        help="ship every trained model as a faithfulness judge (weights/judges/, ids with the seed), not as a built-in",
+    )
+    parser.add_argument(
+        "--spectra-only",
+        action="store_true",
+        help="only measure and ship the natural spectra of the training clips (no training)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -152,7 +201,14 @@ def run_train(args: argparse.Namespace) -> int:
     torch.use_deterministic_algorithms(True)
     progress = not args.quiet
     started = time.perf_counter()
+    if args.spectra_only:  # clip i of a split does not depend on the split's size: the first clips suffice
+        per_class = min(args.train_per_class, SPECTRA_CLIPS_PER_CLASS)
+        first = load_split(args.seed, "train", per_class, args.cache_dir, progress)
+        print(f"natural spectra: {ship_spectra(first, args.seed, args.out)}", flush=True)
+        return 0
     train = load_split(args.seed, "train", args.train_per_class, args.cache_dir, progress)
+    if not args.judges:
+        print(f"natural spectra: {ship_spectra(train, args.seed, args.out)}", flush=True)
     evaluation = {s: load_split(args.seed, s, args.test_per_class, args.cache_dir, progress) for s in EVAL_SPLITS}
     data_seconds = time.perf_counter() - started
     accuracy: dict[str, dict[str, dict[str, float]]] = {}
@@ -167,8 +223,11 @@ def run_train(args: argparse.Namespace) -> int:
         accuracy[kind] = {s: per_class_accuracy(predict(model, d), d.labels) for s, d in evaluation.items()}
         seconds[kind] = time.perf_counter() - t0
         print(f"{kind}: " + ", ".join(f"{s} {100 * a['all']:.1f}%" for s, a in accuracy[kind].items()), flush=True)
-        if kind in SHIPPED:
-            _save(model, kind, args, accuracy[kind], seconds[kind])
+        if args.judges:
+            _save(model, kind, judge_id(kind, args.seed), JUDGE_TITLES[kind], args.out / JUDGES_DIR.name, args,
+                  accuracy[kind], seconds[kind])
+        elif kind in SHIPPED:
+            _save(model, kind, *SHIPPED[kind], args.out, args, accuracy[kind], seconds[kind])
     report = {
         "seed": args.seed,
         "train_per_class": args.train_per_class,
@@ -193,21 +252,31 @@ def _epochs_of(kind: str, args: argparse.Namespace) -> int:
     return args.conv_fusion_epochs if kind == "conv-fusion" else args.epochs
 
 
-def _save(model: nn.Module, kind: str, args: argparse.Namespace, accuracy: dict, seconds: float) -> None:
-    model_id, title = SHIPPED[kind]
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), args.out / f"{model_id}.pt")
+def _save(
+    model: nn.Module,
+    kind: str,
+    model_id: str,
+    title: str,
+    out: Path,
+    args: argparse.Namespace,
+    accuracy: dict,
+    seconds: float,
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / f"{model_id}.pt")
     card = {
         "labels": list(LABELS),
         "title": title,
         "description": DESCRIPTIONS[kind],
+        "kind": kind,
         "training": {
             "command": f"stlens train --seed {args.seed} --train-per-class {args.train_per_class} "
             f"--test-per-class {args.test_per_class} --epochs {args.epochs} "
             f"--conv-fusion-epochs {args.conv_fusion_epochs} --batch-size {args.batch_size} "
-            f"--lr {args.lr} --threads {args.threads}",
+            f"--lr {args.lr} --threads {args.threads} --models {' '.join(args.models)}"
+            + (" --judges" if args.judges else ""),
             "seconds": round(seconds, 1),
         },
         "accuracy": {s: {k: round(v, 4) for k, v in a.items()} for s, a in accuracy.items()},
     }
-    (args.out / f"{model_id}.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out / f"{model_id}.json").write_text(json.dumps(card, indent=2) + "\n")

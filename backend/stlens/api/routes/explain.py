@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Annotated
 
@@ -14,9 +14,10 @@ from fastapi import APIRouter, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 
 from ...analysis import video
-from ...analysis.clip import MAX_STRIDE, MIN_STRIDE, model_clip_inputs
+from ...analysis.clip import MAX_STRIDE, MIN_STRIDE, ClipInputs, model_clip_inputs
 from ...analysis.explain import Explanation, explain
 from ...analysis.samples import sample_frames, sample_names
+from ...analysis.starts import clip_id, clip_npz
 from ...analysis.units import MAX_TOP_UNITS, default_layer
 from ...flow.estimate import Progress
 from ...models.registry import LoadedModel
@@ -103,15 +104,27 @@ async def explain_video(
         except KeyError:
             raise HTTPException(404, f"unknown sample {sample!r}; GET /api/explain/samples lists them") from None
     run = partial(_explain_frames, services.explaining, loaded, frames, stride, layer, target, units)
+
+    async def keep_upload(explanation: Explanation, clip: ClipInputs) -> Explanation:
+        """An uploaded clip is kept, so that a visualisation can start from it (a sample has its name)."""
+        if file is not None:
+            explanation.clip_id = clip_id(clip.streams)
+            await services.cache.put_clip(explanation.clip_id, clip_npz(clip.streams))
+        return explanation
+
     if STREAM_TYPE in request.headers.get("accept", ""):
-        return StreamingResponse(_progress_lines(run), media_type=STREAM_TYPE)
+        return StreamingResponse(_progress_lines(run, keep_upload), media_type=STREAM_TYPE)
     try:
-        return await asyncio.to_thread(run, None)
+        explained = await asyncio.to_thread(run, None)
     except ValueError as exc:  # e.g. a model without a space-time layer in a stream
         raise HTTPException(422, f"this model cannot be explained: {exc}") from None
+    return await keep_upload(*explained)
 
 
-async def _progress_lines(run: Callable[[Progress | None], Explanation]) -> AsyncIterator[str]:
+async def _progress_lines(
+    run: Callable[[Progress | None], tuple[Explanation, ClipInputs]],
+    finish: Callable[[Explanation, ClipInputs], Awaitable[Explanation]],
+) -> AsyncIterator[str]:
     """The explanation as JSON lines: the flow's progress while it is estimated, then the result."""
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str] = asyncio.Queue()
@@ -129,7 +142,8 @@ async def _progress_lines(run: Callable[[Progress | None], Explanation]) -> Asyn
         else:
             getter.cancel()
     try:
-        final: dict[str, object] = {"type": "done", "explanation": task.result().model_dump(mode="json")}
+        explanation = await finish(*task.result())
+        final: dict[str, object] = {"type": "done", "explanation": explanation.model_dump(mode="json")}
     except ValueError as exc:
         final = {"type": "error", "status": 422, "detail": f"this model cannot be explained: {exc}"}
     yield json.dumps(final) + "\n"
@@ -144,8 +158,10 @@ def _explain_frames(
     target: int | None,
     units: int,
     progress: Progress | None,
-) -> Explanation:
+) -> tuple[Explanation, ClipInputs]:
     """One explanation at a time (``explaining``): each takes the CPU. The motion input's flow is the
-    model's own estimator's, kept per clip; ``progress`` hears of each field it estimates."""
+    model's own estimator's, kept per clip; ``progress`` hears of each field it estimates. Returns the
+    clip it explained too."""
     with explaining:
-        return explain(loaded, model_clip_inputs(frames, loaded.spec, stride, progress), layer, target, units)
+        clip = model_clip_inputs(frames, loaded.spec, stride, progress)
+        return explain(loaded, clip, layer, target, units), clip

@@ -1,0 +1,242 @@
+"""How true are the pictures? The faithfulness of each parameterisation and its main settings.
+
+For each configuration, on the built-in models with their trained weights:
+
+* **transfer**: the class-logit visualisations of each built-in model (all 10 classes, ``--seeds``
+  seeds each), and which class each independent judge (stlens.models.judges: the other built-in
+  model, a conv-fusion net of another seed, the appearance-only and motion-only baselines) and the
+  model itself predict for them;
+* **path similarity** (Geirhos et al. 2024): for units of ``fusion.conv`` and ``motion.conv3`` of the
+  conv-fusion model, at how many earlier layers the visualisation's activations are closer, by rank
+  correlation, to the unit's top test clips than to random ones; a unit passes when that holds at
+  most (more than half) of its earlier layers;
+* **reach**: the objective against the unit's strongest test clip, and the seconds a visualisation
+  takes on this machine (batched, one thread);
+* a picture strip of the classes walk, jump, box and wave (every other frame: RGB, then the flow in
+  direction coding).
+
+The judges never take part in an optimisation: they only predict afterwards. Writes
+``docs/faithfulness.md`` and its pictures. Run: ``python bench/faithfulness.py`` (about 20 minutes
+on 2 cores); ``--quick`` runs two configurations with fewer units.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from stlens.analysis.faithfulness import assess
+from stlens.engine import VisualizationSettings, visualize
+from stlens.flow.coding import direction_coding
+from stlens.media.frames import enlarge, strip, to_uint8
+from stlens.models.builtin import builtin_entries
+from stlens.models.judges import judges_of
+from stlens.models.registry import prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PICTURES = DOCS / "images" / "faithfulness"
+STRIP_CLASSES = ("walk", "jump", "box", "wave")
+SUBJECTS = ("synth-conv-fusion", "synth-late-fusion")
+PATH_LAYERS = ("fusion.conv", "motion.conv3")
+
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "fourier (the old default)": {"param": "fourier"},
+    "pixel": {"param": "pixel"},
+    "spectrum, phases only": {"param": "spectrum", "freedom": 1.0},
+    "spectrum, amplitudes up to x2": {"param": "spectrum", "freedom": 2.0},
+    "spectrum, 2 views a step": {"param": "spectrum", "freedom": 1.0, "transforms": {"views": 2}},
+    "spectrum, 256 steps": {"param": "spectrum", "freedom": 1.0, "steps": 256},
+    "spectrum, no penalties": {
+        "param": "spectrum",
+        "freedom": 1.0,
+        "weights": {"norm": 0, "tv_space": 0, "tv_time": {"appearance": 0, "motion": 0}},
+    },
+}
+QUICK = ("fourier (the old default)", "spectrum, phases only")
+
+
+def settings_of(config: dict[str, Any], seed: int) -> VisualizationSettings:
+    return VisualizationSettings.model_validate({**config, "seed": seed})
+
+
+def class_strip(inputs: dict[str, np.ndarray], labels: tuple[str, ...]) -> np.ndarray:
+    """Rows of STRIP_CLASSES: every other RGB frame, a gap, every other flow frame (direction coding)."""
+    rows = []
+    for name in STRIP_CLASSES:
+        k = labels.index(name)
+        rgb = strip(enlarge(to_uint8(inputs["appearance"][k][::2]), 2))
+        flow = strip(enlarge(direction_coding(inputs["motion"][k][::2]), 2))
+        rows.append(np.concatenate([rgb, np.full((rgb.shape[0], 12, 3), 255, np.uint8), flow], 1))
+    gap = np.full((6, rows[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate([x for row in rows for x in (row, gap)][:-1])
+
+
+def transfer(model, config: dict[str, Any], seeds: int) -> dict[str, Any]:
+    """Class-logit visualisations of every class and what the model and each judge make of them."""
+    labels = model.spec.labels
+    classes = list(range(len(labels)))
+    started = time.perf_counter()
+    runs = [visualize(model, "logits", classes, settings_of(config, seed)) for seed in range(seeds)]
+    seconds = (time.perf_counter() - started) / (seeds * len(classes))
+    counts: dict[str, int] = {"self": 0}
+    judges = judges_of(model.spec.id)
+    counts.update({j.id: 0 for j in judges})
+    reach = []
+    for seed, run in enumerate(runs):
+        for k in classes:
+            inputs = {s: x[k] for s, x in run.inputs.items()}
+            verdict = assess(model, "logits", k, settings_of(config, seed), inputs)
+            display = {s: torch.from_numpy(x).permute(3, 0, 1, 2).unsqueeze(0) for s, x in inputs.items()}
+            with torch.no_grad():
+                own = model.module(**{s: model.spec.inputs[s].to_model(display[s]) for s in display})
+            counts["self"] += int(own.argmax(1)) == k
+            for judgement in verdict.judges or []:
+                counts[judgement.judge] += judgement.agrees
+            if verdict.reach is not None and verdict.reach.ratio is not None:
+                reach.append(verdict.reach.ratio)
+    return {
+        "counts": counts,
+        "of": seeds * len(classes),
+        "two_stream": [j.id for j in judges if j.two_stream],
+        "reach": float(np.mean(reach)) if reach else None,
+        "seconds": seconds,
+        "strip": class_strip(runs[0].inputs, labels),
+    }
+
+
+def path_similarity(model, layer: str, units: list[int], config: dict[str, Any]) -> dict[str, Any]:
+    """For each unit, whether its visualisation's activations follow the top test clips' at most earlier layers."""
+    settings = settings_of(config, 0)
+    started = time.perf_counter()
+    result = visualize(model, layer, units, settings)
+    seconds = (time.perf_counter() - started) / len(units)
+    passed, layer_share, reach = 0, [], []
+    for i, unit in enumerate(units):
+        verdict = assess(model, layer, unit, settings, {s: x[i] for s, x in result.inputs.items()})
+        path = verdict.path
+        assert path is not None
+        passed += 2 * path.holds_at > path.of
+        layer_share.append(path.holds_at / path.of)
+        if verdict.reach is not None and verdict.reach.ratio is not None:
+            reach.append(verdict.reach.ratio)
+    return {
+        "passed": passed,
+        "of": len(units),
+        "layers_held": float(np.mean(layer_share)),
+        "reach": float(np.mean(reach)) if reach else None,
+        "seconds": seconds,
+    }
+
+
+def run(names: list[str], seeds: int, units: int) -> dict[str, Any]:
+    models = {e.spec.id: prepare(e, torch.device("cpu")) for e in builtin_entries() if e.spec.id in SUBJECTS}
+    results: dict[str, Any] = {}
+    PICTURES.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        config = CONFIGURATIONS[name]
+        print(f"[{index + 1}/{len(names)}] {name}", flush=True)
+        entry: dict[str, Any] = {"settings": config, "transfer": {}, "path": {}}
+        for subject, model in models.items():
+            t = transfer(model, config, seeds)
+            picture = PICTURES / f"{index}-{subject}.png"
+            cv2.imwrite(str(picture), cv2.cvtColor(t.pop("strip"), cv2.COLOR_RGB2BGR))
+            t["picture"] = str(picture.relative_to(DOCS))
+            entry["transfer"][subject] = t
+            print(f"  {subject}: {t['counts']} of {t['of']}", flush=True)
+        for layer in PATH_LAYERS:
+            entry["path"][layer] = path_similarity(models["synth-conv-fusion"], layer, list(range(units)), config)
+            print(f"  path {layer}: {entry['path'][layer]['passed']} of {units}", flush=True)
+        results[name] = entry
+    return results
+
+
+def short(judge: str) -> str:
+    return judge.removeprefix("synth-")
+
+
+def markdown(results: dict[str, Any], seeds: int, command: str) -> str:
+    lines = [
+        "# Faithfulness: how true are the pictures?",
+        "",
+        "Written by `bench/faithfulness.py` (the measures: `stlens.analysis.faithfulness`; the judges:",
+        "`stlens.models.judges`). Class-logit visualisations of each built-in model, "
+        f"{seeds} seed(s) x 10 classes, counted as recognised when a judge's top class is the visualised one;",
+        "path similarity over units of the conv-fusion model (a unit passes when its visualisation's activations",
+        "are closer to its top test clips than to random test clips at more than half of the earlier layers);",
+        "reach: the objective over the strongest of 100 test clips' (mean); seconds: per visualisation, batched,",
+        "on this 2-core CPU while other work shared it.",
+        "",
+        f"Command: `{command}`",
+        "",
+    ]
+    for subject in SUBJECTS:
+        first = next(iter(results.values()))["transfer"][subject]
+        judges = [k for k in first["counts"] if k != "self"]
+        lines += [
+            f"## Class visualisations of `{subject}`: recognised by",
+            "",
+            "| configuration | itself | " + " | ".join(f"`{short(j)}`" + (" (2-stream)" if j in first["two_stream"] else "") for j in judges)
+            + " | reach | s |",
+            "| --- | ---: |" + " ---: |" * len(judges) + " ---: | ---: |",
+        ]
+        for name, entry in results.items():
+            t = entry["transfer"][subject]
+            cells = [f"{t['counts']['self']}/{t['of']}"] + [f"{t['counts'][j]}/{t['of']}" for j in judges]
+            reach = f"{t['reach']:.2f}x" if t["reach"] is not None else "-"
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {reach} | {t['seconds']:.1f} |")
+        lines.append("")
+    lines += [
+        "## Path similarity (conv-fusion model)",
+        "",
+        "| configuration | " + " | ".join(f"`{layer}` units passing | layers held" for layer in PATH_LAYERS) + " |",
+        "| --- |" + " ---: | ---: |" * len(PATH_LAYERS),
+    ]
+    for name, entry in results.items():
+        cells = []
+        for layer in PATH_LAYERS:
+            p = entry["path"][layer]
+            cells += [f"{p['passed']}/{p['of']}", f"{100 * p['layers_held']:.0f}%"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Pictures: walk, jump, box, wave (RGB every other frame, then the flow)", ""]
+    for name, entry in results.items():
+        lines.append(f"### {name}")
+        lines.append("")
+        for subject in SUBJECTS:
+            lines.append(f"`{subject}`:")
+            lines.append("")
+            lines.append(f"![{name}, {subject}]({entry['transfer'][subject]['picture']})")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--units", type=int, default=16, help="units of each path-similarity layer (from 0)")
+    parser.add_argument("--only", nargs="+", choices=list(CONFIGURATIONS), help="these configurations")
+    parser.add_argument("--quick", action="store_true", help=f"only {QUICK}, 1 seed, 8 units")
+    parser.add_argument("--out", type=Path, default=DOCS / "faithfulness.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.quick:
+        args.seeds, args.units, args.only = 1, 8, list(QUICK)
+    names = args.only or list(CONFIGURATIONS)
+    command = "python bench/faithfulness.py" + (f" --seeds {args.seeds} --units {args.units}")
+    if args.only:
+        command += " --only " + " ".join(f"'{n}'" for n in names)
+    results = run(names, args.seeds, args.units)
+    args.out.write_text(markdown(results, args.seeds, command))
+    (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
