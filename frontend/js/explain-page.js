@@ -5,7 +5,7 @@ import { element, fillSelect } from './dom.js';
 import { percent } from './format.js';
 import { aboutModel, className, RANDOM_NOTE, randomBadge } from './model-info.js';
 import { showExamples } from './unit-examples.js';
-import { unitLink } from './unit-link.js';
+import { accentuateLink, unitLink } from './unit-link.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,7 +62,8 @@ function showCaveats(body, uploaded) {
   $('caveats').replaceChildren(...caveats);
 }
 
-function showResult(body, uploaded) {
+/** `start` is the clip as a visualisation may start from it: {upload: id} or {sample: name}. */
+function showResult(body, uploaded, start) {
   showCaveats(body, uploaded);
   showPrediction(body.top);
   $('target-label').textContent = className(chosen, body.target.index, body.target.label);
@@ -90,6 +91,7 @@ function showResult(body, uploaded) {
   for (const top of body.units) {
     const item = element('li');
     item.append(unitLink(body.model, body.layer, top.unit, `unit ${top.unit}`), ` activation ${top.activation.toFixed(3)} `);
+    if (start) item.append(accentuateLink(body.model, body.layer, top.unit, start), ' ');
     if (chosen?.id === body.model && chosen.dataset_examples) { // only the synthetic world has a dataset here
       const more = element('button', 'dataset examples', 'secondary');
       more.type = 'button';
@@ -120,7 +122,8 @@ async function submit(event) {
     $('status').textContent = `Explaining… optical flow (${estimator}, as the model was trained): frame ${done} / ${total}`;
   });
   $('status').textContent = '';
-  showResult(body, Boolean(file));
+  const start = file ? (body.clip_id ? { upload: body.clip_id } : null) : { sample: form.get('sample') };
+  showResult(body, Boolean(file), start);
 }
 
 async function start() {

@@ -35,9 +35,20 @@ const presentation = new Presentation(document.querySelector('#presentation'), d
 let running = null; // AbortController of the run being watched, null when none is
 let shown = null; // {id, sharePath} of the result on screen, while the choice still matches it
 let addressReady = false; // the address is left alone until the page has read it and loaded the choice
+let startClip = null; // the real clip the visualisation starts from ({example: 3}...), null: from noise
 
 function request() {
-  return { ...choice.value(), settings: settings.overrides() };
+  return { ...choice.value(), settings: settings.overrides(), ...(startClip ? { start: startClip } : {}) };
+}
+
+/** What the start clip is, in words, under the status line; nothing when the run starts from noise. */
+function showStart() {
+  const note = document.querySelector('#start-note');
+  note.hidden = !startClip;
+  if (!startClip) return;
+  const [[kind, value]] = Object.entries(startClip);
+  const what = { example: `test clip ${value}`, sample: `the sample ${value}`, upload: 'your uploaded clip' }[kind];
+  note.querySelector('.start-text').textContent = `Accentuating ${what}: the optimisation starts from it and stays near it, so the result shows what in it drives the unit.`;
 }
 
 /** Keep the address in step with the page: a tour stop, the result's share link, or the choice. */
@@ -55,7 +66,7 @@ function updateAddress() {
     urlstate.writeShare(shown.sharePath, viewEntries);
     view.setShareUrl(location.href);
   } else {
-    urlstate.writeChoice(choice.value(), [...settings.queryEntries(), ...viewEntries]);
+    urlstate.writeChoice(choice.value(), [...settings.queryEntries(), ...urlstate.startEntries(startClip), ...viewEntries]);
   }
 }
 
@@ -147,6 +158,8 @@ async function openShared(id) {
   const visualization = await api.getVisualization(id);
   const { model, layer, unit } = visualization.request;
   settings.setValues(visualization.request.settings ?? {});
+  startClip = visualization.request.start ?? null;
+  showStart();
   await choice.load({ model, layer, unit });
   showModel();
   addressReady = true;
@@ -170,7 +183,7 @@ async function runSweep(kind) {
 
 /** Every unit of the chosen layer, with the chosen settings. */
 async function showAtlas() {
-  const { unit, ...body } = request();
+  const { unit, start, ...body } = request(); // an atlas starts every unit from noise
   const pending = atlas.show(body, await describe(body.model));
   updateAddress();
   await pending;
@@ -234,6 +247,11 @@ function bindPage() {
   };
   choice.addEventListener('change', choiceChanged);
   settings.addEventListener('change', choiceChanged);
+  document.querySelector('#start-note .start-clear').addEventListener('click', () => {
+    startClip = null;
+    showStart();
+    choiceChanged();
+  });
   // A bad value in the collapsed settings panel: open it, so that the browser can point at the field,
   // and say what is wrong in the status line.
   choice.form.addEventListener('invalid', (event) => {
@@ -284,6 +302,8 @@ async function start() {
       await Promise.all([openShared(wanted.shareId), restorePins()]);
     } else {
       settings.setFromQuery(wanted.params);
+      startClip = urlstate.readStart(wanted.params);
+      showStart();
       await choice.load(wanted);
       showModel();
       addressReady = true;

@@ -38,6 +38,7 @@ export class Presentation extends EventTarget {
     this.status = root.querySelector('.present-status');
     this.what = root.querySelector('.present-what');
     this.objective = root.querySelector('.present-objective');
+    this.faithfulness = root.querySelector('.present-faithfulness');
     this.examples = root.querySelector('.present-examples');
     this.key = root.querySelector('.present-key');
     this.key.append(flowKey().figure);
@@ -97,6 +98,7 @@ export class Presentation extends EventTarget {
     this.key.hidden = true;
     this.what.textContent = '';
     this.objective.textContent = '';
+    this.faithfulness.hidden = true;
     this.examples.hidden = true;
     const where = `${stop.model} · ${stop.layer} · unit ${stop.unit}`;
     this._setStatus(`${where} · waiting for the server…`, 'busy');
@@ -115,6 +117,9 @@ export class Presentation extends EventTarget {
       await this._show(resultStrips(done, model));
       this.objective.textContent = `objective ${formatNumber(done.result.objective)}: the unit's response to this input`
         + (stop.layer === LOGITS ? ' (the class score)' : ' (its mean activation)');
+      // the most telling line of how far to trust it (what independent models see, for a class)
+      this.faithfulness.textContent = done.result.faithfulness?.summary?.[0] ?? '';
+      this.faithfulness.hidden = !this.faithfulness.textContent;
       this._setStatus(where, 'done');
       if (model.dataset_examples) this._showExamples(stop, controller.signal);
       const next = stops[this.stop + 1];

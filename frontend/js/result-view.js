@@ -3,7 +3,7 @@
 import { getJSON, inputsUrl } from './api.js';
 import { flowKey } from './flow-key.js';
 import { formatNumber } from './format.js';
-import { CODINGS, previewStrips, resultStrips, STREAMS } from './media.js';
+import { CODINGS, hasEvidence, previewStrips, resultStrips, STREAMS } from './media.js';
 import { StripPlayer } from './strip-player.js';
 
 const CODING_CAPTIONS = {
@@ -35,6 +35,8 @@ export class ResultView extends EventTarget {
     this.empty = part('.empty');
     this.share = part('.share');
     this.warnings = part('.result-warnings');
+    this.faithfulness = part('.faithfulness');
+    this.evidence = part('input[name="evidence"]');
     this.modelNote = part('.model-note');
     this.shareInput = part('.share-url');
     this.viewers = Object.fromEntries(STREAMS.map((stream) => {
@@ -42,6 +44,7 @@ export class ResultView extends EventTarget {
       return [stream, { figure, player: new StripPlayer(figure.querySelector('canvas'), timeline) }];
     }));
     part('.copy').addEventListener('click', () => this._copyShare());
+    this.evidence.addEventListener('change', () => this._showAgain());
     for (const input of this.codingInputs) {
       input.addEventListener('change', () => {
         this.setCoding(input.value);
@@ -56,10 +59,15 @@ export class ResultView extends EventTarget {
     if (!CODINGS.includes(coding)) return;
     this.coding = coding;
     this._showCoding();
-    if (this.shown) {
-      this._showStrips(this._resultStrips(), true)
-        .catch((error) => this.setStatus(`Cannot show the ${coding} coding: ${error.message}`, 'error'));
-    }
+    this._showAgain();
+  }
+
+  /** Draw the shown result's strips again (another coding, the evidence overlay on or off). */
+  _showAgain() {
+    if (!this.shown) return;
+    this._showCoding();
+    this._showStrips(this._resultStrips(), true)
+      .catch((error) => this.setStatus(`Cannot show the result: ${error.message}`, 'error'));
   }
 
   /** A new run begins: forget the old clips. */
@@ -69,6 +77,7 @@ export class ResultView extends EventTarget {
     this.objective.textContent = '';
     this.share.hidden = true;
     this.warnings.hidden = true;
+    this.faithfulness.hidden = true;
     this.shown = null;
     this._showCoding();
     for (const { figure, player } of Object.values(this.viewers)) {
@@ -103,6 +112,7 @@ export class ResultView extends EventTarget {
     this._showCoding();
     this._showExports(visualization);
     this._showWarnings(result.warnings ?? []);
+    this._showFaithfulness(result.faithfulness);
     await Promise.all([this._showStrips(strips, true), legendRead]);
     this._showCoding();
     this.share.hidden = false;
@@ -124,18 +134,36 @@ export class ResultView extends EventTarget {
   }
 
   _resultStrips() {
-    return resultStrips(this.shown.visualization, this.shown.model, this.coding);
+    return resultStrips(this.shown.visualization, this.shown.model, this.coding, this.evidence.checked);
+  }
+
+  /** How far to trust the picture (result.faithfulness), in plain words; older results have none. */
+  _showFaithfulness(faithfulness) {
+    const lines = faithfulness?.summary ?? [];
+    this.faithfulness.querySelector('ul').replaceChildren(...lines.map((text) => {
+      const item = document.createElement('li');
+      item.textContent = text;
+      return item;
+    }));
+    this.faithfulness.hidden = !lines.length;
   }
 
   _showCoding() {
     const live = !this.shown;
+    const evidence = !live && hasEvidence(this.shown.visualization);
+    this.evidence.disabled = !evidence;
+    this.evidence.closest('label').hidden = !evidence;
+    for (const { figure } of Object.values(this.viewers)) {
+      figure.querySelector('.clip-box').classList.toggle('evidence', evidence && this.evidence.checked);
+    }
     const coding = live ? CODINGS[0] : this.coding; // live previews come direction-coded
     for (const input of this.codingInputs) {
       input.checked = input.value === coding;
       input.disabled = live && input.value !== coding;
     }
     const rim = !live && this.rimPx !== null ? Number(this.rimPx.toPrecision(3)) : null;
-    this.codingCaption.textContent = CODING_CAPTIONS[coding] + (rim === null ? '' : ` · full scale ${rim} px, faster is clipped`);
+    const evidenceNote = !live && this.evidence.checked ? ' · evidence: direction coding, faded where the unit looks less' : '';
+    this.codingCaption.textContent = CODING_CAPTIONS[coding] + (rim === null ? '' : ` · full scale ${rim} px, faster is clipped`) + evidenceNote;
     this.key.scale.textContent = rim === null
       ? 'white: still · pale: slow · saturated: fast'
       : `white: still · the rim: ${rim} px a frame or faster`;

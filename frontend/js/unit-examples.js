@@ -2,7 +2,7 @@
 // to the unit's visualisation.
 import { unitExamples } from './api.js';
 import { element } from './dom.js';
-import { unitLink } from './unit-link.js';
+import { accentuateLink, unitLink } from './unit-link.js';
 
 /** Fill `container` with the examples of one unit (replacing what it showed). */
 export async function showExamples(container, model, layer, unit, k = 4) {
@@ -20,7 +20,9 @@ export async function showExamples(container, model, layer, unit, k = 4) {
       img.alt = `clip ${example.clip} ${stream}`;
       figure.append(img);
     }
-    figure.append(element('figcaption', `clip ${example.clip} (${example.label}), peak ${example.activation.toFixed(3)}`));
+    const caption = element('figcaption', `clip ${example.clip} (${example.label}), peak ${example.activation.toFixed(3)} `);
+    caption.append(accentuateLink(model, layer, unit, { example: example.clip }));
+    figure.append(caption);
     container.append(figure);
   }
 }

@@ -16,6 +16,23 @@ export function readLocation(loc = location) {
   };
 }
 
+/** The kinds of real clip a visualisation may start from (the server's analysis.starts). */
+export const START_KINDS = ['example', 'sample', 'upload'];
+
+/** The start clip an address names as `start.<kind>=<value>` ({example: 3}, {sample: 'synth-walk'}...), or null. */
+export function readStart(params) {
+  for (const kind of START_KINDS) {
+    const value = params.get(`start.${kind}`);
+    if (value !== null) return { [kind]: kind === 'example' ? Number(value) : value };
+  }
+  return null;
+}
+
+/** The address entries of a start clip (none for null). */
+export function startEntries(start) {
+  return Object.entries(start ?? {}).map(([kind, value]) => [`start.${kind}`, String(value)]);
+}
+
 /** The address of a choice: model, layer, unit, then `extra` entries (the changed settings). */
 export function choiceAddress({ model, layer, unit }, extra = []) {
   const params = new URLSearchParams({ model, layer, unit: String(unit) });

@@ -77,6 +77,7 @@ class Tab:
     page: playwright_api.Page
     console_errors: list[str] = field(default_factory=list)
     socket_messages: list[dict] = field(default_factory=list)
+    sent_messages: list[dict] = field(default_factory=list)  # what the page sent on its sockets
 
     def message_types(self) -> list[str]:
         return [m.get("type") for m in self.socket_messages]
@@ -100,13 +101,11 @@ def open_tab(browser: playwright_api.Browser) -> Iterator[Callable[..., Tab]]:
             "console", lambda m: m.type == "error" and tab.console_errors.append(m.text)
         )
         tab.page.on("pageerror", lambda e: tab.console_errors.append(str(e)))
-        tab.page.on(
-            "websocket",
-            lambda ws: ws.on(
-                "framereceived",
-                lambda payload: tab.socket_messages.append(json.loads(payload)),
-            ),
-        )
+        def record(ws: playwright_api.WebSocket) -> None:
+            ws.on("framereceived", lambda payload: tab.socket_messages.append(json.loads(payload)))
+            ws.on("framesent", lambda payload: tab.sent_messages.append(json.loads(payload)))
+
+        tab.page.on("websocket", record)
         tab.page.add_init_script(TEXT_RECORDER)
         tabs.append(tab)
         return tab

@@ -314,7 +314,7 @@ def summary(result: Faithfulness, target_class: str | None) -> list[str]:
 
 
 def _judge_name(verdict: JudgeVerdict) -> str:
-    return verdict.title.removeprefix("Judge: ")
+    return verdict.title.removeprefix("Judge: ").removeprefix("Synthetic actions, ")
 
 
 def _beside(name: str, value: float | None, training: float | None, fmt: str) -> str:

@@ -28,7 +28,11 @@ from .settings import VisualizationSettings
 from .transforms import Draw, SpacetimeJitter
 
 MAX_BATCH = 64
-PHASE_LR = 4.0  # the spectrum basis's phases step lr * PHASE_LR radians: a phase needs larger steps than an amplitude
+# the spectrum basis's phases step lr * PHASE_LR radians from noise (a phase needs larger steps than an
+# amplitude), but only lr from a real clip: its phases are its structure, and larger steps wiped the clip
+# out within a few steps (docs/engine.md)
+PHASE_LR = 4.0
+PHASE_LR_FROM_CLIP = 1.0
 PER_ITEM_FIELDS = {"seed", "weights"}  # what may differ between the items of one batch
 
 
@@ -234,7 +238,8 @@ def visualize(
     evidence = {s: torch.zeros(batch, *specs[s].shape, device=device) for s in streams}
     phases = [p for param in params.values() for name, p in param.named_parameters() if name.endswith("phase")]
     others = [p for param in params.values() for name, p in param.named_parameters() if not name.endswith("phase")]
-    groups = [{"params": others}] + ([{"params": phases, "lr": first.lr * PHASE_LR}] if phases else [])
+    phase_lr = first.lr * (PHASE_LR_FROM_CLIP if start_clips else PHASE_LR)
+    groups = [{"params": others}] + ([{"params": phases, "lr": phase_lr}] if phases else [])
     optimizer = torch.optim.Adam(groups, lr=first.lr, fused=True)  # one kernel a step
 
     def step(draw: Draw) -> StepOutput:

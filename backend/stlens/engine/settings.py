@@ -30,7 +30,7 @@ class RegularizerWeights(BaseModel):
     tv_space: float = Field(default=0.05, ge=0, le=1000, description="spatial total variation")
     tv_time: TemporalWeights = Field(default_factory=TemporalWeights)
     start: float = Field(
-        default=1.0, ge=0, le=1000, description="with a start clip: pull back to that clip (mean squared difference)"
+        default=10.0, ge=0, le=1000, description="with a start clip: pull back to that clip (mean squared difference)"
     )
 
 

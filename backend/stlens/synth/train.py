@@ -224,7 +224,8 @@ def run_train(args: argparse.Namespace) -> int:
         seconds[kind] = time.perf_counter() - t0
         print(f"{kind}: " + ", ".join(f"{s} {100 * a['all']:.1f}%" for s, a in accuracy[kind].items()), flush=True)
         if args.judges:
-            _save(model, kind, judge_id(kind, args.seed), JUDGE_TITLES[kind], args.out / JUDGES_DIR.name, args,
+            title = f"{JUDGE_TITLES[kind]}, seed {args.seed}"
+            _save(model, kind, judge_id(kind, args.seed), title, args.out / JUDGES_DIR.name, args,
                   accuracy[kind], seconds[kind])
         elif kind in SHIPPED:
             _save(model, kind, *SHIPPED[kind], args.out, args, accuracy[kind], seconds[kind])
