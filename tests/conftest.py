@@ -82,11 +82,13 @@ def server_settings(data_dir: Path, **overrides: Any) -> ServerSettings:
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    """Start servers on demand (e.g. two in turn on one data folder); all are stopped at the end."""
+    """Start servers on demand (e.g. two in turn on one data folder); all are stopped at the end.
+    Without a ``data_dir`` each gets a folder of its own (a folder takes one server at a time)."""
     started: list[LiveServer] = []
 
     def make(data_dir: Path | None = None, **overrides: Any) -> LiveServer:
-        server = LiveServer(server_settings(data_dir or tmp_path / "var", **overrides)).start()
+        data_dir = data_dir or tmp_path / ("var" if not started else f"var-{len(started)}")
+        server = LiveServer(server_settings(data_dir, **overrides)).start()
         started.append(server)
         return server
 

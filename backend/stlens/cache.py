@@ -1,13 +1,17 @@
-"""The cache of visualisations: Redis (embedded or external), with a small in-memory fallback.
+"""The cache of visualisations: Redis (embedded or external), with a small in-memory fallback
+and an on-disk spill for finished results that Redis could not take.
 
 Redis holds, per content id, the request (so a share link can recompute it) and the finished
 result (a hash: the JSON record, the inputs as ``.npz`` and every medium, evicted together).
 Redis is a cache, not a dependency: when it is unreachable every call answers "not cached"
 within milliseconds, the app keeps working, and the next call after ``retry_s`` tries again.
+A result finished meanwhile is not lost: it goes to the spill (``spill.py``), is served from
+there, and is written back to Redis once Redis answers (:meth:`ResultCache.write_back_forever`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,6 +29,7 @@ from redis.typing import EncodableT, FieldT
 
 from .record import ResultRecord
 from .request import VisualizationRequest
+from .spill import ResultSpill
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,9 +52,10 @@ class _Remembered:
 class ResultCache:
     """Requests and finished results by content id, in Redis and in a bounded in-memory LRU."""
 
-    def __init__(self, url: str, recent: int = 32, retry_s: float = 1.0):
+    def __init__(self, url: str, recent: int = 32, retry_s: float = 1.0, spill: ResultSpill | None = None):
         self.url = url
         self.retry_s = retry_s
+        self.spill = spill
         self._recent: OrderedDict[str, _Remembered] = OrderedDict()
         self._max_recent = recent
         self._pace: dict[str, dict[str, float]] = {}  # model -> layer -> seconds a step, when Redis is down
@@ -118,26 +124,70 @@ class ResultCache:
             return remembered
         key = self._key("request", visualization_id)
         raw = await self._call(lambda r: r.get(key))
-        return json.loads(raw) if raw else None
+        if raw:
+            return json.loads(raw)
+        spilled = await self._spilled(visualization_id, RECORD_FIELD)
+        return json.loads(spilled)["request"] if spilled else None
 
     async def put_result(
         self, visualization_id: str, record: ResultRecord, npz: bytes, media: dict[str, bytes]
     ) -> bool:
-        """Store a finished result; False if only this process's memory has it (Redis is down).
+        """Store a finished result; False if Redis did not take it (it is down), and the result is
+        then in the spill (on disk, if there is one and it has room) and this process's memory.
         Its pace (seconds a step of that model's layer, where it ran) is kept too, so the page can
         say how long the next run of that layer will take."""
         entry = self._remember(visualization_id)
         entry.record, entry.npz, entry.media = record, npz, dict(media)
-        fields: dict[FieldT, EncodableT] = {RECORD_FIELD: record.model_dump_json(), NPZ_FIELD: npz}
-        fields.update(media.items())
+        fields = {RECORD_FIELD: record.model_dump_json().encode(), NPZ_FIELD: npz, **media}
+        stored = await self._store(visualization_id, record, fields)
+        if not stored and self.spill is not None:
+            spill = self.spill
+            if await asyncio.to_thread(spill.put, visualization_id, fields):
+                log.info("redis is down: result %s kept in %s until it is back", visualization_id, spill.folder)
+        return stored
+
+    async def _store(self, visualization_id: str, record: ResultRecord, fields: dict[str, bytes]) -> bool:
+        """The result's hash and the layer's pace into Redis; False if Redis did not take the result."""
         key = self._key("result", visualization_id)
-        stored = await self._call(lambda r: r.hset(key, mapping=fields)) is not None
+        mapping: dict[FieldT, EncodableT] = dict(fields.items())
+        stored = await self._call(lambda r: r.hset(key, mapping=mapping)) is not None
         if (pace := record.result.seconds_per_step) is not None:
             model, layer = record.request.model, record.request.layer
             self._pace.setdefault(model, {})[layer] = pace
             pace_key = self._key("pace", model)
             await self._call(lambda r: r.hset(pace_key, layer, repr(pace)))
         return stored
+
+    async def write_back(self) -> int:
+        """Move spilled results into Redis, oldest first, until done or Redis fails; how many moved.
+        Each leaves the spill only once Redis has it, so a crash meanwhile loses nothing."""
+        if self.spill is None:
+            return 0
+        moved = 0
+        for visualization_id in self.spill.ids():
+            fields = await asyncio.to_thread(self.spill.fields, visualization_id)
+            if fields is None or RECORD_FIELD not in fields:
+                continue
+            try:
+                record = ResultRecord.model_validate_json(fields[RECORD_FIELD])
+            except ValidationError:
+                log.warning("spilled result %s is unreadable here; left in %s", visualization_id, self.spill.folder)
+                continue
+            if not await self._store(visualization_id, record, fields):
+                break
+            await self.put_request(visualization_id, record.request)  # share links recompute from it
+            self.spill.remove(visualization_id)
+            moved += 1
+        if moved:
+            log.info("wrote %d kept results back to redis at %s", moved, self.url)
+        return moved
+
+    async def write_back_forever(self) -> None:
+        """Every ``retry_s``, write spilled results back while there are any (the lifespan runs it)."""
+        while True:
+            await asyncio.sleep(self.retry_s)
+            if self.spill is not None and len(self.spill):
+                await self.write_back()
 
     async def get_pace(self, model: str) -> dict[str, float]:
         """Seconds a step of each layer of ``model`` that has run here (its newest run; all the
@@ -190,7 +240,15 @@ class ResultCache:
     async def _hget(self, visualization_id: str, name: str) -> bytes | None:
         key = self._key("result", visualization_id)
         raw = await self._call(lambda r: r.hget(key, name))
+        if raw is None:
+            return await self._spilled(visualization_id, name)
         return raw.encode() if isinstance(raw, str) else raw
+
+    async def _spilled(self, visualization_id: str, name: str) -> bytes | None:
+        """A field of a result kept in the spill (not yet written back), or None."""
+        if self.spill is None or visualization_id not in self.spill:
+            return None
+        return await asyncio.to_thread(self.spill.get, visualization_id, name)
 
 
 def _text(raw: bytes | str) -> str:

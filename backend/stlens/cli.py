@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:  # the settings import pydantic and torch: only when a command runs
+    from fastapi import FastAPI
+
     from .config import ServerSettings
 
 T = TypeVar("T")
@@ -97,8 +99,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from .api import create_app
     from .api.connections import uvicorn_config
+    from .datafolder import DataFolder
 
-    started = start_up(args, "serve", lambda settings: (settings, create_app(settings)))
+    def make(settings: ServerSettings) -> tuple[ServerSettings, FastAPI]:
+        folder = DataFolder(settings.data_dir)
+        folder.acquire()  # not writable, or another server's: exit 2 before anything starts
+        return settings, create_app(settings, folder)
+
+    started = start_up(args, "serve", make)
     if started is None:
         return 2
     settings, app = started

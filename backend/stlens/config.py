@@ -23,7 +23,14 @@ class ServerSettings(BaseSettings):
     include_heavy: bool = Field(default=False, description="also offer the large zoo models")
     redis_url: str | None = Field(default=None, description="an external Redis; none starts an embedded one")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    data_dir: Path = Field(default=Path("var"), description="the embedded Redis keeps its data here")
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="the embedded Redis keeps its data here, and results wait here while Redis is down; "
+        "one server a folder",
+    )
+    spill_max_bytes: int = Field(
+        default=2 << 30, ge=0, le=1 << 40, description="finished results kept on disk while Redis is down, at most"
+    )
     frontend_dir: Path = REPO_FRONTEND
     redis_maxmemory: str = Field(default="512mb", pattern=r"^[0-9]+(kb|mb|gb)?$")
     max_resident_models: int = Field(default=4, ge=1, le=64)

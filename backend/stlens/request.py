@@ -57,7 +57,7 @@ class VisualizationRequest(BaseModel):
 
     model: str = Field(min_length=1, max_length=64)
     layer: str = Field(min_length=1, max_length=256)
-    unit: int = Field(ge=0, le=1_000_000)
+    unit: int = Field(ge=0, le=1_000_000, strict=True)  # 3, not true, "3" or 3.0
     settings: VisualizationSettings = Field(default_factory=VisualizationSettings)
     start: Start | None = Field(
         default=None,

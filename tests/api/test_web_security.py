@@ -15,7 +15,10 @@ from .requests import request
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("path", ["/", "/explain", "/insights", "/static/js/main.js", "/api/health", "/api/models/nope"])
+PAGES_AND_ANSWERS = ["/", "/explain", "/insights", "/static/js/main.js", "/api/health", "/api/models/nope"]
+
+
+@pytest.mark.parametrize("path", PAGES_AND_ANSWERS)
 def test_every_answer_carries_the_security_headers(server, path):
     response = server.http.get(path)
     assert response.headers["x-content-type-options"] == "nosniff"

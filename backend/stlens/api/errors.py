@@ -7,7 +7,11 @@ as the CONTRACT's 4xx (``{"detail": ...}``), or 503 with ``Retry-After`` when th
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..jobs.core import Busy
@@ -35,6 +39,19 @@ async def _busy(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": error.detail}, status_code=http_status(error), headers=headers)
 
 
+async def _invalid_input(_request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422, with a body that can always be encoded: an echoed input that is not standard
+    JSON (a non-finite number, a lone surrogate, from a form or a query) is left out."""
+    assert isinstance(error, RequestValidationError)
+    detail = jsonable_encoder(error.errors())
+    try:
+        json.dumps(detail, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        detail = [{key: value for key, value in item.items() if key not in ("input", "ctx")} for item in detail]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRequest, _invalid_request)
     app.add_exception_handler(Busy, _busy)
+    app.add_exception_handler(RequestValidationError, _invalid_input)

@@ -89,4 +89,5 @@ def request_from_query(params: Mapping[str, str]) -> VisualizationRequest | None
         text = str(start["example"])
         start["example"] = int(text) if text.isdigit() else text
     fields = {key: params[key] for key in REQUEST_KEYS}
-    return VisualizationRequest.model_validate({**fields, "settings": settings, **({"start": start} if start else {})})
+    request = {**fields, "settings": settings, **({"start": start} if start else {})}
+    return VisualizationRequest.model_validate(request, strict=False)  # a query's values are text: "3" is 3

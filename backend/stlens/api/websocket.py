@@ -9,7 +9,6 @@ goes away.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 
 from ..jobs.core import Busy
 from ..request import InvalidRequest
+from .strict_json import NotStandardJSON, parse_strictly
 
 FIRST_MESSAGE_TIMEOUT_S = 30.0
 T = TypeVar("T")
@@ -34,7 +34,8 @@ def error_detail(error: Exception) -> Any:
 
 
 async def receive_first_message(ws: WebSocket, max_bytes: int) -> str:
-    """The client's one JSON text message (ValueError if it is late, too large or not JSON)."""
+    """The client's one JSON text message (ValueError if it is late, too large, not standard JSON
+    or nested too deeply)."""
     try:
         message = await asyncio.wait_for(ws.receive(), FIRST_MESSAGE_TIMEOUT_S)
     except TimeoutError:
@@ -44,12 +45,12 @@ async def receive_first_message(ws: WebSocket, max_bytes: int) -> str:
     text = message.get("text")
     if text is None:  # a binary frame: accepted if it is UTF-8 JSON all the same
         text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
-    if len(text.encode()) > max_bytes:
+    if len(text.encode("utf-8", errors="surrogatepass")) > max_bytes:
         raise ValueError(f"message too large (at most {max_bytes} bytes)")
     try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"the message is not JSON: {exc}") from None
+        parse_strictly(text)
+    except NotStandardJSON as exc:
+        raise ValueError(f"the message is not standard JSON: {exc}") from None
     return text
 
 

@@ -41,15 +41,17 @@ class TransformSettings(BaseModel):
 
     jitter: float = Field(default=0.05, ge=0, le=0.25, description="spatial shift, a fraction of the side")
     zoom: float = Field(default=0.1, ge=0, le=0.5, description="zoom uniform in [1 - zoom, 1 + zoom]")
-    time_shift: int = Field(default=1, ge=0, le=16, description="circular shift in frames")
-    views: int = Field(default=1, ge=1, le=8, description="transformed views a step averages the objective over")
+    time_shift: int = Field(default=1, ge=0, le=16, strict=True, description="circular shift in frames")
+    views: int = Field(
+        default=1, ge=1, le=8, strict=True, description="transformed views a step averages the objective over"
+    )
 
 
 class VisualizationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(default=128, ge=1, le=MAX_STEPS)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    steps: int = Field(default=128, ge=1, le=MAX_STEPS, strict=True)  # integers only: not true, "6" or 6.0
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, strict=True)
     lr: float = Field(default=0.05, gt=0, le=1.0)
     objective: Literal["channel", "neuron"] = "channel"
     weights: RegularizerWeights = Field(default_factory=RegularizerWeights)
