@@ -2,7 +2,9 @@
 
 A layer's stream is read off the autograd graph of the dry run: a layer reached from the RGB
 input only is ``appearance``, from the flow input only ``motion``, from both ``fusion``. This
-needs no naming convention and is exact (graph reachability, not a numeric gradient).
+needs no naming convention and is exact (graph reachability, not a numeric gradient). The same
+run counts the floating-point operations done by the time each layer's output exists (what a
+forward pass cut at that layer costs), from which a step's cost is estimated (``step_cost.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .spec import LOGITS, STREAMS, LayerInfo, ModelSpec, Stream
 
@@ -83,22 +86,26 @@ def discover_layers(module: nn.Module, spec: ModelSpec, device: torch.device | s
         raise ValueError(f"declared layers not found in the module: {missing}")
     outputs: dict[str, torch.Tensor] = {}
     order: list[str] = []
+    flops: dict[str, int] = {}
+    counter = FlopCounterMode(display=False)
 
     def recorder(name: str):
         def hook(_m: nn.Module, _i: object, out: object) -> None:
             if name not in outputs:
                 outputs[name] = _first_tensor(out)
                 order.append(name)
+                flops[name] = int(counter.get_total_flops())
 
         return hook
 
     handles = [by_name[n].register_forward_hook(recorder(n)) for n in names]
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), counter:
             logits = module(**{s: spec.inputs[s].to_model(x) for s, x in inputs.items()})
     finally:
         for h in handles:
             h.remove()
+    flops[LOGITS] = int(counter.get_total_flops())
     if logits.ndim != 2 or logits.shape[1] != spec.num_classes:
         raise ValueError(
             f"the model returned logits of shape {tuple(logits.shape)}; expected (N, {spec.num_classes})"
@@ -112,7 +119,11 @@ def discover_layers(module: nn.Module, spec: ModelSpec, device: torch.device | s
             continue  # a layer that no input reaches (e.g. a constant) cannot be visualised
         stream = "fusion" if len(dep) == len(STREAMS) else next(iter(dep))
         out = outputs[name]
-        layers.append(LayerInfo(id=name, stream=stream, units=int(out.shape[1]), shape=tuple(out.shape[1:])))
+        layers.append(
+            LayerInfo(
+                id=name, stream=stream, units=int(out.shape[1]), shape=tuple(out.shape[1:]), forward_flops=flops[name]
+            )
+        )
     return layers
 
 

@@ -81,6 +81,7 @@ class LayerInfo(BaseModel):
     stream: LayerStream
     units: int
     shape: tuple[int, ...]  # output shape without the batch dimension
+    forward_flops: int = 0  # floating-point operations of the forward pass up to this layer's output, one item
 
     @property
     def inputs(self) -> tuple[Stream, ...]:
