@@ -53,6 +53,13 @@ class ServerSettings(BaseSettings):
     preview_interval_s: float = Field(default=0.25, ge=0.05, le=1.0, description="least time between previews")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     cache_retry_s: float = Field(default=1.0, gt=0, le=60, description="wait before reconnecting to a lost Redis")
+    max_request_seconds: float = Field(
+        default=600, gt=0, description="one visualisation's estimated compute time here, at most (else 422)"
+    )
+    max_client_seconds: float = Field(
+        default=1800, gt=0, description="one client's queued and running visualisations together, at most (else 429)"
+    )
+    max_atlas_seconds: float = Field(default=3600, gt=0, description="one atlas's units together, at most (else 422)")
     forwarded_allow_ips: str = Field(
         default="",
         max_length=4096,

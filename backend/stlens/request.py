@@ -43,6 +43,10 @@ class ModelUnavailable(InvalidRequest):
     """A known model that cannot be loaded here (a broken checkpoint or factory): the server's fault."""
 
 
+class NotYours(InvalidRequest):
+    """Work that another client started: only its own client may cancel it."""
+
+
 class VisualizationRequest(BaseModel):
     """A visualisation as asked for: the body of ``POST /api/visualizations`` and the first
     WebSocket message, and (settings filled in) the request stored with its result and queued

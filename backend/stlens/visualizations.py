@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .analysis.starts import StartClips, UploadStart, clip_of_npz
+from .budget import CostGuard
 from .cache import ResultCache
 from .clients import Client
 from .jobs.core import Job, Jobs, Status
@@ -51,10 +52,11 @@ class VisualizationState:
 class Visualizations:
     """Starts and looks up visualisations, over the registry, the cache and the job manager."""
 
-    def __init__(self, registry: ModelRegistry, cache: ResultCache, jobs: Jobs):
+    def __init__(self, registry: ModelRegistry, cache: ResultCache, jobs: Jobs, costs: CostGuard | None = None):
         self.registry = registry
         self.cache = cache
         self.jobs = jobs
+        self.costs = costs  # prices a new job against the budgets; None: no budgets
 
     async def resolve(self, request: VisualizationRequest) -> ResolvedRequest:
         """Check the request against its model (loaded in a thread); InvalidRequest if it is wrong."""
@@ -62,14 +64,18 @@ class Visualizations:
 
     async def start(self, resolved: ResolvedRequest, client: Client, keep: bool) -> Job | ResultRecord:
         """Remember the request, then answer from the cache (the record), join the running job,
-        or start one (Busy past the limits).
+        or start one (TooCostly over one request's budget, Busy past the limits or the client's budget).
 
         ``keep``: the job runs to the end even if no live viewer is left (HTTP clients poll)."""
-        await self.cache.put_request(resolved.id, resolved.request)
         job = self.jobs.get(resolved.id)
-        if (job is None or not job.active) and (record := await self.cache.get_record(resolved.id)) is not None:
+        if job is not None and job.active:
+            return self.jobs.submit(resolved, keep, client)  # joins it: no new cost
+        if (record := await self.cache.get_record(resolved.id)) is not None:
+            await self.cache.put_request(resolved.id, resolved.request)
             return record
-        return self.jobs.submit(resolved, keep, client)
+        cost = await self.costs.visualization(resolved) if self.costs is not None else 0.0
+        await self.cache.put_request(resolved.id, resolved.request)
+        return self.jobs.submit(resolved, keep, client, cost)
 
     async def state(self, visualization_id: str, client: Client) -> VisualizationState:
         """Where it stands; a known id that is no longer cached is started again (NotFound for an

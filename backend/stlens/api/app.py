@@ -12,16 +12,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..analysis.unit_examples import ExampleIndex
 from ..atlas import AtlasManager
+from ..budget import Budget, CostGuard
 from ..cache import ResultCache
 from ..config import ServerSettings
 from ..datafolder import DataFolder
 from ..jobs.core import Jobs, Limits
 from ..jobs.in_process import InProcessJobs
 from ..models.catalogue import open_registry
-from ..models.registry import ModelRegistry
+from ..models.registry import ModelRegistry, prepare
 from ..queue.manager import QueuedJobs
 from ..redis_server import EmbeddedRedis
 from ..spill import ResultSpill
+from ..step_cost import REFERENCE_MODEL, StepCostEstimator
 from ..visualizations import Visualizations
 from .deps import Services
 from .errors import add_error_handlers
@@ -116,6 +118,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pending=settings.max_pending_jobs,
         per_client=settings.max_pending_per_client,
         per_address=settings.max_pending_per_address,
+        seconds_per_client=settings.max_client_seconds,
     )
     jobs: Jobs
     if settings.workers == "external":
@@ -130,14 +133,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             torch_threads=settings.torch_threads,
             preview_interval_s=settings.preview_interval_s,
         )
-    atlases = AtlasManager(jobs, cache)
+    reference = registry.entry(REFERENCE_MODEL)
+    costs = CostGuard(
+        StepCostEstimator(lambda device: prepare(reference, device)),
+        cache,
+        Budget(settings.max_request_seconds, settings.max_client_seconds, settings.max_atlas_seconds),
+        estimate_unmeasured=settings.workers == "in-process",  # the workers' devices are not this node's
+    )
+    atlases = AtlasManager(jobs, cache, costs=costs)
     app.state.services = Services(
         settings=settings,
         device=registry.device,
         registry=registry,
         cache=cache,
         jobs=jobs,
-        visualizations=Visualizations(registry, cache, jobs),
+        visualizations=Visualizations(registry, cache, jobs, costs),
         atlases=atlases,
         embedded_redis=embedded,
         examples=ExampleIndex(k=insights.EXAMPLES_PER_UNIT),

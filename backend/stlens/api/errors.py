@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..jobs.core import Busy
-from ..request import InvalidRequest, ModelUnavailable, NotFound
+from ..request import InvalidRequest, ModelUnavailable, NotFound, NotYours
 
 
 def http_status(error: InvalidRequest | Busy) -> int:
@@ -23,6 +23,8 @@ def http_status(error: InvalidRequest | Busy) -> int:
         return 503 if error.whose == "server" else 429
     if isinstance(error, NotFound):
         return 404
+    if isinstance(error, NotYours):
+        return 403
     if isinstance(error, ModelUnavailable):
         return 503
     return 422

@@ -113,6 +113,14 @@ class VisualizationResult(BaseModel):
         )
 
 
+class Cancellation(BaseModel):
+    """The answer to ``DELETE /api/visualizations/{id}``."""
+
+    id: str
+    stopped: bool = Field(description="true: it stops before its next step; false: live viewers of other "
+                          "clients still watch it, and it goes on for them")
+
+
 class Visualization(BaseModel):
     id: str
     status: Status

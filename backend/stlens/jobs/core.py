@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ..budget import duration
 from ..clients import Client
-from ..request import ResolvedRequest, VisualizationRequest
+from ..request import NotFound, NotYours, ResolvedRequest, VisualizationRequest
 
 Status = Literal["queued", "running", "done", "failed"]
 FinalStatus = Literal["done", "failed"]
@@ -60,7 +61,9 @@ class Job:
     id: str
     request: VisualizationRequest
     client: Client = field(default_factory=lambda: Client(""))  # who asked first: limits and shares count it
+    cost_s: float = 0.0  # estimated seconds of compute here (stlens.budget), held against its client's budget
     keep: bool = False
+    released: bool = False  # the client that asked to keep it cancelled it (stlens.jobs.core.JobTable.release)
     status: Status = "queued"
     detail: str | None = None
     latest: Event | None = None
@@ -88,6 +91,14 @@ class Job:
         self.subscribers.discard(subscription)
         if not self.subscribers and not self.keep and not self.finished:
             self.cancel.set()  # the optimiser stops before its next step
+
+    def release(self) -> bool:
+        """Its client no longer wants it: it stops before its next step unless live viewers still
+        watch it (then it goes on for them); whether it stops."""
+        self.keep, self.released = False, True
+        if not self.subscribers and not self.finished:
+            self.cancel.set()
+        return self.cancel.is_set()
 
     def mark_running(self) -> None:
         if self.status == "queued":
@@ -139,6 +150,21 @@ class Limits:
     noun: str = "visualisations"
     state: str = "queued or running"
     retry_after_s: int = 5
+    seconds_per_client: float | None = None  # their estimated compute together, at most (stlens.budget)
+
+    def admit_cost(self, pending: Iterable[tuple[Client, float]], client: Client, cost_s: float) -> None:
+        """Raise Busy if ``client``'s pending work (``pending``: each piece's client and cost) and
+        ``cost_s`` more would pass ``seconds_per_client``."""
+        if self.seconds_per_client is None or cost_s <= 0:
+            return
+        own = sum(cost for other, cost in pending if other.key == client.key)
+        if own + cost_s > self.seconds_per_client:
+            detail = (
+                f"your {self.noun} {self.state} would take {duration(own)} here and this one {duration(cost_s)}; "
+                f"one client's may take {duration(self.seconds_per_client)} together: wait for yours to finish, "
+                "or ask for fewer steps"
+            )
+            raise Busy(detail, "client", self.retry_after_s)
 
     def admit(self, pending_clients: Iterable[Client], client: Client) -> None:
         """Raise Busy if one more piece of work for ``client`` would pass the limits;
@@ -172,7 +198,9 @@ class Jobs(Protocol):
 
     def unfinished_count(self) -> int: ...
 
-    def submit(self, resolved: ResolvedRequest, keep: bool, client: Client) -> Job: ...
+    def submit(self, resolved: ResolvedRequest, keep: bool, client: Client, cost_s: float = 0.0) -> Job: ...
+
+    def release(self, job_id: str, client: Client) -> Job: ...
 
     async def aclose(self) -> None: ...
 
@@ -196,16 +224,19 @@ class JobTable(ABC):
     def unfinished_count(self) -> int:
         return sum(1 for job in self._jobs.values() if not job.finished)
 
-    def submit(self, resolved: ResolvedRequest, keep: bool, client: Client) -> Job:
-        """The active job of this id, or a new one for ``client`` (raises Busy past the limits).
+    def submit(self, resolved: ResolvedRequest, keep: bool, client: Client, cost_s: float = 0.0) -> Job:
+        """The active job of this id, or a new one for ``client`` (raises Busy past the limits, its
+        estimated ``cost_s`` included).
 
         ``keep``: run it to the end even without viewers."""
         job = self._jobs.get(resolved.id)
         if job is not None and job.active:
             job.keep = job.keep or keep
             return job
-        self.limits.admit((j.client for j in self.unfinished()), client)
-        job = Job(id=resolved.id, request=resolved.request, client=client, keep=keep)
+        unfinished = self.unfinished()
+        self.limits.admit((j.client for j in unfinished), client)
+        self.limits.admit_cost(((j.client, j.cost_s) for j in unfinished), client, cost_s)
+        job = Job(id=resolved.id, request=resolved.request, client=client, cost_s=cost_s, keep=keep)
         self._jobs[resolved.id] = job
         self.started += 1
         self._forget_finished()
@@ -215,6 +246,17 @@ class JobTable(ABC):
     @abstractmethod
     def _start(self, job: Job, resolved: ResolvedRequest) -> None:
         """Run the new job, or queue it to run (called once, on the event loop)."""
+
+    def release(self, job_id: str, client: Client) -> Job:
+        """``client`` cancels the job it started (see :meth:`Job.release`); NotFound if there is no
+        such job running or queued, NotYours if another client started it."""
+        job = self._jobs.get(job_id)
+        if job is None or not job.active:
+            raise NotFound(f"no visualisation {job_id} is queued or running here")
+        if job.client.key != client.key:
+            raise NotYours(f"visualisation {job_id} was started by another client; only it may cancel it")
+        job.release()
+        return job
 
     def cancelled(self, job: Job) -> None:
         """Finish a cancelled job and forget it: not a failure to remember, the next request for

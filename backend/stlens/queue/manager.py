@@ -182,6 +182,8 @@ class QueuedJobs(JobTable):
         self.cancelled(job)
         watchers = protocol.watchers_key(job.id)
         await self._redis.zrem(watchers, self.node)
+        if job.released:  # the client that asked to keep it cancelled it
+            await self._redis.delete(protocol.keep_key(job.id))
         if await self._redis.exists(protocol.keep_key(job.id)):
             return
         if await self._redis.zcount(watchers, time.time(), "+inf"):

@@ -51,6 +51,17 @@ async def get_atlas(atlas_id: AtlasId, services: ServicesDep) -> AtlasState:
     return AtlasState.of(atlas)
 
 
+@router.delete(
+    "/api/atlas/{aid}",
+    response_model=AtlasState,
+    responses={403: {"description": "another client started it"}, 404: {"description": "unknown atlas"}},
+)
+async def cancel_atlas(atlas_id: AtlasId, request: Request, services: ServicesDep) -> AtlasState:
+    """Cancel an atlas this client started: no more units start, a running unit stops unless someone else
+    watches it; the finished units stay stored, the others fail as cancelled."""
+    return AtlasState.of(services.atlases.cancel(atlas_id, client_of(request)))
+
+
 @router.websocket("/api/atlas/live")
 async def atlas_live(ws: WebSocket, services: ServicesDep) -> None:
     """Send the POST body as one JSON message; receive ``atlas`` (the state), a ``unit`` message for

@@ -14,7 +14,7 @@ from ...record import ResultRecord
 from ...request import ID_LENGTH, ID_PATTERN, ResolvedRequest, VisualizationRequest
 from ...visualizations import VisualizationState
 from ..deps import Services, ServicesDep, client_of
-from ..schemas import Visualization, VisualizationCreated
+from ..schemas import Cancellation, Visualization, VisualizationCreated
 from ..security import link
 from ..sharelink import share_query
 from ..websocket import Watch, serve_one_request
@@ -52,6 +52,20 @@ async def get_visualization(
 ) -> Visualization:
     """Its status and, once done, its result; a known id that fell out of the cache is recomputed."""
     return Visualization.of(await services.visualizations.state(visualization_id, client_of(request)))
+
+
+@router.delete(
+    "/api/visualizations/{vid}",
+    response_model=Cancellation,
+    responses={403: {"description": "another client started it"}, 404: {"description": "not queued or running"}},
+)
+async def cancel_visualization(
+    visualization_id: VisualizationId, request: Request, services: ServicesDep
+) -> Cancellation:
+    """Cancel a visualisation this client started (over HTTP: it would run to the end otherwise). It stops
+    before its next step, unless live viewers of other clients still watch it; nothing of it is stored."""
+    job = services.jobs.release(visualization_id, client_of(request))
+    return Cancellation(id=visualization_id, stopped=job.cancel.is_set())
 
 
 @router.get("/api/visualizations/{vid}/inputs.npz", response_class=Response)
