@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ from hypothesis import strategies as st  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.generation import GenerationMode  # noqa: E402
 
-FUZZ_EXAMPLES = 30
+FUZZ_EXAMPLES = int(os.environ.get("STLENS_FUZZ_EXAMPLES", "30"))  # a case each, per operation
 DEEP = 5_000
 # the raw JSON text of a poisoned leaf where Python's encoder cannot write it
 RAW_TOKEN = "\x00stlens-raw-json\x00"
