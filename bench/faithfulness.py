@@ -40,6 +40,8 @@ from stlens.models.builtin import builtin_entries
 from stlens.models.judges import judges_of
 from stlens.models.registry import prepare
 
+from path_calibration import calibrate  # bench/path_calibration.py, beside this file
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PICTURES = DOCS / "images" / "faithfulness"
@@ -162,7 +164,7 @@ def short(judge: str) -> str:
     return judge.removeprefix("synth-")
 
 
-def markdown(results: dict[str, Any], seeds: int, command: str) -> str:
+def markdown(results: dict[str, Any], seeds: int, command: str, calibration: list[str]) -> str:
     lines = [
         "# Faithfulness: how true are the pictures?",
         "",
@@ -205,7 +207,16 @@ def markdown(results: dict[str, Any], seeds: int, command: str) -> str:
             p = entry["path"][layer]
             cells += [f"{p['passed']}/{p['of']}", f"{100 * p['layers_held']:.0f}%"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "## Pictures: walk, jump, box, wave (RGB every other frame, then the flow)", ""]
+    lines += [
+        "",
+        "How far a visualisation can be held to: the same measure on real clips and on noise",
+        "(`bench/path_calibration.py`, no visualisation involved):",
+        "",
+        *[f"- {line}" for line in calibration],
+        "",
+        "## Pictures: walk, jump, box, wave (RGB every other frame, then the flow)",
+        "",
+    ]
     for name, entry in results.items():
         lines.append(f"### {name}")
         lines.append("")
@@ -233,7 +244,8 @@ def main() -> None:
     if args.only:
         command += " --only " + " ".join(f"'{n}'" for n in names)
     results = run(names, args.seeds, args.units)
-    args.out.write_text(markdown(results, args.seeds, command))
+    calibration = calibrate(prepare(next(e for e in builtin_entries() if e.spec.id == "synth-conv-fusion"), torch.device("cpu")))
+    args.out.write_text(markdown(results, args.seeds, command, calibration))
     (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 
