@@ -135,6 +135,9 @@ def test_waiting_uploads_are_capped_in_bytes_and_the_rest_told_to_retry(server, 
         assert sorted(r.status_code for r in answers) == [503] * 10
         assert all(r.headers["Retry-After"] and "try again" in r.json()["detail"] for r in answers)
         assert pool.admitted == (2, 2 * len(upload))
+        # an explanation of a sample does not wait behind the uploads being decoded (issue 16: 75 s)
+        sample = server.http.post("/api/explain", data={"model": MODEL, "sample": "synth-box"})
+        assert sample.status_code == 200 and pool.admitted[0] == 2
     finally:
         gate.set()
         for sender in senders:
