@@ -70,13 +70,19 @@ def bare_step_times(model: LoadedModel, layer: str, unit: int, batch: int, steps
 
 
 def engine_step_times(
-    model: LoadedModel, layer: str, units: list[int], steps: int, amp: bool | None = None, graphs: bool | None = None
+    model: LoadedModel,
+    layer: str,
+    units: list[int],
+    steps: int,
+    amp: bool | None = None,
+    graphs: bool | None = None,
+    param: str = "spectrum",
 ) -> list[float]:
     """Seconds per step of ``visualize``, with a progress callback every step that reads no
     preview (a live view reads one only every ``preview_interval_s``)."""
     now = clock(model.device)
     stamps = [now()]
-    settings = VisualizationSettings(steps=steps)
+    settings = VisualizationSettings(steps=steps, param=param)
     visualize(model, layer, units, settings, progress=lambda _: stamps.append(now()), amp=amp, graphs=graphs)
     return [b - a for a, b in itertools.pairwise(stamps[1:])]  # the first interval holds the set-up
 
@@ -90,17 +96,19 @@ def overhead(model: LoadedModel, layers: list[str], steps: int, repeats: int, am
     print(f"\n## Per-step cost over a bare forward+backward ({model.spec.id}, batch 1, median step{precision})\n")
     cuda = model.device.type == "cuda"
     eager_columns = " engine without CUDA graph | ratio |" if cuda else ""
-    print("| layer | bare ms/step | engine ms/step | ratio |" + eager_columns)
-    print("|---|---|---|---|" + ("---|---|" if cuda else ""))
+    print("| layer | bare ms/step | engine ms/step | ratio | engine, fourier basis | ratio |" + eager_columns)
+    print("|---|---|---|---|---|---|" + ("---|---|" if cuda else ""))
     bare_amp = amp if amp is not None else cuda and torch.cuda.is_bf16_supported()
     for layer in layers:
-        bare, engine, eager = [], [], []
+        bare, engine, fourier, eager = [], [], [], []
         for _ in range(repeats):  # interleaved, so all see the same load
             bare += bare_step_times(model, layer, 0, 1, steps, bare_amp)
             engine += engine_step_times(model, layer, [0], steps, amp)
+            fourier += engine_step_times(model, layer, [0], steps, amp, param="fourier")
             if cuda:
                 eager += engine_step_times(model, layer, [0], steps, amp, graphs=False)
         row = f"| {layer} | {median_ms(bare):.1f} | {median_ms(engine):.1f} | {median_ms(engine) / median_ms(bare):.2f}x |"
+        row += f" {median_ms(fourier):.1f} | {median_ms(fourier) / median_ms(bare):.2f}x |"
         if cuda:
             row += f" {median_ms(eager):.1f} | {median_ms(eager) / median_ms(bare):.2f}x |"
         print(row)

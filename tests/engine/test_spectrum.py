@@ -133,3 +133,13 @@ def test_a_spectrum_basis_of_a_batch_keeps_each_item_to_its_seed():
     batched = clip_param("spectrum", "appearance", spec, generators(0, 1), DEVICE, spectra, weights(2))
     torch.testing.assert_close(batched()[1:], alone())
     assert isinstance(batched.basis, SpectrumBasis)
+
+
+def test_the_engine_never_loads_a_judge():
+    """The faithfulness measure is honest only if the judges stay out of the optimisation."""
+    import subprocess
+    import sys
+
+    engine_only = "import sys, stlens.engine; print(sorted(m for m in sys.modules if m.startswith('stlens.')))"
+    loaded = subprocess.run([sys.executable, "-c", engine_only], capture_output=True, text=True, check=True).stdout
+    assert "stlens.models.judges" not in loaded and "stlens.analysis" not in loaded
