@@ -178,6 +178,9 @@ def markdown(results: dict[str, Any], seeds: int, command: str, calibration: lis
         "",
         f"Command: `{command}`",
         "",
+        "What these figures decided, and which targets they leave unmet: docs/engine.md, \"Defaults and how",
+        "they were chosen\". The judges never take part in an optimisation; they only predict afterwards.",
+        "",
     ]
     for subject in SUBJECTS:
         first = next(iter(results.values()))["transfer"][subject]
