@@ -9,7 +9,10 @@ looking at it:
 - ``not_raised``: the optimisation did not raise the objective above where it started (by at least
   ``MIN_GAIN`` of the start's size), so the picture is not what drives the unit;
 - ``flat``: the optimised clip hardly varies (pixel standard deviation below ``FLAT_RGB`` for RGB in
-  [0, 1], below ``FLAT_FLOW_PX`` pixels for flow): there is no pattern to see.
+  [0, 1], below ``FLAT_FLOW_PX`` pixels for flow): there is no pattern to see;
+- ``weak``: the picture drives the unit less than ``WEAK_REACH`` of what the strongest real test clip
+  does (its faithfulness reach, where the model has test clips): near zero against the unit's activation
+  on real clips, so it shows little of what the unit responds to.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ DEAD_OBJECTIVE = 1e-3
 MIN_GAIN = 0.05  # a run with the default settings raises its unit several times over
 FLAT_RGB = 0.01
 FLAT_FLOW_PX = 0.02
+WEAK_REACH = 0.05
 
 MESSAGES = {
     "dead": "This unit hardly responds to anything here (objective near zero): a dead unit?",
@@ -29,17 +33,27 @@ MESSAGES = {
         "The optimisation did not raise this unit's response above where it started: the picture is not what drives it."
     ),
     "flat": "The optimised {streams} hardly varies: there is no pattern to see.",
+    "weak": (
+        "This picture drives the unit less than a twentieth as hard as its strongest test clip does:"
+        " it shows little of what the unit responds to."
+    ),
 }
 
 
 def result_warnings(
-    objective: float, start_objective: float | None, inputs: Mapping[str, np.ndarray]
+    objective: float,
+    start_objective: float | None,
+    inputs: Mapping[str, np.ndarray],
+    reach: float | None = None,
 ) -> list[str]:
     """The warnings of one result: ``inputs`` the optimised clips in display space ((T, H, W, C) a stream),
-    ``start_objective`` the objective after the first step (None where it was not seen)."""
+    ``start_objective`` the objective after the first step (None where it was not seen), ``reach`` the
+    objective over the strongest test clip's (None where the model has no test clips)."""
     warnings = []
     if not np.isfinite(objective) or abs(objective) < DEAD_OBJECTIVE:
         warnings.append(MESSAGES["dead"])
+    elif reach is not None and reach < WEAK_REACH:
+        warnings.append(MESSAGES["weak"])
     elif start_objective is not None:
         gain = objective - start_objective
         if gain <= MIN_GAIN * max(abs(start_objective), DEAD_OBJECTIVE):

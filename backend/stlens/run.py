@@ -71,8 +71,9 @@ def run_visualization(
     inputs = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in optimised.inputs.items()}
     alpha = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in optimised.alpha.items()}
     objective = optimised.objective[0]
-    warnings = result_warnings(objective, start_objective, inputs)
     faithfulness = measure_faithfulness(resolved, inputs)
+    reach = faithfulness.reach.ratio if faithfulness is not None and faithfulness.reach is not None else None
+    warnings = result_warnings(objective, start_objective, inputs, reach)
     result = Result.of_run(objective, optimised.steps, list(inputs), seconds, warnings, faithfulness)
     return RunOutput(result, inputs_npz(inputs, alpha), render_media(inputs, alpha))
 

@@ -23,5 +23,8 @@ def test_a_dead_unit_a_flat_clip_and_no_gain_are_named() -> None:
     assert "RGB clip and the flow hardly varies" in warnings[1]
     assert result_warnings(0.5, 0.5, PATTERN) == [MESSAGES["not_raised"]]
     assert result_warnings(float("nan"), None, PATTERN) == [MESSAGES["dead"]]
+    # near zero against what the unit does on real clips: a twentieth of its strongest test clip
+    assert result_warnings(0.2, 0.01, PATTERN, reach=0.01) == [MESSAGES["weak"]]
+    assert result_warnings(0.2, 0.01, PATTERN, reach=0.5) == []
     almost_uniform = {"motion": PATTERN["motion"] * 0.001}
     assert "flow hardly varies" in result_warnings(0.3, 0.01, almost_uniform)[0]
