@@ -23,7 +23,7 @@ def neutral_display(stream: Stream, spec: InputSpec, like: torch.Tensor) -> torc
 
 def without(spec: ModelSpec, display: Mapping[str, torch.Tensor], removed: Stream) -> dict[str, torch.Tensor]:
     """Model-space inputs with ``removed`` made neutral and the other streams as given (display space)."""
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for s in spec.streams:
         x = display[s]
         if s == removed:

@@ -34,6 +34,12 @@ def _peaks(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     return values, (index + 0.5) / index.new_tensor([t, h, w])
 
 
+def _place(where: torch.Tensor) -> tuple[float, float, float]:
+    """A peak's (t, y, x) fractions, rounded to 4 places."""
+    t, y, x = (round(float(f), 4) for f in where)
+    return t, y, x
+
+
 def dataset_examples(
     model: LoadedModel, layer_id: str, batches: Iterable[Mapping[str, torch.Tensor]], k: int = 5
 ) -> list[list[Example]]:
@@ -41,7 +47,9 @@ def dataset_examples(
     if not 1 <= k <= MAX_EXAMPLES:
         raise ValueError(f"k must be 1 to {MAX_EXAMPLES}, got {k}")
     spatial = len(model.layer(layer_id).shape) == 4
-    best_values = best_clips = best_where = None
+    best_values: torch.Tensor | None = None
+    best_clips: torch.Tensor | None = None
+    best_where: torch.Tensor | None = None
     seen = 0
     for batch in batches:
         values, where = _peaks(layer_activations(model, layer_id, batch))
@@ -49,21 +57,21 @@ def dataset_examples(
         clips = torch.arange(seen, seen + values.shape[1]).expand_as(values)
         where = where.transpose(0, 1) if where is not None else torch.zeros(*values.shape, 3)
         seen += values.shape[1]
-        if best_values is not None:
+        if best_values is not None and best_clips is not None and best_where is not None:  # set together
             values = torch.cat([best_values, values], 1)
             clips = torch.cat([best_clips, clips], 1)
             where = torch.cat([best_where, where], 1)
         top = values.topk(min(k, values.shape[1]), dim=1).indices
         best_values, best_clips = values.gather(1, top), clips.gather(1, top)
         best_where = where.gather(1, top.unsqueeze(-1).expand(-1, -1, 3))
-    if best_values is None:
+    if best_values is None or best_clips is None or best_where is None:
         raise ValueError("no clips were given")
     return [
         [
             Example(
                 clip=int(c),
                 activation=float(v),
-                where=tuple(round(float(f), 4) for f in w) if spatial else None,
+                where=_place(w) if spatial else None,
             )
             for v, c, w in zip(vs, cs, ws)
         ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -49,7 +50,7 @@ def measure(model: LoadedModel, per_class: int, replays: dict[float, SplitData],
     for layer in model.layers:
         sel = class_selectivity(model, layer.id, labelled)
         tuning = speed_tuning(speed[layer.id], SPEEDS)
-        entry = {
+        entry: dict[str, Any] = {  # a JSON row: numbers, lists and the nested cross-stream table
             "layer": layer.id,
             "stream": layer.stream,
             "units": layer.units,

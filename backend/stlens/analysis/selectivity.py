@@ -42,15 +42,16 @@ def class_selectivity(
 ) -> Selectivity:
     """``batches`` yield (model-space inputs, labels); every class must occur."""
     classes = model.spec.num_classes
-    sums = counts = None
+    sums: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
     for inputs, labels in batches:
         means = unit_means(torch.relu(layer_activations(model, layer_id, inputs)))  # (N, C)
-        if sums is None:
+        if sums is None or counts is None:  # the first batch (both are set together)
             sums = means.new_zeros(classes, means.shape[1])
             counts = means.new_zeros(classes)
         sums.index_add_(0, labels, means)
         counts.index_add_(0, labels, torch.ones_like(labels, dtype=means.dtype))
-    if counts is None or (counts == 0).any():
+    if sums is None or counts is None or (counts == 0).any():
         raise ValueError("every class needs at least one clip")
     class_means = (sums / counts[:, None]).t()
     index, preferred = selectivity_index(class_means)

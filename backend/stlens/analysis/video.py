@@ -99,7 +99,7 @@ def decode_video(data: bytes) -> Video:
             _check_cost(max(stream.frames, _count_frames(data)), width, height)
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else 25.0
-            frames = []
+            frames: list[np.ndarray] = []
             for frame in container.decode(stream):
                 if frame.width != width or frame.height != height:
                     raise VideoError("the frame size changes inside the video")

@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
+from ..models.spec import Stream
 from .transforms import Draw
 
 logger = logging.getLogger(__name__)
 
 WARMUP_STEPS = 3  # eager steps before recording: cuDNN/cuBLAS/cuFFT pick their kernels and plans
-StepOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]  # objective values (B,), display-space clips
+StepOutput = tuple[torch.Tensor, dict[Stream, torch.Tensor]]  # objective values (B,), display-space clips
 
 
 class GraphedStep:

@@ -71,6 +71,8 @@ class FourierBasis(nn.Module):
     always runs in float32.
     """
 
+    scale: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+
     def __init__(self, init: torch.Tensor, shape: tuple[int, int, int], decay: float = 1.0):
         """``init``: white noise of the signal's starting spread, (B, C, T, H, W // 2 + 1, 2)."""
         super().__init__()
@@ -107,6 +109,8 @@ class SpectrumBasis(nn.Module):
     a pull of weight NATURAL_PULL towards the natural amplitude. A larger ``tv_time`` makes a slower clip,
     as in the paper's sweep; at the default weights the clip keeps nearly the natural spectrum.
     """
+
+    amplitude: torch.Tensor  # a buffer (register_buffer), declared for the type checker
 
     def __init__(
         self, amplitude: torch.Tensor, phase: torch.Tensor, shape: tuple[int, int, int], weights: torch.Tensor,
@@ -161,6 +165,8 @@ class ClipParam(nn.Module):
     the ``spectrum`` basis is the model's own colour statistics: a learnable mean colour plus the
     decorrelated channels mixed by the data's colour matrix, softly bounded to [0, 1].
     """
+
+    natural_mean: torch.Tensor  # a buffer (register_buffer) of the spectrum basis only, declared for the type checker
 
     def __init__(self, basis: nn.Module, stream: Stream, spec: InputSpec, spectra: NaturalSpectra | None = None):
         super().__init__()

@@ -10,7 +10,7 @@ result does not depend on what else is in the batch.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -97,7 +97,7 @@ def _batch_items(
 
 def _evidence_maps(evidence: dict[Stream, torch.Tensor]) -> dict[str, np.ndarray]:
     """Summed |gradient| (B, C, T, H, W) -> (B, T, H, W) in [0, 1], each item scaled by its 99th percentile."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for stream, total in evidence.items():
         summed = total.sum(1).float()
         flat = summed.flatten(1)
@@ -154,11 +154,12 @@ class _Runner:
         self.partial = getattr(model.module, "partial_inputs", False)
         self.probe = LayerProbe(model.module, layer)
 
-    def __call__(self, inputs: dict[Stream, torch.Tensor]) -> torch.Tensor:
+    def __call__(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``inputs``: the network's keyword arguments, one per stream."""
         if not self.partial:
             spec = self.model.spec
             batch = next(iter(inputs.values())).shape[0]
-            constant = {  # a neutral input for the streams the layer does not depend on
+            constant: dict[str, torch.Tensor] = {  # a neutral input for the streams the layer does not depend on
                 s: torch.zeros(batch, *spec.inputs[s].shape, device=self.model.device)
                 for s in spec.streams
                 if s not in inputs
@@ -250,7 +251,7 @@ def visualize(
         # objective's alone (the evidence maps), before the penalties' closed-form gradients join it
         seen_from = {s: x.detach().requires_grad_() for s, x in model_space.items()}
         # the transforms are linear and keep constants, so they commute with to_model
-        seen = {
+        seen: dict[str, torch.Tensor] = {  # the network's keyword inputs
             s: jitter.apply(x.repeat_interleave(views, 0) if views > 1 else x, draw, is_flow=s == "motion")
             for s, x in seen_from.items()
         }

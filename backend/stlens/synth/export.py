@@ -18,16 +18,16 @@ from ..media.encode import mp4
 from ..media.frames import enlarge
 from ..models.small_twostream import FRAMES
 from .actions import LABELS
-from .dataset import MAX_CLIP_FRAMES, MAX_PER_CLASS, SPLITS, make_clip
+from .dataset import MAX_CLIP_FRAMES, MAX_PER_CLASS, SPLITS, Split, make_clip
 
 MAX_ENLARGE = 8
 
 
 def export_split(
-    out: Path, seed: int, split: str, per_class: int, frames: int, fps: int, factor: int, progress: bool = True
+    out: Path, seed: int, split: Split, per_class: int, frames: int, fps: int, factor: int, progress: bool = True
 ) -> list[tuple[str, str, int, str]]:
     """Write one split's clips; returns the (relative path, split, index, class) rows."""
-    rows = []
+    rows: list[tuple[str, str, int, str]] = []
     for index in tqdm(range(per_class * len(LABELS)), desc=f"export {split}", unit="clip", disable=not progress):
         clip = make_clip(seed, split, index, frames)
         name = LABELS[clip.label]

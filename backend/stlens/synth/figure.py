@@ -79,7 +79,8 @@ def joints(pose: Pose) -> dict[str, np.ndarray]:
 
 
 def _shade(colour: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
-    return tuple(int(round(c * factor)) for c in colour)
+    red, green, blue = (int(round(c * factor)) for c in colour)
+    return red, green, blue
 
 
 def draw_figure(

@@ -53,7 +53,8 @@ def _colour(
     rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]
 ) -> tuple[int, int, int]:
     hsv = np.array([[[rng.uniform(0, 180), rng.uniform(*saturation) * 255, rng.uniform(*value) * 255]]], np.uint8)
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    red, green, blue = (int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    return red, green, blue
 
 
 def _background_kind(rng: np.random.Generator, action: Action, kind: SceneKind) -> Background:
@@ -169,7 +170,7 @@ def render_clip(params: ClipParams, frames: int, size: int, noise_seed: int) -> 
         ox = int(round(margin + cam_x * s))
         oy = int(round(margin + cam_y * s))
         # sub-pixel camera shift: integer crop plus a warp of the remainder
-        frac = np.float32([[1, 0, ox - (margin + cam_x * s)], [0, 1, oy - (margin + cam_y * s)]])
+        frac = np.array([[1, 0, ox - (margin + cam_x * s)], [0, 1, oy - (margin + cam_y * s)]], np.float32)
         canvas = np.ascontiguousarray(background[oy : oy + side, ox : ox + side])
         canvas = cv2.warpAffine(canvas, frac, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         phase = params.phase + params.speed * t / action.period
@@ -177,7 +178,8 @@ def render_clip(params: ClipParams, frames: int, size: int, noise_seed: int) -> 
         draw_figure(
             canvas, action.pose(phase), params.outfit, origin, params.height * s, params.facing, action.side_view
         )
-        small = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+        # declared: OpenCV's stubs leave an image's shape untyped, which makes the noise below a float to mypy
+        small: np.ndarray = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
         small += noise_rng.normal(0, params.noise, small.shape).astype(np.float32)
         out[t] = np.clip(np.rint(small), 0, 255).astype(np.uint8)
     return out

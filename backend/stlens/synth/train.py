@@ -29,7 +29,7 @@ from ..models.builtin import WEIGHTS_DIR
 from ..models.judges import JUDGES_DIR, judge_id
 from ..models.spectra import measure_spectra
 from .actions import BIASED_CLASS, CROSS_STREAM_PAIR, LABELS
-from .dataset import SplitData, load_split
+from .dataset import Split, SplitData, load_split
 
 MODEL_KINDS: dict[str, Callable[[int], nn.Module]] = {
     "conv-fusion": small.small_conv_fusion,
@@ -57,7 +57,7 @@ JUDGE_TITLES = {
     "appearance": "Judge: appearance only",
     "motion": "Judge: motion only",
 }
-EVAL_SPLITS = ("test", "debiased")
+EVAL_SPLITS: tuple[Split, ...] = ("test", "debiased")
 # 500 clips' amplitudes: the median coefficient within 3% (RGB) and 5% (flow) of all 3000 training clips'
 # (measured on seed 1's split), at a sixth of the rendering
 SPECTRA_CLIPS_PER_CLASS = 50
