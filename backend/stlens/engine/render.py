@@ -4,16 +4,20 @@ Each step: parameterised clips (display space) -> random spacetime transform -> 
 forward truncated at the target layer -> objective minus regularisers -> Adam on the parameters.
 A batch holds several units, seeds or regulariser weights of one layer and runs in one
 forward/backward pass; each item draws its start and its transforms from its own seed, so its
-result does not depend on what else is in the batch.
+result does not depend on what else is in the batch (up to the batched kernels' rounding).
+
+An :class:`Optimisation` is the state of a run between steps: ``visualize`` runs one to the end,
+a server steps many (``stlens.jobs.stepper``), several of one layer in one pass through the network
+(:func:`step_together`), each with its own parameters, Adam, steps, seed, weights and start clip.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import torch
@@ -97,7 +101,7 @@ def _batch_items(
 
 def _evidence_maps(evidence: dict[Stream, torch.Tensor]) -> dict[str, np.ndarray]:
     """Summed |gradient| (B, C, T, H, W) -> (B, T, H, W) in [0, 1], each item scaled by its 99th percentile."""
-    out: dict[str, np.ndarray] = {}
+    out = {}
     for stream, total in evidence.items():
         summed = total.sum(1).float()
         flat = summed.flatten(1)
@@ -145,7 +149,7 @@ def _display_numpy(clip: torch.Tensor) -> np.ndarray:
     return clip.detach().to("cpu", torch.float32).movedim(-4, -1).numpy()
 
 
-class _Runner:
+class LayerRunner:
     """Feeds model-space clips of the optimised streams to the truncated network."""
 
     def __init__(self, model: LoadedModel, layer: str, amp: bool | None):
@@ -154,12 +158,11 @@ class _Runner:
         self.partial = getattr(model.module, "partial_inputs", False)
         self.probe = LayerProbe(model.module, layer)
 
-    def __call__(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """``inputs``: the network's keyword arguments, one per stream."""
+    def __call__(self, inputs: dict[Stream, torch.Tensor]) -> torch.Tensor:
         if not self.partial:
             spec = self.model.spec
             batch = next(iter(inputs.values())).shape[0]
-            constant: dict[str, torch.Tensor] = {  # a neutral input for the streams the layer does not depend on
+            constant = {  # a neutral input for the streams the layer does not depend on
                 s: torch.zeros(batch, *spec.inputs[s].shape, device=self.model.device)
                 for s in spec.streams
                 if s not in inputs
@@ -172,6 +175,215 @@ class _Runner:
 
     def close(self) -> None:
         self.probe.close()
+
+
+def adam(params: Iterable[ClipParam], lr: float, from_clip: bool) -> torch.optim.Adam:
+    """Adam over the parameters of ``params``: phases (the spectrum basis's) at ``lr * PHASE_LR``, or
+    ``lr * PHASE_LR_FROM_CLIP`` when they start from a real clip's."""
+    named = [(name, p) for param in params for name, p in param.named_parameters()]
+    phases = [p for name, p in named if name.endswith("phase")]
+    others = [p for name, p in named if not name.endswith("phase")]
+    phase_lr = lr * (PHASE_LR_FROM_CLIP if from_clip else PHASE_LR)
+    groups = [{"params": others}] + ([{"params": phases, "lr": phase_lr}] if phases else [])
+    return torch.optim.Adam(groups, lr=lr, fused=True)  # one kernel a step
+
+
+@dataclass(frozen=True)
+class StepTerms:
+    """What a step adds up for a batch of B items: the transforms and views (one draw each), the
+    objective over every view, and each item's penalty weights (B, 3) and pull towards its start
+    clip (model space, and (B, 1, 1, 1, 1) weights; streams without one are absent)."""
+
+    jitter: SpacetimeJitter
+    views: int
+    objective: objectives.Objective
+    penalty_weights: dict[Stream, torch.Tensor]
+    start_targets: dict[Stream, torch.Tensor]
+    start_weights: torch.Tensor
+
+
+def descend(
+    runner: Callable[[dict[Stream, torch.Tensor]], torch.Tensor],
+    terms: StepTerms,
+    clips: dict[Stream, torch.Tensor],
+    specs: dict[Stream, InputSpec],
+    draw: Draw,
+) -> tuple[torch.Tensor, dict[Stream, torch.Tensor]]:
+    """The backward half of a step from the batch's display-space ``clips`` (B, C, T, H, W): forward
+    through the transforms and the network, the objective, the penalties' closed-form gradients,
+    one backward pass into the parameters (the caller zeroes their gradients before and steps Adam
+    after). Returns the objective (B,) and its gradient per stream (the evidence)."""
+    model_space = {s: specs[s].to_model(clip) for s, clip in clips.items()}
+    # the network's part of the graph starts at detached model-space clips: its gradient there is the
+    # objective's alone (the evidence maps), before the penalties' closed-form gradients join it
+    seen_from = {s: x.detach().requires_grad_() for s, x in model_space.items()}
+    views = terms.views
+    # the transforms are linear and keep constants, so they commute with to_model
+    seen = {
+        s: terms.jitter.apply(x.repeat_interleave(views, 0) if views > 1 else x, draw, is_flow=s == "motion")
+        for s, x in seen_from.items()
+    }
+    value = terms.objective(runner(seen))
+    if views > 1:
+        value = value.view(-1, views).mean(1)
+    objective_grads = dict(zip(seen_from, torch.autograd.grad(value.sum(), list(seen_from.values()))))
+    grads = []
+    for s, objective_grad in objective_grads.items():
+        x = model_space[s].detach()
+        grad = regularizers.penalty_gradient(x, terms.penalty_weights[s], vectors=s == "motion")
+        grad.sub_(objective_grad)
+        if s in terms.start_targets:
+            grad.add_((x - terms.start_targets[s]) * (terms.start_weights * (2 / grad[0].numel())))
+        grads.append(grad)
+    # one backward pass through the parameterisation: minus the objective's gradient plus the penalties'
+    torch.autograd.backward(list(model_space.values()), grads)
+    return value, objective_grads
+
+
+class Optimisation:
+    """The state of one optimisation of a batch of items that step together from the start: their
+    parameters, Adam, every step's transform draws, penalty weights, start clips and evidence.
+    ``visualize`` runs one to the end; a server steps many, alone or several at once
+    (:func:`step_together`), and may stop stepping one between any two steps."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        layer: str,
+        units: int | Sequence[int],
+        settings: VisualizationSettings | Sequence[VisualizationSettings],
+        start: dict[Stream, np.ndarray] | None = None,
+    ):
+        info = model.layer(layer)
+        unit_list, settings_list = _batch_items(units, settings)
+        if any(not 0 <= u < info.units for u in unit_list):
+            raise ValueError(f"units {unit_list} out of range for layer {layer!r} with {info.units} units")
+        first = settings_list[0]
+        if first.diversity > 0 and first.transforms.views > 1:
+            raise ValueError("diversity compares the items of a batch: use it with one view a step")
+        device = model.device
+        self.model, self.layer, self.units, self.settings = model, layer, unit_list, first
+        self.streams = [s for s in info.inputs if s in model.spec.inputs]
+        self.specs = specs = {s: model.spec.inputs[s] for s in self.streams}
+        self.has_start = start is not None
+        self.step = 0  # steps done
+        self.steps = first.steps
+        generators = [torch.Generator().manual_seed(s.seed) for s in settings_list]
+        penalty_weights = {  # (B, 3): norm, tv_space, tv_time of each item
+            s: torch.tensor(
+                [[x.weights.norm, x.weights.tv_space, getattr(x.weights.tv_time, s)] for x in settings_list],
+                device=device,
+            )
+            for s in self.streams
+        }
+        batch = len(unit_list)
+        start_clips = _start_clips(start, self.streams, specs, batch, device)
+        spectra = getattr(model, "spectra", None)
+        self.params: dict[Stream, ClipParam] = {
+            s: clip_param(
+                first.param, s, specs[s], generators, device, spectra, penalty_weights[s], start_clips.get(s),
+                first.freedom,
+            )
+            for s in self.streams
+        }
+        # the start clips in model space, and each item's pull towards them (closed-form gradient 2w(x - x0)/n)
+        start_targets = {s: specs[s].to_model(clip) for s, clip in start_clips.items()}
+        start_weights = torch.tensor([x.weights.start for x in settings_list], device=device).view(-1, 1, 1, 1, 1)
+        views = first.transforms.views
+        jitter = _jitter(first, specs[self.streams[0]])
+        view_generators = [g for g in generators for _ in range(views)]  # item b's views draw from b's generator
+        frames = max(spec.frames for spec in specs.values())
+        self.draws = jitter.sample_steps(view_generators, frames, first.steps, device)
+        objective = build_objective(first, [u for u in unit_list for _ in range(views)])  # of every view
+        self.final_objective = build_objective(first, unit_list) if views > 1 else objective
+        self.terms = StepTerms(jitter, views, objective, penalty_weights, start_targets, start_weights)
+        self.evidence = {s: torch.zeros(batch, *specs[s].shape, device=device) for s in self.streams}
+        self.optimizer = adam(self.params.values(), first.lr, from_clip=bool(start_clips))
+
+    @property
+    def batch(self) -> int:
+        return len(self.units)
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.steps
+
+    def batch_key(self) -> tuple[object, ...]:
+        """Optimisations with equal keys may step together (:func:`step_together`): one model and
+        layer, one objective and transforms, start clips all or none. A diversity objective compares
+        the items of its own batch, so such an optimisation steps alone."""
+        shared = self.settings.model_dump(include={"objective", "direction", "diversity", "transforms"})
+        alone = id(self) if self.settings.diversity > 0 else None
+        return (self.model.spec.id, self.model.weights_hash, self.layer, self.has_start, repr(shared), alone)
+
+    def clips(self) -> dict[Stream, torch.Tensor]:
+        """The current display-space clips (B, C, T, H, W), with their graph to the parameters."""
+        return {s: self.params[s]() for s in self.streams}
+
+    def advance(self, objective_grads: dict[Stream, torch.Tensor]) -> None:
+        """After ``descend``: add the evidence and step Adam (on a GPU this may be replayed as a
+        CUDA graph: nothing here runs Python state forward, :func:`step_together` counts the steps)."""
+        for s, objective_grad in objective_grads.items():
+            self.evidence[s].add_(objective_grad.abs())
+        self.optimizer.step()
+
+    def step_with(self, runner: LayerRunner, draw: Draw) -> StepOutput:
+        """One optimisation step of every stream: forward, objective, penalties, backward, Adam."""
+        self.optimizer.zero_grad(set_to_none=True)
+        clips = self.clips()
+        value, objective_grads = descend(runner, self.terms, clips, self.specs, draw)
+        self.advance(objective_grads)
+        return value.detach(), {s: clip.detach() for s, clip in clips.items()}
+
+    def result(self, runner: LayerRunner) -> Visualization:
+        """The finished clips, their objective (untransformed) and the evidence maps."""
+        with torch.no_grad():
+            final = self.clips()
+            final_value = self.final_objective(runner({s: self.specs[s].to_model(final[s]) for s in self.streams}))
+        return Visualization(
+            inputs={s: _display_numpy(final[s]) for s in self.streams},
+            objective=[float(v) for v in final_value],
+            steps=self.steps,
+            alpha=_evidence_maps(self.evidence),
+        )
+
+
+def step_together(runner: LayerRunner, optimisations: Sequence[Optimisation]) -> list[StepOutput]:
+    """One step of each optimisation (equal ``batch_key``s, none done) in one forward and backward
+    pass through the network: the batch of all their items. Each keeps its own parameters, Adam,
+    draws and penalties, so one alone is exactly :meth:`Optimisation.step_with`; together, the
+    network's batched kernels round differently from one item's (docs/benchmarks.md)."""
+    if len(optimisations) == 1:
+        alone = optimisations[0]
+        output = alone.step_with(runner, alone.draws[alone.step])
+        alone.step += 1
+        return [output]
+    first = optimisations[0]
+    for optimisation in optimisations:
+        optimisation.optimizer.zero_grad(set_to_none=True)
+    parts = [optimisation.clips() for optimisation in optimisations]
+    clips = {s: torch.cat([part[s] for part in parts]) for s in first.streams}
+    draws = [optimisation.draws[optimisation.step] for optimisation in optimisations]
+    draw = Draw(*(torch.cat([getattr(d, name) for d in draws]) for name in ("shift_xy", "zoom", "shift_t")))
+    units = [u for optimisation in optimisations for u in optimisation.units for _ in range(first.terms.views)]
+    terms = StepTerms(
+        first.terms.jitter,
+        first.terms.views,
+        build_objective(first.settings, units),
+        {s: torch.cat([o.terms.penalty_weights[s] for o in optimisations]) for s in first.streams},
+        {s: torch.cat([o.terms.start_targets[s] for o in optimisations]) for s in first.terms.start_targets},
+        torch.cat([o.terms.start_weights for o in optimisations]),
+    )
+    value, objective_grads = descend(runner, terms, clips, first.specs, draw)
+    outputs: list[StepOutput] = []
+    offset = 0
+    for optimisation, part in zip(optimisations, parts):
+        items = slice(offset, offset + optimisation.batch)
+        offset = items.stop
+        optimisation.advance({s: grad[items] for s, grad in objective_grads.items()})
+        optimisation.step += 1
+        outputs.append((value[items].detach(), {s: clip.detach() for s, clip in part.items()}))
+    return outputs
 
 
 def visualize(
@@ -197,103 +409,24 @@ def visualize(
     clip per stream, display space (T, H, W, C), that every item starts from and is pulled back
     to with ``weights.start`` (feature accentuation: what in this clip drives the unit).
     """
-    info = model.layer(layer)
-    unit_list, settings_list = _batch_items(units, settings)
-    if any(not 0 <= u < info.units for u in unit_list):
-        raise ValueError(f"units {unit_list} out of range for layer {layer!r} with {info.units} units")
     if progress_every < 1:
         raise ValueError("progress_every must be at least 1")
-    first = settings_list[0]
-    if first.diversity > 0 and first.transforms.views > 1:
-        raise ValueError("diversity compares the items of a batch: use it with one view a step")
-    device = model.device
-    use_graphs = _use_graphs(device, graphs)
-    streams = [s for s in info.inputs if s in model.spec.inputs]
-    specs = {s: model.spec.inputs[s] for s in streams}
-    generators = [torch.Generator().manual_seed(s.seed) for s in settings_list]
-    penalty_weights = {  # (B, 3): norm, tv_space, tv_time of each item
-        s: torch.tensor(
-            [[x.weights.norm, x.weights.tv_space, getattr(x.weights.tv_time, s)] for x in settings_list],
-            device=device,
-        )
-        for s in streams
-    }
-    batch = len(unit_list)
-    start_clips = _start_clips(start, streams, specs, batch, device)
-    spectra = getattr(model, "spectra", None)
-    params: dict[Stream, ClipParam] = {
-        s: clip_param(
-            first.param, s, specs[s], generators, device, spectra, penalty_weights[s], start_clips.get(s), first.freedom
-        )
-        for s in streams
-    }
-    # the start clips in model space, and each item's pull towards them (closed-form gradient 2w(x - x0)/n)
-    start_targets = {s: specs[s].to_model(clip) for s, clip in start_clips.items()}
-    start_weights = torch.tensor([x.weights.start for x in settings_list], device=device).view(-1, 1, 1, 1, 1)
-    views = first.transforms.views
-    jitter = _jitter(first, specs[streams[0]])
-    view_generators = [g for g in generators for _ in range(views)]  # item b's views draw from b's generator
-    draws = jitter.sample_steps(view_generators, max(spec.frames for spec in specs.values()), first.steps, device)
-    objective = build_objective(first, [u for u in unit_list for _ in range(views)])  # of every view
-    final_objective = build_objective(first, unit_list) if views > 1 else objective
-    evidence = {s: torch.zeros(batch, *specs[s].shape, device=device) for s in streams}
-    phases = [p for param in params.values() for name, p in param.named_parameters() if name.endswith("phase")]
-    others = [p for param in params.values() for name, p in param.named_parameters() if not name.endswith("phase")]
-    phase_lr = first.lr * (PHASE_LR_FROM_CLIP if start_clips else PHASE_LR)
-    groups = [{"params": others}] + ([{"params": phases, "lr": phase_lr}] if phases else [])
-    optimizer = torch.optim.Adam(groups, lr=first.lr, fused=True)  # one kernel a step
-
-    def step(draw: Draw) -> StepOutput:
-        """One optimisation step of every stream: forward, objective, penalties, backward, Adam."""
-        clips = {s: params[s]() for s in streams}
-        model_space = {s: specs[s].to_model(clips[s]) for s in streams}
-        # the network's part of the graph starts at detached model-space clips: its gradient there is the
-        # objective's alone (the evidence maps), before the penalties' closed-form gradients join it
-        seen_from = {s: x.detach().requires_grad_() for s, x in model_space.items()}
-        # the transforms are linear and keep constants, so they commute with to_model
-        seen: dict[str, torch.Tensor] = {  # the network's keyword inputs
-            s: jitter.apply(x.repeat_interleave(views, 0) if views > 1 else x, draw, is_flow=s == "motion")
-            for s, x in seen_from.items()
-        }
-        value = objective(runner(seen))
-        if views > 1:
-            value = value.view(-1, views).mean(1)
-        objective_grads = torch.autograd.grad(value.sum(), list(seen_from.values()))
-        grads = []
-        for s, objective_grad in zip(streams, objective_grads):
-            evidence[s].add_(objective_grad.abs())
-            grad = regularizers.penalty_gradient(model_space[s].detach(), penalty_weights[s], vectors=s == "motion")
-            grad.sub_(objective_grad)
-            if s in start_targets:
-                grad.add_((model_space[s].detach() - start_targets[s]) * (start_weights * (2 / grad[0].numel())))
-            grads.append(grad)
-        optimizer.zero_grad(set_to_none=True)
-        # one backward pass through the parameterisation: minus the objective's gradient plus the penalties'
-        torch.autograd.backward(list(model_space.values()), grads)
-        optimizer.step()
-        return value.detach(), {s: clip.detach() for s, clip in clips.items()}
-
+    optimisation = Optimisation(model, layer, units, settings, start)
+    use_graphs = _use_graphs(model.device, graphs)
     with model.lock:
-        runner = _Runner(model, layer, amp)
+        runner = LayerRunner(model, layer, amp)
         try:
-            steps = run_steps(step, draws, optimizer, graph=use_graphs)
-            for index in range(1, first.steps + 1):
+            step = partial(optimisation.step_with, runner)
+            steps = run_steps(step, optimisation.draws, optimisation.optimizer, graph=use_graphs)
+            for index in range(1, optimisation.steps + 1):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(f"cancelled before step {index}")
                 value, clips = next(steps)
-                if progress is not None and (index % progress_every == 0 or index == first.steps):
-                    progress(Progress(index, first.steps, value, clips))
-            with torch.no_grad():
-                final = {s: params[s]() for s in streams}
-                final_value = final_objective(runner({s: specs[s].to_model(final[s]) for s in streams}))
+                if progress is not None and (index % progress_every == 0 or index == optimisation.steps):
+                    progress(Progress(index, optimisation.steps, value, clips))
+            return optimisation.result(runner)
         finally:
             runner.close()
-    return Visualization(
-        inputs={s: _display_numpy(final[s]) for s in streams},
-        objective=[float(v) for v in final_value],
-        steps=first.steps,
-        alpha=_evidence_maps(evidence),
-    )
 
 
 def _start_clips(
