@@ -1,23 +1,30 @@
-"""Atlases: every unit of a layer visualised in the background, at low priority.
+"""Atlases: every unit of a layer visualised in the background, announced, stoppable.
 
 An atlas is the list of ordinary single-unit requests of a layer (the first ``MAX_ATLAS_UNITS``),
 all with the same settings. Each unit goes through the job manager as its own job, under its own
-content id, exactly as a single request: its result is cached where a click on its thumbnail
-looks for it, a viewer who opens a unit that is running joins its job, and a share link of it is
-recomputed to the same result. (Optimising several units in one batch does not give the same
-result as optimising each alone: rounding differences of the batched kernels grow through Adam's
-normalised steps, see docs/benchmarks.md.)
+content id: its result is cached where a click on its thumbnail looks for it, and a viewer who
+opens a unit that is running joins its job (which then becomes interactive).
 
-Low priority: a unit is submitted only while a job worker is free, and at most one atlas unit a worker
-is in flight, so an interactive request waits at most for one unit; with several ``stlens worker``s
-the units fan out over all of them. Atlases run first come first served, one per (model, layer,
-settings) at a time.
+Background priority: an atlas keeps ``jobs.background_slots`` of its units submitted at once (they
+step as one small batch, after every interactive request: ``jobs.scheduling``), so with several
+``stlens worker``s its units fan out over all of them. A batched unit's result is close to, not
+bit for bit, the same request alone: the batched kernels round differently and Adam's normalised
+steps grow it (docs/benchmarks.md); the cache keeps the first result of an id, which its share link
+shows everywhere.
+
+Announced and stoppable: an atlas is priced before it starts (``budget.CostGuard``: refused past its
+budget) and says how long its units left take. Whoever started it (its client, ``stlens.clients``)
+can cancel it; one started over the live socket also stops once nobody has watched it for
+``UNWATCHED_GRACE_S`` (a reload does not stop it) unless it was asked to ``run_on``; one started over
+HTTP runs on (its caller polls). A stopped atlas keeps the units it finished; the others fail as
+cancelled, their jobs stop unless someone else watches them, and nothing half-done is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,18 +33,21 @@ from typing import Literal
 from .budget import CostGuard
 from .cache import ResultCache
 from .clients import Client
-from .jobs.core import Busy, Job, Jobs, Limits, Status
+from .jobs.core import Busy, Jobs, Limits, Status
 from .media.outputs import media_names
 from .request import NotFound, NotYours, ResolvedRequest, short_hash
 
 log = logging.getLogger(__name__)
 
 AtlasStatus = Literal["running", "done"]
+SETTLED: tuple[Status, ...] = ("done", "failed")
 MAX_ATLAS_UNITS = 256  # a wider layer's atlas shows its first units
 LIMITS = Limits(pending=16, per_client=4, noun="atlases", state="being computed", retry_after_s=30)
 FINISHED_ATLASES_KEPT = 64
-IDLE_POLL_S = 0.2  # how often a waiting atlas looks whether the job manager is idle
+BUSY_RETRY_S = 0.5  # a unit the job manager has no room for is submitted again after this
+UNWATCHED_GRACE_S = 10.0  # a live atlas nobody watches stops after this (unless it runs on)
 CANCELLED_BY_CLIENT = "cancelled: the atlas was cancelled by who started it"
+CANCELLED_UNWATCHED = "cancelled: nobody watched the atlas any more (ask it to run on to keep it going)"
 
 
 @dataclass
@@ -60,23 +70,37 @@ class AtlasUnit:
 
 @dataclass
 class Atlas:
-    """One layer's units with one set of settings, and who is watching them fill in."""
+    """One layer's units with one set of settings, who started it, and who is watching them fill in."""
 
     id: str
     units: list[AtlasUnit]
     units_total: int  # the layer's unit count (at least len(units))
-    client: Client  # who asked first: the per-client limits count the atlas and its jobs against them
+    client: Client  # who asked first: the per-client limits count it, and only it may cancel it
+    run_on: bool = False  # go on when nobody watches
+    seconds_per_unit: float = 0.0  # one unit alone here, estimated before it starts (0: not known)
     listeners: set[asyncio.Queue[AtlasUnit | None]] = field(default_factory=set)
-    cancelled: bool = False  # by its client: no unit is started any more
+    cancelled: bool = False  # no unit is started any more
+    started: float = field(default_factory=time.monotonic)
+    computed: int = 0  # units this atlas finished itself: how fast it goes, measured
+    filling: asyncio.Task[None] | None = None
 
     @property
     def status(self) -> AtlasStatus:
-        return "done" if all(u.status in ("done", "failed") for u in self.units) else "running"
+        return "done" if all(u.status in SETTLED for u in self.units) else "running"
+
+    @property
+    def eta_s(self) -> float | None:
+        """About how long the units left take: at the pace measured so far, or estimated before any."""
+        if self.status != "running" or not (self.computed or self.seconds_per_unit):
+            return None
+        left = sum(u.status not in SETTLED for u in self.units)
+        per_unit = (time.monotonic() - self.started) / self.computed if self.computed else self.seconds_per_unit
+        return round(left * per_unit, 1)
 
     def listen(self) -> asyncio.Queue[AtlasUnit | None]:
-        """Every later unit change, then None when the atlas is done (unbounded: at most 3 changes a unit)."""
+        """Every later unit change, then None when the atlas is over (unbounded: at most 3 changes a unit)."""
         queue: asyncio.Queue[AtlasUnit | None] = asyncio.Queue()
-        if self.status == "done":
+        if self.status != "running":
             queue.put_nowait(None)
         else:
             self.listeners.add(queue)
@@ -89,10 +113,28 @@ class Atlas:
         unit.status, unit.detail = status, detail
         for queue in self.listeners:
             queue.put_nowait(unit)
-        if self.status == "done":
-            for queue in self.listeners:
-                queue.put_nowait(None)
-            self.listeners.clear()
+        if self.status != "running":
+            self._over()
+
+    def cancel(self, why: str) -> None:
+        """Stop: the units not finished fail as cancelled (``why``), their jobs stop unless someone
+        else watches them (the atlas watches them as a viewer does)."""
+        if self.status != "running":
+            return
+        self.cancelled = True
+        if self.filling is not None:
+            self.filling.cancel()
+        for unit in self.units:
+            if unit.status not in SETTLED:
+                unit.status, unit.detail = "failed", why
+                for queue in self.listeners:
+                    queue.put_nowait(unit)
+        self._over()
+
+    def _over(self) -> None:
+        for queue in self.listeners:
+            queue.put_nowait(None)
+        self.listeners.clear()
 
 
 def atlas_id(units: Sequence[ResolvedRequest]) -> str:
@@ -101,8 +143,7 @@ def atlas_id(units: Sequence[ResolvedRequest]) -> str:
 
 
 class AtlasManager:
-    """Keeps the atlases by id and fills them in, a unit for each free job worker (so the units of an atlas
-    fan out over every ``stlens worker`` in the queued mode)."""
+    """Keeps the atlases by id and fills each in, ``jobs.background_slots`` units at a time."""
 
     def __init__(self, jobs: Jobs, cache: ResultCache, limits: Limits = LIMITS, costs: CostGuard | None = None):
         self.jobs = jobs
@@ -110,29 +151,28 @@ class AtlasManager:
         self.limits = limits
         self.costs = costs  # prices an atlas against its budget; None: no budget
         self._atlases: OrderedDict[str, Atlas] = OrderedDict()
-        self._waiting: asyncio.Queue[Atlas] = asyncio.Queue()
-        self._runner: asyncio.Task[None] | None = None
 
     def get(self, atlas_id: str) -> Atlas | None:
         return self._atlases.get(atlas_id)
 
-    async def start(self, units: Sequence[ResolvedRequest], units_total: int, client: Client) -> Atlas:
-        """The atlas of these units: the one already known, or a new one queued for its missing units.
-
-        Raises Busy past the limits on atlases being computed, in all or of this client's, and
-        TooCostly for an atlas over its budget (its units not cached yet)."""
+    async def start(
+        self, units: Sequence[ResolvedRequest], units_total: int, client: Client, run_on: bool
+    ) -> Atlas:
+        """The atlas of these units: the one already running (``run_on`` joins its wish), or a new
+        one for its missing units. Raises Busy past the limits on atlases being computed, in all or
+        of this client's, and TooCostly for an atlas over its budget (its units not cached yet)."""
         if not 0 < len(units) <= MAX_ATLAS_UNITS:
             raise ValueError(f"an atlas has 1 to {MAX_ATLAS_UNITS} units, not {len(units)}")
         key = atlas_id(units)
         known = self._atlases.get(key)
         if known is not None and known.status == "running":
+            known.run_on = known.run_on or run_on
             return known
         self.limits.admit((a.client for a in self._atlases.values() if a.status == "running"), client)
-        if self.costs is not None:
-            missing = [u for u in units if await self.cache.get_record(u.id) is None]
-            if missing:
-                await self.costs.atlas(missing)
-        atlas = Atlas(key, [AtlasUnit(r.unit, r) for r in units], units_total, client)
+        missing = [u for u in units if await self.cache.get_record(u.id) is None]
+        cost = await self.costs.atlas(missing) if self.costs is not None and missing else 0.0
+        per_unit = cost / len(missing) if missing else 0.0
+        atlas = Atlas(key, [AtlasUnit(r.unit, r) for r in units], units_total, client, run_on, per_unit)
         for unit in atlas.units:
             await self.cache.put_request(unit.id, unit.resolved.request)  # so /v/{id} can recompute it
             if (record := await self.cache.get_record(unit.id)) is not None:
@@ -143,9 +183,7 @@ class AtlasManager:
         self._atlases.move_to_end(key)
         self._forget_finished()
         if atlas.status == "running":
-            self._waiting.put_nowait(atlas)
-            if self._runner is None or self._runner.done():
-                self._runner = asyncio.create_task(self._run())
+            atlas.filling = asyncio.create_task(self._fill(atlas))
         return atlas
 
     def cancel(self, atlas_id: str, client: Client) -> Atlas:
@@ -157,76 +195,63 @@ class AtlasManager:
             raise NotFound(f"unknown atlas {atlas_id}")
         if atlas.client.key != client.key:
             raise NotYours(f"atlas {atlas_id} was started by another client; only it may cancel it")
-        atlas.cancelled = True
-        for unit in atlas.units:
-            if unit.status in ("done", "failed"):
-                continue
-            job = self.jobs.get(unit.id)
-            if job is not None and job.active and job.client.key == client.key:
-                job.release()  # its unit fails as cancelled once the job stops
-            elif job is None or not job.active:
-                atlas.set_status(unit, "failed", CANCELLED_BY_CLIENT)
+        atlas.cancel(CANCELLED_BY_CLIENT)
         return atlas
 
+    def unwatched(self, atlas: Atlas) -> None:
+        """A live viewer left: stop the atlas if nobody watches it a while from now (unless it runs on)."""
+        if atlas.run_on or atlas.listeners or atlas.status != "running":
+            return
+        asyncio.get_running_loop().call_later(UNWATCHED_GRACE_S, self._stop_if_unwatched, atlas)
+
+    @staticmethod
+    def _stop_if_unwatched(atlas: Atlas) -> None:
+        if not atlas.run_on and not atlas.listeners:
+            log.info("atlas %s: nobody watches it, stopping", atlas.id)
+            atlas.cancel(CANCELLED_UNWATCHED)
+
     def _forget_finished(self) -> None:
-        finished = [key for key, atlas in self._atlases.items() if atlas.status == "done"]
+        finished = [key for key, atlas in self._atlases.items() if atlas.status != "running"]
         for key in finished[: max(0, len(finished) - FINISHED_ATLASES_KEPT)]:
             del self._atlases[key]
 
-    async def _run(self) -> None:
-        """Fill in the waiting atlases in turn, until none is left, a unit for each job worker at once."""
-        while not self._waiting.empty():
-            atlas = self._waiting.get_nowait()
-            slots = asyncio.Semaphore(max(1, self.jobs.capacity))
-            missing = [unit for unit in atlas.units if unit.status not in ("done", "failed")]
-            await asyncio.gather(*(self._compute_in_slot(atlas, unit, slots) for unit in missing))
+    async def _fill(self, atlas: Atlas) -> None:
+        """Compute the atlas's missing units, ``jobs.background_slots`` of them submitted at a time."""
+        slots = asyncio.Semaphore(max(1, self.jobs.background_slots))
+        missing = [unit for unit in atlas.units if unit.status not in SETTLED]
+        await asyncio.gather(*(self._compute_in_slot(atlas, unit, slots) for unit in missing))
 
     async def _compute_in_slot(self, atlas: Atlas, unit: AtlasUnit, slots: asyncio.Semaphore) -> None:
         async with slots:
             try:
                 await self._compute_unit(atlas, unit)
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:  # e.g. a job manager that refuses it: this unit fails, the atlas goes on
                 log.exception("atlas %s: unit %d failed", atlas.id, unit.unit)
                 atlas.set_status(unit, "failed", f"{type(exc).__name__}: {exc}")
 
     async def _compute_unit(self, atlas: Atlas, unit: AtlasUnit) -> None:
-        if unit.status in ("done", "failed"):  # failed as cancelled while it waited for a slot
-            return
         if (record := await self.cache.get_record(unit.id)) is not None:  # computed meanwhile (someone opened it)
             unit.warnings = record.result.warnings
             atlas.set_status(unit, "done")
             return
-        job = await self._submit_when_idle(unit.resolved, atlas)
-        if job is None:  # the atlas was cancelled while the unit waited
-            if unit.status not in ("done", "failed"):
-                atlas.set_status(unit, "failed", CANCELLED_BY_CLIENT)
-            return
+        while True:
+            try:  # the atlas watches the job as a viewer would: cancelling it leaves the job unless others watch
+                job = self.jobs.submit(unit.resolved, False, atlas.client, atlas.seconds_per_unit, "background")
+                break
+            except Busy:
+                await asyncio.sleep(BUSY_RETRY_S)
         atlas.set_status(unit, "running")
         status, detail = await job.outcome()
         if status == "done" and (record := await self.cache.get_record(unit.id)) is not None:
             unit.warnings = record.result.warnings
-        atlas.set_status(unit, status, CANCELLED_BY_CLIENT if atlas.cancelled and status == "failed" else detail)
-
-    async def _submit_when_idle(self, request: ResolvedRequest, atlas: Atlas) -> Job | None:
-        """Submit once a job worker is free (interactive work first: it never waits behind more than
-        one atlas unit a worker); the active job of this id at once if someone else started it; None
-        if the atlas is cancelled meanwhile."""
-        while not atlas.cancelled:
-            job = self.jobs.get(request.id)
-            if (job is not None and job.active) or self.jobs.unfinished_count() < max(1, self.jobs.capacity):
-                try:
-                    return self.jobs.submit(request, keep=True, client=atlas.client)
-                except Busy:
-                    pass
-            await asyncio.sleep(IDLE_POLL_S)
-        return None
+        atlas.computed += status == "done"
+        atlas.set_status(unit, status, detail)
 
     async def aclose(self) -> None:
         """Stop filling in (the jobs themselves are the job manager's to stop)."""
-        if self._runner is not None:
-            self._runner.cancel()
-            try:
-                await self._runner
-            except asyncio.CancelledError:
-                pass
-
+        filling = [atlas.filling for atlas in self._atlases.values() if atlas.filling is not None]
+        for task in filling:
+            task.cancel()
+        await asyncio.gather(*filling, return_exceptions=True)

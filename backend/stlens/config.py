@@ -9,6 +9,8 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .jobs.scheduling import Capacity
+
 REPO_FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 
 
@@ -37,7 +39,15 @@ class ServerSettings(BaseSettings):
     workers: Literal["in-process", "external"] = Field(
         default="in-process", description="external: `stlens worker` processes run the jobs, taken from Redis"
     )
-    job_workers: int = Field(default=1, ge=1, le=16, description="visualisations optimised at once")
+    max_batch: int = Field(
+        default=32, ge=1, le=64, description="visualisations of one layer optimised together as one batch (1: none)"
+    )
+    max_running: int = Field(
+        default=64, ge=1, le=1024, description="visualisations being optimised at once; the others wait their turn"
+    )
+    max_background: int = Field(
+        default=4, ge=1, le=64, description="background ones (atlas units, prefetches) among them, one small batch"
+    )
     max_pending_jobs: int = Field(default=256, ge=1, le=100_000, description="queued or running; more are refused")
     max_pending_per_client: int = Field(
         default=16, ge=1, le=100_000, description="the same, per client: a browser session, or an address without one"
@@ -48,7 +58,9 @@ class ServerSettings(BaseSettings):
         le=100_000,
         description="the same, all clients of one address together (a class of 60 behind one NAT fits)",
     )
-    torch_threads: int = Field(default=0, ge=0, le=256, description="torch threads per job; 0: cores / workers")
+    torch_threads: int = Field(
+        default=0, ge=0, le=256, description="torch threads (the optimisation and analyses share them); 0: every core"
+    )
     recent_results: int = Field(default=32, ge=1, le=4096, description="finished results kept in memory too")
     preview_interval_s: float = Field(default=0.25, ge=0.05, le=1.0, description="least time between previews")
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -100,6 +112,10 @@ class ServerSettings(BaseSettings):
         if self.workers == "external" and self.redis_url is None:
             raise ValueError("--workers external needs --redis-url: the workers take their jobs from that Redis")
         return self
+
+    def capacity(self) -> Capacity:
+        """How much the stepper runs at once (``jobs.scheduling``)."""
+        return Capacity(max_batch=self.max_batch, max_running=self.max_running, max_background=self.max_background)
 
     def torch_device(self) -> torch.device:
         if self.device == "cuda" and not torch.cuda.is_available():

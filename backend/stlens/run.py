@@ -1,23 +1,22 @@
-"""One visualisation run, blocking: optimise, then encode the arrays and media.
+"""One visualisation run: how its optimisation starts, its progress message, how it finishes.
 
-The same in a server's job thread and in a ``stlens worker`` process. Progress goes out as the
-WebSocket ``progress`` message, JSON-encoded once where the run is, for every viewer.
+The stepper (``stlens.jobs.stepper``) steps the optimisation, the same in a server and in a
+``stlens worker`` process; progress goes out as the WebSocket ``progress`` message, JSON-encoded
+once where the run is, for every viewer; a finished one is measured (faithfulness) and encoded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .analysis.faithfulness import Faithfulness, assess
-from .engine import Progress, visualize
+from .engine.render import Optimisation, Visualization
 from .media.outputs import inputs_npz, preview_strips, render_media
 from .record import Result
 from .request import ResolvedRequest
@@ -35,39 +34,17 @@ class RunOutput:
     media: dict[str, bytes]
 
 
-def run_visualization(
-    resolved: ResolvedRequest,
-    cancel: threading.Event,
-    on_progress_message: Callable[[str], object],
-    preview_interval_s: float,
+def start_optimisation(resolved: ResolvedRequest) -> Optimisation:
+    """The request's optimisation, before its first step (the stepper runs it)."""
+    return Optimisation(resolved.model, resolved.layer.id, resolved.unit, resolved.settings, resolved.start_clips)
+
+
+def finish_run(
+    resolved: ResolvedRequest, optimised: Visualization, seconds: float, start_objective: float | None
 ) -> RunOutput:
-    """Optimise one request and encode it. Progress messages come at most every
-    ``preview_interval_s`` (and at the last step); raises ``engine.Cancelled`` once ``cancel`` is set."""
-    last_preview = 0.0
-    start_objective: float | None = None  # after the first step: did the run raise the unit above it?
-
-    def on_progress(progress: Progress) -> None:
-        nonlocal last_preview, start_objective
-        if progress.step == 1:
-            start_objective = progress.objective
-        now = time.monotonic()
-        if progress.step < progress.steps and now - last_preview < preview_interval_s:
-            return
-        last_preview = now
-        on_progress_message(json.dumps(progress_message(progress)))
-
-    started = time.perf_counter()
-    optimised = visualize(
-        resolved.model,
-        resolved.layer.id,
-        [resolved.unit],
-        resolved.settings,
-        progress=on_progress,
-        progress_every=1,
-        cancel=cancel,
-        start=resolved.start_clips,
-    )
-    seconds = time.perf_counter() - started
+    """A finished optimisation's result, arrays and media. ``seconds``: what its optimisation cost
+    (its share of the steps it was in, the pace its record keeps); ``start_objective``: the unit's
+    objective after the first step (the result checks ask whether it rose)."""
     inputs = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in optimised.inputs.items()}
     alpha = {stream: np.asarray(x[0], dtype=np.float32) for stream, x in optimised.alpha.items()}
     objective = optimised.objective[0]
@@ -88,17 +65,22 @@ def measure_faithfulness(resolved: ResolvedRequest, inputs: dict[str, np.ndarray
         return None
 
 
-def progress_message(progress: Progress) -> dict[str, Any]:
-    """The WebSocket ``progress`` message: previews are strips of the T frames."""
-    inputs = {stream: np.asarray(x) for stream, x in progress.inputs.items()}
+def progress_message(step: int, steps: int, objective: float, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The WebSocket ``progress`` message: previews are strips of the T frames ({stream: (T, H, W, C)})."""
     frames, height, width = next(iter(inputs.values())).shape[:3]
     return {
         "type": "progress",
-        "step": progress.step,
-        "steps": progress.steps,
-        "objective": progress.objective,
+        "step": step,
+        "steps": steps,
+        "objective": objective,
         "previews": preview_strips(inputs),
         "frames": frames,
         "height": height,
         "width": width,
     }
+
+
+def queued_message(position: int, eta_s: float) -> str:
+    """The WebSocket ``queued`` message, JSON-encoded: ``position`` visualisations hold it back (those
+    waiting ahead of it beyond the places free now; 0: it starts next), and it starts in about ``eta_s`` seconds."""
+    return json.dumps({"type": "queued", "position": position, "eta_s": round(eta_s, 1)})

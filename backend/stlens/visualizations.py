@@ -19,6 +19,7 @@ from .budget import CostGuard
 from .cache import ResultCache
 from .clients import Client
 from .jobs.core import Job, Jobs, Status
+from .jobs.scheduling import Priority
 from .models.registry import ModelRegistry
 from .record import Result, ResultRecord
 from .request import NotFound, ResolvedRequest, VisualizationRequest, resolve
@@ -62,20 +63,23 @@ class Visualizations:
         """Check the request against its model (loaded in a thread); InvalidRequest if it is wrong."""
         return await asyncio.to_thread(resolve, self.registry, request, await uploaded_start(self.cache, request))
 
-    async def start(self, resolved: ResolvedRequest, client: Client, keep: bool) -> Job | ResultRecord:
+    async def start(
+        self, resolved: ResolvedRequest, client: Client, keep: bool, priority: Priority = "interactive"
+    ) -> Job | ResultRecord:
         """Remember the request, then answer from the cache (the record), join the running job,
         or start one (TooCostly over one request's budget, Busy past the limits or the client's budget).
 
-        ``keep``: the job runs to the end even if no live viewer is left (HTTP clients poll)."""
+        ``keep``: the job runs to the end even if no live viewer is left (HTTP clients poll).
+        ``priority``: background for work nobody waits for yet (atlas units, prefetches)."""
         job = self.jobs.get(resolved.id)
         if job is not None and job.active:
-            return self.jobs.submit(resolved, keep, client)  # joins it: no new cost
+            return self.jobs.submit(resolved, keep, client, priority=priority)  # joins it: no new cost
         if (record := await self.cache.get_record(resolved.id)) is not None:
             await self.cache.put_request(resolved.id, resolved.request)
             return record
         cost = await self.costs.visualization(resolved) if self.costs is not None else 0.0
         await self.cache.put_request(resolved.id, resolved.request)
-        return self.jobs.submit(resolved, keep, client, cost)
+        return self.jobs.submit(resolved, keep, client, cost, priority)
 
     async def state(self, visualization_id: str, client: Client) -> VisualizationState:
         """Where it stands; a known id that is no longer cached is started again (NotFound for an

@@ -86,9 +86,13 @@ class RecordingTable(JobTable):
     def __init__(self, limits: Limits):
         super().__init__(limits)
         self.started_jobs: list[Job] = []
+        self.promoted: list[Job] = []
 
     def _start(self, job: Job, resolved: ResolvedRequest) -> None:
         self.started_jobs.append(job)
+
+    def _promote(self, job: Job) -> None:
+        self.promoted.append(job)
 
 
 def resolved_units(count: int) -> list[ResolvedRequest]:
@@ -150,3 +154,13 @@ def test_limits_count_sessions_apart_and_their_address_together():
     assert shared.value.whose == "address" and "all its browsers together" in shared.value.detail
     submit(12, Client("10.0.0.2"))  # another address, no session: its own client
     assert Client("10.0.0.2").key != Client("10.0.0.2", "x" * 16).key
+
+
+def test_an_interactive_request_for_a_background_job_promotes_it():
+    (unit,) = resolved_units(1)
+    table = RecordingTable(Limits(pending=10, per_client=10))
+    job = table.submit(unit, keep=False, client=Client("atlas"), priority="background", cost_s=unit.settings.steps * 0.1)
+    assert job.priority == "background" and job.seconds_per_step == pytest.approx(0.1)
+    assert table.submit(unit, keep=False, client=Client("b"), priority="background") is job and not table.promoted
+    assert table.submit(unit, keep=False, client=Client("c")) is job
+    assert job.priority == "interactive" and table.promoted == [job]

@@ -14,14 +14,17 @@ from websockets.sync.client import connect
 
 
 def queued_job(redis_url: str, vid: str) -> Job | None:
-    """The queue's record of job ``vid`` (status, attempts, worker)."""
+    """The queue's record of job ``vid`` (status, attempts, worker), in whichever queue holds it."""
 
     async def fetch() -> Job | None:
-        queue = protocol.make_queue(redis_url)
-        try:
-            return await queue.job(vid)
-        finally:
-            await queue.disconnect()
+        for priority in protocol.QUEUE_NAMES:
+            queue = protocol.make_queue(redis_url, priority)
+            try:
+                if (job := await queue.job(vid)) is not None:
+                    return job
+            finally:
+                await queue.disconnect()
+        return None
 
     return asyncio.run(fetch())
 

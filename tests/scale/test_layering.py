@@ -17,10 +17,22 @@ from stlens.queue import worker
 build_parser(["worker"])
 settings = ServerSettings(device="cpu", torch_threads=1)
 context = worker.WorkerContext(settings, "redis://127.0.0.1:9")
-worker.make_worker(settings, "redis://127.0.0.1:9", 1)
+worker.make_workers(settings, "redis://127.0.0.1:9", 1)
 asked = worker.VisualizationRequest(model="synth-conv-fusion", layer="fusion.conv", unit=0, settings={"steps": 2})
-output = worker.run_visualization(worker.resolve(context.registry, asked), threading.Event(), lambda message: None, 0.0)
-record = worker.ResultRecord(request=asked, result=output.result)
+finished = threading.Event()
+
+class Sink:
+    def queued(self, position, eta_s): pass
+    def started(self): pass
+    def progress(self, message): pass
+    def finished(self, output):
+        worker.ResultRecord(request=asked, result=output.result)
+        finished.set()
+    def failed(self, error): raise SystemExit(repr(error))
+
+context.stepper.submit(worker.Run(worker.resolve(context.registry, asked), "test", "interactive", Sink(), 0.1))
+assert finished.wait(120)
+context.stepper.close()
 print(json.dumps(sorted(sys.modules)))
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from ..budget import Budget, CostGuard
 from ..cache import ResultCache
 from ..config import ServerSettings
 from ..datafolder import DataFolder
+from ..estimates import Estimates
 from ..jobs.core import Jobs, Limits
 from ..jobs.in_process import InProcessJobs
 from ..models.catalogue import open_registry
@@ -129,7 +131,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         jobs = InProcessJobs(
             cache,
             limits,
-            threads=settings.job_workers,
+            capacity=settings.capacity(),
             torch_threads=settings.torch_threads,
             preview_interval_s=settings.preview_interval_s,
         )
@@ -140,6 +142,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         Budget(settings.max_request_seconds, settings.max_client_seconds, settings.max_atlas_seconds),
         estimate_unmeasured=settings.workers == "in-process",  # the workers' devices are not this node's
     )
+    estimates = Estimates(costs)
+    # the device's speed measured now, before a request needs it
+    warming = asyncio.create_task(asyncio.to_thread(costs.estimator.speed, registry.device))
     atlases = AtlasManager(jobs, cache, costs=costs)
     app.state.services = Services(
         settings=settings,
@@ -148,6 +153,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cache=cache,
         jobs=jobs,
         visualizations=Visualizations(registry, cache, jobs, costs),
+        estimates=estimates,
         atlases=atlases,
         embedded_redis=embedded,
         examples=ExampleIndex(k=insights.EXAMPLES_PER_UNIT),
@@ -155,6 +161,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        with contextlib.suppress(Exception):  # a failed measurement leaves estimates to a later request
+            await warming
         await atlases.aclose()
         await jobs.aclose()
         writing_back.cancel()

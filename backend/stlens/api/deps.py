@@ -16,6 +16,7 @@ from ..atlas import AtlasManager
 from ..cache import ResultCache
 from ..clients import SESSION_COOKIE, SESSION_HEADER, Client, session_or_none
 from ..config import ServerSettings
+from ..estimates import Estimates
 from ..jobs.core import Jobs
 from ..models.registry import ModelRegistry
 from ..redis_server import EmbeddedRedis
@@ -31,6 +32,7 @@ class Services:
     jobs: Jobs
     visualizations: Visualizations
     atlases: AtlasManager
+    estimates: Estimates
     embedded_redis: EmbeddedRedis | None
     examples: ExampleIndex  # the dataset examples of the units asked for, indexed a layer at a time
     decoders: DecodePool = field(default_factory=DecodePool)  # uploads, decoded on their own bounded pool

@@ -66,12 +66,44 @@ class ModelDetail(ModelSummary):
     )
 
 
+class StepEstimate(BaseModel):
+    seconds_per_step: float
+    source: Literal["measured", "estimated"] = Field(
+        description="measured: the newest run of the layer here; estimated: its operations against this machine's "
+        "measured speed (before its first run here)"
+    )
+
+
 class ModelPace(BaseModel):
     model: str
     seconds_per_step: dict[str, float] = Field(
         description="layer id -> seconds an optimisation step took in the newest run of that layer here; "
         "layers that have not run here are absent"
     )
+    layers: dict[str, StepEstimate] = Field(
+        default_factory=dict, description="every layer: seconds a step takes here, measured or estimated"
+    )
+
+
+class EstimateRequest(BaseModel):
+    """The body of ``POST /api/estimates``: some work before it starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=64)
+    layer: str = Field(min_length=1, max_length=256)
+    settings: VisualizationSettings = Field(default_factory=VisualizationSettings)
+    runs: int = Field(default=1, ge=1, le=MAX_ATLAS_UNITS, description="visualisations of it (a sweep's columns)")
+    atlas: bool = Field(default=False, description="the layer's atlas: one run a unit (its first units)")
+
+
+class WorkEstimateState(BaseModel):
+    seconds: float = Field(description="about how long it takes here, one run after another (an upper bound)")
+    runs: int
+    seconds_per_step: float
+    source: Literal["measured", "estimated"]
+    heavy: bool = Field(description="over heavy_s: the page says how long and asks before it starts")
+    heavy_s: float
 
 
 class VisualizationCreated(BaseModel):
@@ -161,12 +193,17 @@ class AtlasRequest(BaseModel):
     model: str = Field(min_length=1, max_length=64)
     layer: str = Field(min_length=1, max_length=256)
     settings: VisualizationSettings = Field(default_factory=VisualizationSettings)
+    run_on: bool = Field(
+        default=False,
+        description="on the live socket: go on when nobody watches it (else it stops once its last viewer has "
+        "been gone a few seconds); an atlas started over HTTP always runs on",
+    )
 
 
 class AtlasUnitState(BaseModel):
     unit: int
     id: str = Field(description="the unit's visualisation id, as POST /api/visualizations gives it")
-    status: Status
+    status: Status = Field(description="failed, with a detail that says so, where the atlas was cancelled first")
     detail: str | None = Field(default=None, description="why it failed")
     media: dict[str, str] | None = Field(default=None, description="medium name -> URL, once done")
     warnings: list[str] = Field(default_factory=list, description="the result's warnings, once done")
@@ -183,9 +220,12 @@ class AtlasState(BaseModel):
     id: str
     model: str
     layer: str
-    status: AtlasStatus = Field(description="done once every unit is done or failed")
+    status: AtlasStatus = Field(description="done once every unit is done or failed (a cancelled one too)")
     units_total: int = Field(description=f"the layer's units; the atlas holds the first {MAX_ATLAS_UNITS} at most")
     units: list[AtlasUnitState]
+    eta_s: float | None = Field(default=None, description="while running: about how long the units left take")
+    run_on: bool = Field(description="it goes on when nobody watches it")
+    cancelled: bool = Field(description="stopped before every unit was computed")
 
     @classmethod
     def of(cls, atlas: Atlas) -> AtlasState:
@@ -197,4 +237,7 @@ class AtlasState(BaseModel):
             status=atlas.status,
             units_total=atlas.units_total,
             units=[AtlasUnitState.of(u) for u in atlas.units],
+            eta_s=atlas.eta_s,
+            run_on=atlas.run_on,
+            cancelled=atlas.cancelled,
         )

@@ -14,7 +14,7 @@ a server steps many (``stlens.jobs.stepper``), several of one layer in one pass 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -46,7 +46,7 @@ class Progress:
     which at 64 x 224 x 224 costs more than the step itself, and most callers skip most steps.
     Read them during the callback: a replayed CUDA graph reuses the tensors behind them."""
 
-    def __init__(self, step: int, steps: int, objective: torch.Tensor, clips: dict[Stream, torch.Tensor]):
+    def __init__(self, step: int, steps: int, objective: torch.Tensor, clips: Mapping[Stream, torch.Tensor]):
         self.step = step  # 1-based step just finished
         self.steps = steps
         self._objective = objective
@@ -101,7 +101,7 @@ def _batch_items(
 
 def _evidence_maps(evidence: dict[Stream, torch.Tensor]) -> dict[str, np.ndarray]:
     """Summed |gradient| (B, C, T, H, W) -> (B, T, H, W) in [0, 1], each item scaled by its 99th percentile."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for stream, total in evidence.items():
         summed = total.sum(1).float()
         flat = summed.flatten(1)
@@ -158,11 +158,12 @@ class LayerRunner:
         self.partial = getattr(model.module, "partial_inputs", False)
         self.probe = LayerProbe(model.module, layer)
 
-    def __call__(self, inputs: dict[Stream, torch.Tensor]) -> torch.Tensor:
+    def __call__(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``inputs``: the network's keyword arguments, one per stream."""
         if not self.partial:
             spec = self.model.spec
             batch = next(iter(inputs.values())).shape[0]
-            constant = {  # a neutral input for the streams the layer does not depend on
+            constant: dict[str, torch.Tensor] = {  # a neutral input for the streams the layer does not depend on
                 s: torch.zeros(batch, *spec.inputs[s].shape, device=self.model.device)
                 for s in spec.streams
                 if s not in inputs
@@ -203,7 +204,7 @@ class StepTerms:
 
 
 def descend(
-    runner: Callable[[dict[Stream, torch.Tensor]], torch.Tensor],
+    runner: Callable[[Mapping[str, torch.Tensor]], torch.Tensor],
     terms: StepTerms,
     clips: dict[Stream, torch.Tensor],
     specs: dict[Stream, InputSpec],
@@ -219,7 +220,7 @@ def descend(
     seen_from = {s: x.detach().requires_grad_() for s, x in model_space.items()}
     views = terms.views
     # the transforms are linear and keep constants, so they commute with to_model
-    seen = {
+    seen: dict[str, torch.Tensor] = {  # the network's keyword inputs
         s: terms.jitter.apply(x.repeat_interleave(views, 0) if views > 1 else x, draw, is_flow=s == "motion")
         for s, x in seen_from.items()
     }
@@ -238,6 +239,19 @@ def descend(
     # one backward pass through the parameterisation: minus the objective's gradient plus the penalties'
     torch.autograd.backward(list(model_space.values()), grads)
     return value, objective_grads
+
+
+def batch_key(
+    model: LoadedModel, layer: str, settings: VisualizationSettings, has_start: bool
+) -> tuple[object, ...] | None:
+    """What optimisations that step together (:func:`step_together`) share: one model and layer,
+    one objective and transforms, start clips all or none; everything else (unit, seed, weights,
+    steps, learning rate, parameterisation, the start clip itself) is each one's own. None: it
+    steps alone (a diversity objective compares the items of its own batch only)."""
+    if settings.diversity > 0:
+        return None
+    shared = settings.model_dump(include={"objective", "direction", "transforms"})
+    return (model.spec.id, model.weights_hash, layer, has_start, repr(shared))
 
 
 class Optimisation:
@@ -309,12 +323,8 @@ class Optimisation:
         return self.step >= self.steps
 
     def batch_key(self) -> tuple[object, ...]:
-        """Optimisations with equal keys may step together (:func:`step_together`): one model and
-        layer, one objective and transforms, start clips all or none. A diversity objective compares
-        the items of its own batch, so such an optimisation steps alone."""
-        shared = self.settings.model_dump(include={"objective", "direction", "diversity", "transforms"})
-        alone = id(self) if self.settings.diversity > 0 else None
-        return (self.model.spec.id, self.model.weights_hash, self.layer, self.has_start, repr(shared), alone)
+        """Optimisations with equal keys may step together (:func:`step_together`, see :func:`batch_key`)."""
+        return batch_key(self.model, self.layer, self.settings, self.has_start) or (id(self),)
 
     def clips(self) -> dict[Stream, torch.Tensor]:
         """The current display-space clips (B, C, T, H, W), with their graph to the parameters."""

@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 from ..budget import duration
 from ..clients import Client
 from ..request import NotFound, NotYours, ResolvedRequest, VisualizationRequest
+from .scheduling import Priority
 
 Status = Literal["queued", "running", "done", "failed"]
 FinalStatus = Literal["done", "failed"]
@@ -27,10 +28,11 @@ FINISHED_JOBS_KEPT = 256
 
 @dataclass(frozen=True)
 class Event:
-    """What a job tells its viewers: progress (its WebSocket message, JSON-encoded once for all
-    viewers where the job runs), or that it is done or failed."""
+    """What a job tells its viewers: that it waits (the ``queued`` message) or progress (its
+    WebSocket message, JSON-encoded once for all viewers where the job runs), or that it is done
+    or failed."""
 
-    type: Literal["progress", "done", "failed"]
+    type: Literal["queued", "progress", "done", "failed"]
     message: str = ""
 
 
@@ -64,12 +66,18 @@ class Job:
     cost_s: float = 0.0  # estimated seconds of compute here (stlens.budget), held against its client's budget
     keep: bool = False
     released: bool = False  # the client that asked to keep it cancelled it (stlens.jobs.core.JobTable.release)
+    priority: Priority = "interactive"  # background: atlas units, prefetches (scheduling.py)
     status: Status = "queued"
     detail: str | None = None
     latest: Event | None = None
     subscribers: set[Subscription] = field(default_factory=set)
     cancel: threading.Event = field(default_factory=threading.Event)
     task: asyncio.Task[None] | None = None  # held so the event loop does not drop it
+
+    @property
+    def seconds_per_step(self) -> float:
+        """A step of its layer here, alone: its cost over its steps (0 where not known)."""
+        return self.cost_s / self.request.settings.steps
 
     @property
     def finished(self) -> bool:
@@ -105,15 +113,18 @@ class Job:
             self.status = "running"
 
     def publish(self, event: Event) -> None:
-        """Called on the event loop: remember the event and hand it to every viewer."""
+        """Called on the event loop: remember the event and hand it to every viewer (news that
+        arrives after the end, a last preview, is dropped)."""
+        if self.finished:
+            return
         self.latest = event
         for subscription in self.subscribers:
             subscription.offer(event)
 
     def finish(self, status: FinalStatus, detail: str | None = None) -> None:
         """Done or failed (``detail`` says why): the viewers are told."""
-        self.status, self.detail = status, detail
         self.publish(Event(status))
+        self.status, self.detail = status, detail
 
     async def outcome(self) -> tuple[FinalStatus, str | None]:
         """Wait until the job is finished: ("done", None) or ("failed", why)."""
@@ -194,11 +205,23 @@ class Jobs(Protocol):
         """How many jobs can run at once."""
         ...
 
+    @property
+    def background_slots(self) -> int:
+        """How many background jobs run at once (an atlas keeps that many of its units submitted)."""
+        ...
+
     def get(self, job_id: str) -> Job | None: ...
 
     def unfinished_count(self) -> int: ...
 
-    def submit(self, resolved: ResolvedRequest, keep: bool, client: Client, cost_s: float = 0.0) -> Job: ...
+    def submit(
+        self,
+        resolved: ResolvedRequest,
+        keep: bool,
+        client: Client,
+        cost_s: float = 0.0,
+        priority: Priority = "interactive",
+    ) -> Job: ...
 
     def release(self, job_id: str, client: Client) -> Job: ...
 
@@ -224,19 +247,32 @@ class JobTable(ABC):
     def unfinished_count(self) -> int:
         return sum(1 for job in self._jobs.values() if not job.finished)
 
-    def submit(self, resolved: ResolvedRequest, keep: bool, client: Client, cost_s: float = 0.0) -> Job:
+    def submit(
+        self,
+        resolved: ResolvedRequest,
+        keep: bool,
+        client: Client,
+        cost_s: float = 0.0,
+        priority: Priority = "interactive",
+    ) -> Job:
         """The active job of this id, or a new one for ``client`` (raises Busy past the limits, its
         estimated ``cost_s`` included).
 
-        ``keep``: run it to the end even without viewers."""
+        ``keep``: run it to the end even without viewers. ``priority``: interactive joining a
+        background job makes it interactive."""
         job = self._jobs.get(resolved.id)
         if job is not None and job.active:
             job.keep = job.keep or keep
+            if priority == "interactive" and job.priority == "background":
+                job.priority = "interactive"
+                self._promote(job)
             return job
         unfinished = self.unfinished()
         self.limits.admit((j.client for j in unfinished), client)
         self.limits.admit_cost(((j.client, j.cost_s) for j in unfinished), client, cost_s)
-        job = Job(id=resolved.id, request=resolved.request, client=client, cost_s=cost_s, keep=keep)
+        job = Job(
+            id=resolved.id, request=resolved.request, client=client, cost_s=cost_s, keep=keep, priority=priority
+        )
         self._jobs[resolved.id] = job
         self.started += 1
         self._forget_finished()
@@ -246,6 +282,10 @@ class JobTable(ABC):
     @abstractmethod
     def _start(self, job: Job, resolved: ResolvedRequest) -> None:
         """Run the new job, or queue it to run (called once, on the event loop)."""
+
+    @abstractmethod
+    def _promote(self, job: Job) -> None:
+        """The background job is interactive now (someone waits at a page for it): run it so."""
 
     def release(self, job_id: str, client: Client) -> Job:
         """``client`` cancels the job it started (see :meth:`Job.release`); NotFound if there is no

@@ -1,8 +1,12 @@
-"""What API nodes and workers agree on: the saq queue, the job options and the event channels.
+"""What API nodes and workers agree on: the saq queues, the job options and the event channels.
 
-A visualisation's saq job key is its content id, so the queue itself merges identical
-requests from every API node. Workers heartbeat while they run a job; a job not heard from
-for ``HEARTBEAT_S`` is swept by any live worker and run again (up to ``ATTEMPTS`` runs).
+Two queues, one a priority: interactive work (someone waits at a page) and background work (atlas
+units, prefetches). A worker takes from both, with slots of its own for each, and its stepper steps
+background runs only while no interactive one is admitted: an interactive job never waits behind
+background ones, in the queue or in a worker. A visualisation's saq job key is its content id, so
+each queue itself merges identical requests from every API node. Workers heartbeat while they run
+a job; a job not heard from for ``HEARTBEAT_S`` is swept by any live worker and run again (up to
+``ATTEMPTS`` runs).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import redis.asyncio as aioredis
 from saq.queue.redis import RedisQueue
 
 from ..cache import KEY_PREFIX
+from ..jobs.scheduling import Priority
 from ..request import VisualizationRequest
 
-QUEUE_NAME = "stlens"
+QUEUE_NAME = "stlens"  # interactive (the name API nodes of every version use)
+QUEUE_NAMES: dict[Priority, str] = {"interactive": QUEUE_NAME, "background": "stlens-background"}
 FUNCTION = "visualize"  # the saq function's name in Redis (API nodes and workers of any version agree on it)
 EVENTS_PREFIX = f"{KEY_PREFIX}:events:"
 RUNS_KEY = f"{KEY_PREFIX}:stats:runs"  # optimisation runs started by all workers: the load test counts them
@@ -26,12 +32,16 @@ ATTEMPTS = 3
 JOB_TIMEOUT_S = 6 * 3600  # a bound, not an estimate: liveness is the heartbeat's job
 WATCH_TTL_S = 5.0  # an API node's claim on a job's viewers lapses unless renewed (every poll)
 
-EventType = Literal["running", "progress", "done"]
+EventType = Literal["queued", "running", "progress", "done"]
 
 
-def make_queue(redis_url: str) -> RedisQueue:
-    """The queue on any URL redis-py takes (``Queue.from_url`` refuses ``unix://``)."""
-    return RedisQueue(aioredis.from_url(redis_url), name=QUEUE_NAME)
+def make_queue(redis_url: str, priority: Priority = "interactive") -> RedisQueue:
+    """The queue of a priority on any URL redis-py takes (``Queue.from_url`` refuses ``unix://``)."""
+    return RedisQueue(aioredis.from_url(redis_url), name=QUEUE_NAMES[priority])
+
+
+def priority_of_queue(name: str) -> Priority:
+    return "background" if name == QUEUE_NAMES["background"] else "interactive"
 
 
 def worker_id(host: str, pid: int) -> str:
@@ -44,11 +54,14 @@ def worker_info_key(worker: str) -> str:
     return f"saq:{QUEUE_NAME}:worker_info:{worker}"
 
 
-def job_options(job_id: str, request: VisualizationRequest) -> dict[str, Any]:
-    """``queue.enqueue(FUNCTION, **job_options(...))``: the job's key, liveness and retries."""
+def job_options(job_id: str, request: VisualizationRequest, client: str, seconds_per_step: float) -> dict[str, Any]:
+    """``queue.enqueue(FUNCTION, **job_options(...))``: the job's key, who asked (its fair share in
+    the worker), its layer's pace here (the estimates its viewers are told), liveness and retries."""
     return {
         "key": job_id,
         "request": request.as_json(),
+        "client": client,
+        "seconds_per_step": seconds_per_step,
         "timeout": JOB_TIMEOUT_S,
         "heartbeat": HEARTBEAT_S,
         "retries": ATTEMPTS,
@@ -76,6 +89,11 @@ def parse_event(message: str) -> tuple[str, str]:
 def keep_key(job_id: str) -> str:
     """Set while someone asked for the job to run to the end (an HTTP client): never cancelled."""
     return f"{KEY_PREFIX}:keep:{job_id}"
+
+
+def promoted_key(job_id: str) -> str:
+    """Set while a background job that a worker holds has an interactive viewer: the worker steps it so."""
+    return f"{KEY_PREFIX}:promoted:{job_id}"
 
 
 def watchers_key(job_id: str) -> str:

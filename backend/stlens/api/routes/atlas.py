@@ -31,16 +31,17 @@ def _resolve_units(registry: ModelRegistry, body: AtlasRequest) -> tuple[list[Re
     return [first, *(unit(number) for number in range(1, min(first.layer.units, MAX_ATLAS_UNITS)))], first.layer.units
 
 
-async def _start(services: Services, body: AtlasRequest, client: HTTPConnection) -> Atlas:
+async def _start(services: Services, body: AtlasRequest, client: HTTPConnection, run_on: bool) -> Atlas:
     units, total = await asyncio.to_thread(_resolve_units, services.registry, body)
-    return await services.atlases.start(units, total, client_of(client))
+    return await services.atlases.start(units, total, client_of(client), run_on)
 
 
 @router.post("/api/atlas", response_model=AtlasState, status_code=202)
 async def create_atlas(body: AtlasRequest, request: Request, services: ServicesDep) -> AtlasState:
     """Every unit of a layer with these settings: the cached ones at once, the others computed in the
-    background at low priority, a unit for each free job worker. Asking again for a running atlas joins it."""
-    return AtlasState.of(await _start(services, body, request))
+    background, after interactive work. Asking again for a running atlas joins it. It runs on to the
+    end (nobody watches an HTTP request): ``DELETE`` stops it."""
+    return AtlasState.of(await _start(services, body, request, run_on=True))
 
 
 @router.get("/api/atlas/{aid}", response_model=AtlasState)
@@ -65,10 +66,12 @@ async def cancel_atlas(atlas_id: AtlasId, request: Request, services: ServicesDe
 @router.websocket("/api/atlas/live")
 async def atlas_live(ws: WebSocket, services: ServicesDep) -> None:
     """Send the POST body as one JSON message; receive ``atlas`` (the state), a ``unit`` message for
-    every change of a unit, then ``done`` (the final state), or ``error``. Leaving does not stop the atlas."""
+    every change of a unit, then ``done`` (the final state), or ``error``. Once nobody has watched it
+    for a few seconds it stops, unless ``run_on`` was asked for."""
 
     async def start(text: str) -> Atlas:
-        return await _start(services, AtlasRequest.model_validate_json(text), ws)
+        body = AtlasRequest.model_validate_json(text)
+        return await _start(services, body, ws, run_on=body.run_on)
 
     async def stream(atlas: Atlas, watch: Watch) -> None:
         changes = atlas.listen()
@@ -79,5 +82,6 @@ async def atlas_live(ws: WebSocket, services: ServicesDep) -> None:
             await ws.send_json({"type": "done", **AtlasState.of(atlas).model_dump(mode="json")})
         finally:
             atlas.unlisten(changes)
+            services.atlases.unwatched(atlas)
 
     await serve_one_request(ws, services.settings.max_body_bytes, start, stream)

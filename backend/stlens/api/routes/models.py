@@ -6,10 +6,21 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from ...analysis.unit_examples import examples_available
+from ...atlas import MAX_ATLAS_UNITS
+from ...estimates import HEAVY_S
 from ...models.registry import ModelEntry
 from ...request import NotFound, load_model
 from ..deps import ServicesDep
-from ..schemas import InputShape, Layer, ModelDetail, ModelPace, ModelSummary
+from ..schemas import (
+    EstimateRequest,
+    InputShape,
+    Layer,
+    ModelDetail,
+    ModelPace,
+    ModelSummary,
+    StepEstimate,
+    WorkEstimateState,
+)
 
 router = APIRouter(tags=["models"])
 
@@ -58,9 +69,31 @@ async def describe_model(model: ModelId, services: ServicesDep) -> ModelDetail:
 
 @router.get("/api/models/{model}/pace", response_model=ModelPace)
 async def model_pace(model: ModelId, services: ServicesDep) -> ModelPace:
-    """Seconds a step of each layer that has run on this deployment: the page's estimate of how
-    long a visualisation will take (steps x pace) before it starts."""
-    if model not in services.registry:
-        raise NotFound(f"unknown model {model!r}")
-    return ModelPace(model=model, seconds_per_step=await services.cache.get_pace(model))
+    """Seconds a step of each layer takes on this deployment: measured where the layer has run here
+    (``seconds_per_step``), else estimated (``layers`` has every layer; the first call loads the model)."""
+    loaded = await asyncio.to_thread(load_model, services.registry, model)
+    costs = await services.estimates.layers(loaded)
+    layers = {layer: StepEstimate(seconds_per_step=cost.seconds, source=cost.source) for layer, cost in costs.items()}
+    return ModelPace(model=model, seconds_per_step=await services.cache.get_pace(model), layers=layers)
+
+
+@router.post("/api/estimates", response_model=WorkEstimateState)
+async def estimate(body: EstimateRequest, services: ServicesDep) -> WorkEstimateState:
+    """About how long some work takes here before it starts: one visualisation, ``runs`` of them (a
+    sweep), or a layer's atlas; ``heavy`` work is announced and confirmed on the page first."""
+    loaded = await asyncio.to_thread(load_model, services.registry, body.model)
+    try:
+        layer = loaded.layer(body.layer)
+    except KeyError:
+        raise NotFound(f"model {body.model!r} has no layer {body.layer!r}") from None
+    runs = min(layer.units, MAX_ATLAS_UNITS) if body.atlas else body.runs
+    work = await services.estimates.work(loaded, layer.id, body.settings.steps, runs)
+    return WorkEstimateState(
+        seconds=round(work.seconds, 1),
+        runs=runs,
+        seconds_per_step=work.seconds_per_step,
+        source=work.source,
+        heavy=work.heavy,
+        heavy_s=HEAVY_S,
+    )
 

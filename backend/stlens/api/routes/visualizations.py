@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response, WebSocket
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, WebSocket
 from starlette.requests import HTTPConnection
 
 from ...jobs.core import Job
+from ...jobs.scheduling import PRIORITIES, Priority
 from ...media.outputs import MEDIA_TYPES
 from ...record import ResultRecord
 from ...request import ID_LENGTH, ID_PATTERN, ResolvedRequest, VisualizationRequest
@@ -35,13 +36,19 @@ def _share_url(connection: HTTPConnection, services: Services, resolved: Resolve
     return str(page.replace(query=urlencode(share_query(resolved.as_json()))))
 
 
+PriorityQuery = Annotated[
+    Priority,
+    Query(description="background: nobody waits for it yet (a prefetch); it runs after every interactive request"),
+]
+
+
 @router.post("/api/visualizations", response_model=VisualizationCreated, status_code=202)
 async def create_visualization(
-    body: VisualizationRequest, request: Request, services: ServicesDep
+    body: VisualizationRequest, request: Request, services: ServicesDep, priority: PriorityQuery = "interactive"
 ) -> VisualizationCreated:
     """Start a visualisation, or find it cached or running; the id is a hash of its content."""
     resolved = await services.visualizations.resolve(body)
-    started = await services.visualizations.start(resolved, client_of(request), keep=True)
+    started = await services.visualizations.start(resolved, client_of(request), keep=True, priority=priority)
     status = "done" if isinstance(started, ResultRecord) else started.status
     return VisualizationCreated(id=resolved.id, status=status, share_url=_share_url(request, services, resolved))
 
@@ -92,12 +99,19 @@ async def get_media(visualization_id: VisualizationId, name: MediumName, service
 
 @router.websocket("/api/visualizations/live")
 async def live(ws: WebSocket, services: ServicesDep) -> None:
-    """Send the POST body as one JSON message; receive accepted, progress..., then done or error."""
+    """Send the POST body as one JSON message; receive accepted, queued... while it waits,
+    progress..., then done or error. ``?priority=background``: a prefetch, run after interactive work."""
 
     async def start(text: str) -> tuple[str, Job | ResultRecord]:
+        priority = ws.query_params.get("priority", "interactive")
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority is one of {', '.join(PRIORITIES)}, not {priority[:40]!r}")
         resolved = await services.visualizations.resolve(VisualizationRequest.model_validate_json(text))
         await ws.send_json({"type": "accepted", "id": resolved.id, "share_url": _share_url(ws, services, resolved)})
-        return resolved.id, await services.visualizations.start(resolved, client_of(ws), keep=False)
+        started = await services.visualizations.start(
+            resolved, client_of(ws), keep=False, priority=cast(Priority, priority)
+        )
+        return resolved.id, started
 
     async def stream(started: tuple[str, Job | ResultRecord], watch: Watch) -> None:
         visualization_id, work = started
@@ -115,7 +129,7 @@ async def _follow(ws: WebSocket, services: Services, job: Job, watch: Watch) -> 
     try:
         while True:
             event = await watch.next(subscription.next())
-            if event.type == "progress":
+            if event.type in ("queued", "progress"):
                 await ws.send_text(event.message)
             elif event.type == "done":
                 await _send_done(ws, await services.visualizations.state(job.id, client_of(ws)))

@@ -1,0 +1,262 @@
+"""The stepper: every run of this process, optimised a step at a time on one thread, in the order
+``scheduling.Schedule`` gives, and finished (faithfulness, media) on a small pool beside it.
+
+Used alike by the in-process job manager and by a ``stlens worker``: a run comes with a
+:class:`RunSink`, told (on the stepper's threads) that the run waits (its place and an estimate),
+started, made progress, finished or failed. Between two steps the stepper admits waiting runs
+(a run that arrives while its layer's batch runs joins it at the next step), drops cancelled ones,
+and picks the next group: so background work yields to an interactive request within one step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..engine import Cancelled, Progress
+from ..engine.render import LayerRunner, Optimisation, Visualization, batch_key, step_together
+from ..request import ResolvedRequest
+from ..run import RunOutput, finish_run, progress_message, start_optimisation
+from .scheduling import Capacity, Priority, Schedule, seconds_until_start
+
+log = logging.getLogger(__name__)
+
+QUEUE_REPORT_EVERY_S = 2.0  # a waiting run hears again at least this often (and whenever its place changes)
+SPEEDUP_SMOOTHING = 0.2  # weight of the newest step in the running estimate of the batching speed-up
+
+
+class RunSink(Protocol):
+    """Where a run's news goes; called on the stepper's threads, so each must hand it on quickly."""
+
+    def queued(self, position: int, eta_s: float) -> None:
+        """Waiting: ``position`` runs are ahead of it (0: next), it starts in about ``eta_s``."""
+
+    def started(self) -> None: ...
+
+    def progress(self, message: str) -> None:
+        """The WebSocket ``progress`` message, JSON-encoded (the last one may come after ``finished``)."""
+
+    def finished(self, output: RunOutput) -> None: ...
+
+    def failed(self, error: Exception) -> None:
+        """``engine.Cancelled`` when its cancel event was set."""
+
+
+@dataclass(eq=False)
+class Run:
+    """One request's optimisation, as the stepper holds it. ``seconds_per_step``: a step of its
+    layer alone here (measured or estimated, ``stlens.step_cost``), for the estimates it is told."""
+
+    resolved: ResolvedRequest
+    client: str  # a Client's key: the fair share it waits in
+    priority: Priority
+    sink: RunSink
+    seconds_per_step: float
+    cancel: threading.Event = field(default_factory=threading.Event)
+    batch_key: object = None  # what it may step together with (set from its request: engine.render.batch_key)
+    optimisation: Optimisation | None = None
+    compute_s: float = 0.0  # its share of the steps' time: the pace its record keeps
+    start_objective: float | None = None  # after the first step (result checks: did it rise?)
+    last_preview: float = float("-inf")
+    reported: tuple[int, float] | None = None  # the place it was last told, and when
+
+    def __post_init__(self) -> None:
+        resolved = self.resolved
+        key = batch_key(resolved.model, resolved.layer.id, resolved.settings, resolved.start_clips is not None)
+        self.batch_key = key if key is not None else ("alone", id(self))
+
+    @property
+    def steps_left(self) -> int:
+        done = self.optimisation.step if self.optimisation is not None else 0
+        return self.resolved.settings.steps - done
+
+
+class Stepper:
+    """Runs every submitted run to its end, a step at a time; ``close`` cancels what is left."""
+
+    def __init__(self, capacity: Capacity, preview_interval_s: float, finish_threads: int = 1):
+        self.capacity = capacity
+        self.preview_interval_s = preview_interval_s
+        self._schedule: Schedule[Run] = Schedule(capacity, lambda run: run.batch_key)
+        self._lock = threading.Condition()
+        self._closing = False
+        self._speedup = 1.0  # work done (seconds alone) per second of stepping: the batching's gain, measured
+        # previews apart from results: a result's encoding (a fraction of a second) never holds up previews
+        self._previews = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stlens-preview")
+        self._finisher = ThreadPoolExecutor(max_workers=finish_threads, thread_name_prefix="stlens-finish")
+        self._thread = threading.Thread(target=self._loop, name="stlens-stepper", daemon=True)
+        self._thread.start()
+
+    def submit(self, run: Run) -> None:
+        """Queue a run (from any thread); it is told its place at once unless it starts right away."""
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the stepper is closed")
+            self._schedule.push(run, run.client, run.priority)
+            busy = len(self._schedule.running()) + len(self._schedule.waiting()) > 1  # others before it
+            self._lock.notify()
+        if busy:
+            self._report_queue(force=run)
+
+    def promote(self, run: Run) -> None:
+        """Someone now waits at a page for this background run: it becomes interactive."""
+        with self._lock:
+            run.priority = "interactive"
+            self._schedule.promote(run)
+            self._lock.notify()
+
+    def wake(self) -> None:
+        """Look at the cancel events now (a run's was set)."""
+        with self._lock:
+            self._lock.notify()
+
+    def close(self) -> None:
+        """Cancel every run and stop (the runs are told they failed with ``Cancelled``)."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify()
+        self._thread.join()
+        self._previews.shutdown(wait=True)
+        self._finisher.shutdown(wait=True)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._schedule.running()) + len(self._schedule.waiting())
+
+    def _loop(self) -> None:
+        closed = False
+        while not closed:
+            try:
+                closed = self._turn()
+            except Exception:  # a bug in one turn must not stop every run of the server
+                log.exception("the stepper's turn failed")
+
+    def _turn(self) -> bool:
+        """Drop the cancelled runs, admit waiting ones, step one group; True once closed."""
+        with self._lock:
+            while not self._closing and not (self._schedule.running() or self._schedule.waiting()):
+                self._lock.wait()
+            closing = self._closing
+            cancelled = [
+                run for run in self._schedule.running() + self._schedule.waiting() if closing or run.cancel.is_set()
+            ]
+            for run in cancelled:
+                self._schedule.remove(run)
+            admitted = [] if closing else self._schedule.admit()
+            group = [] if closing else self._schedule.next_group()
+        why = "the server stopped" if closing else "cancelled: every viewer left"
+        for run in cancelled:
+            run.sink.failed(Cancelled(why))
+        if closing:
+            return True
+        for run in admitted:
+            self._start(run)
+        self._report_queue()
+        group = [run for run in group if run.optimisation is not None]
+        if group:
+            self._step(group)
+        return False
+
+    def _start(self, run: Run) -> None:
+        try:
+            run.optimisation = start_optimisation(run.resolved)
+        except Exception as exc:  # e.g. a start clip of the wrong shape: this run fails, the others go on
+            log.exception("run %s could not start", run.resolved.id)
+            with self._lock:
+                self._schedule.remove(run)
+            run.sink.failed(exc)
+            return
+        run.reported = None
+        run.sink.started()
+
+    def _step(self, group: list[Run]) -> None:
+        """One step of a group; its finished runs go to the finisher."""
+        optimisations = [run.optimisation for run in group if run.optimisation is not None]
+        model = group[0].resolved.model
+        started = time.perf_counter()
+        try:
+            with model.lock:
+                runner = LayerRunner(model, group[0].resolved.layer.id, None)
+                try:
+                    outputs = step_together(runner, optimisations)
+                    results = {id(o): o.result(runner) for o in optimisations if o.done}
+                finally:
+                    runner.close()
+        except Exception as exc:  # the whole group's step failed: each run is told
+            log.exception("a step of %s failed", group[0].resolved.layer.id)
+            with self._lock:
+                for run in group:
+                    self._schedule.remove(run)
+            for run in group:
+                run.sink.failed(exc)
+            return
+        elapsed = time.perf_counter() - started
+        self._measure_speedup(group, elapsed)
+        now = time.monotonic()
+        for run, (value, clips) in zip(group, outputs):
+            optimisation = run.optimisation
+            assert optimisation is not None
+            run.compute_s += elapsed / len(group)
+            progress = Progress(optimisation.step, optimisation.steps, value, clips)
+            if optimisation.step == 1:
+                run.start_objective = progress.objective
+            if optimisation.done or now - run.last_preview >= self.preview_interval_s:
+                run.last_preview = now
+                objective, inputs = progress.objective, progress.inputs  # read now: the next step replaces them
+                step, steps = optimisation.step, optimisation.steps
+                self._previews.submit(self._send_progress, run, step, steps, objective, inputs)
+            if optimisation.done:
+                with self._lock:
+                    self._schedule.remove(run)
+                self._finisher.submit(self._finish, run, results[id(optimisation)])
+
+    def _measure_speedup(self, group: list[Run], elapsed: float) -> None:
+        alone = sum(run.seconds_per_step for run in group)
+        if elapsed > 0 and alone > 0:
+            sample = alone / elapsed
+            self._speedup += SPEEDUP_SMOOTHING * (sample - self._speedup)
+
+    @staticmethod
+    def _send_progress(run: Run, step: int, steps: int, objective: float, inputs: dict) -> None:
+        run.sink.progress(json.dumps(progress_message(step, steps, objective, inputs)))
+
+    @staticmethod
+    def _finish(run: Run, optimised: Visualization) -> None:
+        """Measure and encode a finished run; one cancelled meanwhile is dropped, not stored."""
+        try:
+            output = finish_run(run.resolved, optimised, run.compute_s, run.start_objective)
+        except Exception as exc:  # encoding failed: reported to its viewers, never raised
+            log.exception("run %s could not be finished", run.resolved.id)
+            run.sink.failed(exc)
+            return
+        if run.cancel.is_set():
+            run.sink.failed(Cancelled("cancelled while its result was being encoded"))
+        else:
+            run.sink.finished(output)
+
+    def _report_queue(self, force: Run | None = None) -> None:
+        """Tell each waiting run its place and an estimate, when its place changed or it has not
+        heard for a while (``force``: now)."""
+        with self._lock:
+            waiting = self._schedule.waiting()
+            running = self._schedule.running()
+            speedup = max(self._speedup, 1e-3)
+        work = {id(run): run.steps_left * run.seconds_per_step / speedup for run in running + waiting}
+        free = max(0, self.capacity.max_running - len(running))  # the next admission takes that many at once
+        now = time.monotonic()
+        for index, run in enumerate(waiting):
+            position = max(0, index - free)  # the runs ahead of it that hold it back (0: it starts next)
+            if run.reported is not None and run is not force:
+                place, when = run.reported
+                if place == position and now - when < QUEUE_REPORT_EVERY_S:
+                    continue
+            ahead = [work[id(r)] for r in waiting[:index]]
+            eta = seconds_until_start(index, [work[id(r)] for r in running], ahead, self.capacity.max_running)
+            run.reported = (position, now)
+            run.sink.queued(position, eta)
