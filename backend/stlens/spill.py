@@ -40,16 +40,16 @@ class ResultSpill:
         files = [path for path in self.folder.glob(f"*{SUFFIX}") if SAFE_ID.match(path.name[: -len(SUFFIX)])]
         return sorted(files, key=lambda path: path.stat().st_mtime_ns)
 
-    def _path(self, vid: str) -> Path:
-        if not SAFE_ID.match(vid):
-            raise ValueError(f"not a content id: {vid!r}")
-        return self.folder / f"{vid}{SUFFIX}"
+    def _path(self, visualization_id: str) -> Path:
+        if not SAFE_ID.match(visualization_id):
+            raise ValueError(f"not a content id: {visualization_id!r}")
+        return self.folder / f"{visualization_id}{SUFFIX}"
 
     def __len__(self) -> int:
         return len(self._sizes)
 
-    def __contains__(self, vid: object) -> bool:
-        return vid in self._sizes
+    def __contains__(self, visualization_id: object) -> bool:
+        return visualization_id in self._sizes
 
     @property
     def size_bytes(self) -> int:
@@ -60,15 +60,15 @@ class ResultSpill:
         with self._lock:
             return [path.name[: -len(SUFFIX)] for path in self._files()]
 
-    def put(self, vid: str, fields: dict[str, bytes]) -> bool:
+    def put(self, visualization_id: str, fields: dict[str, bytes]) -> bool:
         """Keep ``fields`` (a result's hash) on disk; False if the spill is full."""
-        path = self._path(vid)
+        path = self._path(visualization_id)
         need = sum(len(value) for value in fields.values())
         with self._lock:
-            if vid not in self._sizes and (
+            if visualization_id not in self._sizes and (
                 len(self._sizes) >= self.max_results or self.size_bytes + need > self.max_bytes
             ):
-                log.warning("the spill in %s is full; result %s is kept in memory only", self.folder, vid)
+                log.warning("the spill in %s is full; result %s is kept in memory only", self.folder, visualization_id)
                 return False
             partial = path.with_name(path.name + ".part")
             with partial.open("wb") as out:
@@ -78,26 +78,26 @@ class ResultSpill:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, path)
-            self._sizes[vid] = path.stat().st_size
+            self._sizes[visualization_id] = path.stat().st_size
             return True
 
-    def fields(self, vid: str) -> dict[str, bytes] | None:
+    def fields(self, visualization_id: str) -> dict[str, bytes] | None:
         """Every field of a spilled result, or None."""
         try:
-            with zipfile.ZipFile(self._path(vid)) as archive:
+            with zipfile.ZipFile(self._path(visualization_id)) as archive:
                 return {name: archive.read(name) for name in archive.namelist()}
         except (FileNotFoundError, zipfile.BadZipFile):
             return None
 
-    def get(self, vid: str, name: str) -> bytes | None:
+    def get(self, visualization_id: str, name: str) -> bytes | None:
         """One field of a spilled result, or None."""
         try:
-            with zipfile.ZipFile(self._path(vid)) as archive:
+            with zipfile.ZipFile(self._path(visualization_id)) as archive:
                 return archive.read(name)
         except (FileNotFoundError, KeyError, zipfile.BadZipFile):
             return None
 
-    def remove(self, vid: str) -> None:
+    def remove(self, visualization_id: str) -> None:
         with self._lock:
-            self._path(vid).unlink(missing_ok=True)
-            self._sizes.pop(vid, None)
+            self._path(visualization_id).unlink(missing_ok=True)
+            self._sizes.pop(visualization_id, None)
