@@ -37,9 +37,14 @@ def jpeg_data_url(image: np.ndarray, quality: int = 85) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg(image, quality)).decode("ascii")
 
 
-def gif(frames: np.ndarray, fps: int = FPS) -> bytes:
-    """A GIF that loops forever."""
-    images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
+def gif(frames: np.ndarray, fps: int = FPS, factor: int = 1) -> bytes:
+    """A GIF that loops forever, ``factor`` times the frames' size, nearest-neighbour. Each frame gets
+    its palette at its own size from the fast octree quantiser (under 1 ms a 64x64 frame; Pillow's
+    default median cut took 26 ms and was half of a result's encoding, for a mean error of 3.2
+    against 3.75 levels of 255), then is enlarged."""
+    images = [Image.fromarray(np.ascontiguousarray(f)).quantize(method=Image.Quantize.FASTOCTREE) for f in frames]
+    if factor > 1:
+        images = [i.resize((i.width * factor, i.height * factor), Image.Resampling.NEAREST) for i in images]
     out = io.BytesIO()
     images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     return out.getvalue()

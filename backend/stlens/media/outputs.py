@@ -49,7 +49,7 @@ def _appearance_media(rgb: np.ndarray, alpha: np.ndarray) -> dict[str, bytes]:
     factor = display_factor(frames.shape[1])
     big = enlarge(frames, factor)
     return {
-        "appearance.gif": encode.gif(big),
+        "appearance.gif": encode.gif(frames, factor=factor),
         "appearance.mp4": encode.mp4(big),
         "appearance.png": encode.png(strip(big)),
         "appearance-alpha.png": encode.png(strip(enlarge(with_alpha(frames, alpha), factor), background=0)),
@@ -64,7 +64,7 @@ def _motion_media(flow: np.ndarray, alpha: np.ndarray) -> dict[str, bytes]:
     direction = enlarge(coded, factor)
     return {
         "motion-alpha.png": encode.png(strip(enlarge(with_alpha(coded, alpha), factor), background=0)),
-        "motion.gif": encode.gif(direction),
+        "motion.gif": encode.gif(coded, factor=factor),
         "motion.mp4": encode.mp4(direction),
         "motion-direction.png": encode.png(strip(direction)),
         "motion-components.png": encode.png(strip(enlarge(coding.component_coding(flow, scale), factor))),
