@@ -202,3 +202,26 @@ def test_the_atlas_of_a_random_weight_model_wears_the_badge(dashboard, open_tab)
     page.wait_for_function(
         "() => /^(\\d+) \\/ \\1 units/.test(document.querySelector('.atlas-summary').textContent)", timeout=240_000
     )
+
+
+def test_a_tour_stop_and_a_share_link_of_a_random_weight_model_wear_the_badge(dashboard, open_tab):
+    model = open_tab().page.request.get(f"{dashboard}/api/models/vgg16-twostream-small").json()
+    if not model["random_weights"]:
+        pytest.skip("this machine has trained weights for the VGG net")
+    smallest = min(model["layers"], key=lambda layer: layer["units"])
+    stop = {"model": model["id"], "layer": smallest["id"], "unit": 0, "settings": {"steps": 1}, "caption": "untrained"}
+    page = open_tab().page
+    # a tour of one stop, served in place of a tour file (tours are static files of the page)
+    page.route("**/static/tours/untrained.json", lambda route: route.fulfill(json={"title": "t", "stops": [stop]}))
+    page.goto(f"{dashboard}/?tour=untrained&stop=0")
+    expect(page.locator(".present-what .badge.random")).to_be_visible(timeout=60_000)
+    wait_for_stop(page)
+
+    created = page.request.post(
+        f"{dashboard}/api/visualizations",
+        data={"model": stop["model"], "layer": stop["layer"], "unit": 0, "settings": {"steps": 1}},
+    ).json()
+    shared = open_tab().page
+    shared.goto(created["share_url"])
+    expect(shared.locator(".model-badge .badge.random")).to_be_visible(timeout=60_000)
+    wait_for_result(shared, timeout_ms=240_000)
