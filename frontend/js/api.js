@@ -23,6 +23,12 @@ export async function getJSON(path) {
   return answer(await fetch(path, { headers: { Accept: 'application/json' } }));
 }
 
+/** Send `body` as JSON with `method` (POST by default) and read the JSON answer (see answer). */
+async function sendJSON(path, body, method = 'POST') {
+  const headers = { Accept: 'application/json', ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) };
+  return answer(await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }));
+}
+
 const segment = encodeURIComponent;
 const query = (params) => new URLSearchParams(Object.entries(params).map(([key, value]) => [key, String(value)]));
 
@@ -31,6 +37,14 @@ export const listModels = () => getJSON('/api/models');
 export const describeModel = (id) => getJSON(`/api/models/${segment(id)}`);
 export const modelPace = (id) => getJSON(`/api/models/${segment(id)}/pace`);
 export const getVisualization = (id) => getJSON(`/api/visualizations/${segment(id)}`);
+/**
+ * About how long some work takes on this server before it starts ({model, layer, settings, runs?,
+ * atlas?}): {seconds, runs, seconds_per_step, source: 'measured'|'estimated', heavy, heavy_s}.
+ */
+export const estimateWork = (body) => sendJSON('/api/estimates', body);
+export const getAtlas = (id) => getJSON(`/api/atlas/${segment(id)}`);
+/** Cancel an atlas this browser started; another's is refused with the server's `detail`. */
+export const cancelAtlas = (id) => sendJSON(`/api/atlas/${segment(id)}`, undefined, 'DELETE');
 export const inputsUrl = (id) => `/api/visualizations/${segment(id)}/inputs.npz`;
 /** The server's OpenAPI document (the settings panel is built from its schemas). */
 export const openApi = () => getJSON('/openapi.json');
@@ -101,18 +115,23 @@ function converse(path, body, onMessage, signal) {
 
 /**
  * Run (or fetch from the cache) one visualisation over the live WebSocket.
- * Calls `on.accepted(id)`, `on.progress(msg)` for each progress message, then resolves with the
- * `done` object (see converse).
+ * Calls `on.accepted(id)`, `on.queued({position, eta_s})` while it waits its turn (position: runs
+ * ahead of it, 0: next), `on.progress(msg)` for each progress message, then resolves with the
+ * `done` object (see converse). `priority` 'background': a prefetch nobody waits for yet, which the
+ * server runs after every interactive request.
  */
-export function runLive(body, on = {}, signal) {
-  return converse('/api/visualizations/live', body, (message) => {
+export function runLive(body, on = {}, signal, priority = 'interactive') {
+  const path = `/api/visualizations/live${priority === 'background' ? '?priority=background' : ''}`;
+  return converse(path, body, (message) => {
     if (message.type === 'accepted') on.accepted?.(message.id);
+    else if (message.type === 'queued') on.queued?.(message);
     else if (message.type === 'progress') on.progress?.(message);
   }, signal);
 }
 
 /**
- * Every unit of a layer ({model, layer, settings}), computed by the server in the background.
+ * Every unit of a layer ({model, layer, settings, run_on?}), computed by the server in the background
+ * (it stops a few seconds after nobody watches it, unless `run_on`).
  * Calls `on.atlas(state)` with every unit's status, then `on.unit(unit)` as each one changes, and
  * resolves with the final state once every unit is done or failed (see converse).
  */

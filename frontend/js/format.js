@@ -21,3 +21,18 @@ export function duration(ms) {
 export function percent(probability) {
   return `${(100 * probability).toFixed(1)}%`;
 }
+
+/** Where an estimate of this server's pace comes from, in words (the `source` of the API's estimates). */
+export function paceSource(source) {
+  return source === 'measured' ? "at the pace of this layer's last run here" : "estimated from the layer's operations";
+}
+
+/**
+ * A `queued` message ({position, eta_s}) in words: "Queued: 2 ahead of you, about 9 s" ("next in
+ * line" for 0); `short` for a small card: "queued: 2 ahead, ~9 s".
+ */
+export function queuedText({ position, eta_s: eta }, short = false) {
+  const wait = duration(eta * 1000);
+  if (short) return `queued: ${position ? `${position} ahead` : 'next'}, ~${wait}`;
+  return `Queued: ${position ? `${position} ahead of you` : 'next in line'}, about ${wait}`;
+}

@@ -4,14 +4,15 @@
 import * as api from './api.js';
 import { Atlas, layerKey } from './atlas.js';
 import { ChoiceForm } from './choice.js';
-import { duration, seconds } from './format.js';
+import { ConfirmPanel, confirmHeavy, estimateBody } from './confirm.js';
+import { duration, paceSource, queuedText, seconds } from './format.js';
 import { CODINGS } from './media.js';
 import { aboutModel, RANDOM_NOTE } from './model-info.js';
 import { PinBoard } from './pins.js';
 import { Presentation } from './presentation.js';
 import { ResultView } from './result-view.js';
 import { SettingsPanel } from './settings.js';
-import { Sweep } from './sweep.js';
+import { Sweep, sweepColumns } from './sweep.js';
 import { Timeline } from './timeline.js';
 import { showExamples } from './unit-examples.js';
 import { bindKeys, bindTransport } from './transport.js';
@@ -28,6 +29,8 @@ const settings = new SettingsPanel(document.querySelector('#settings'));
 const sweep = new Sweep(document.querySelector('#sweep'), timeline);
 const sweepButtons = { speed: document.querySelector('#sweep-speed'), seeds: document.querySelector('#sweep-seeds') };
 const atlas = new Atlas(document.querySelector('#atlas'), timeline);
+const atlasRunOn = document.querySelector('#atlas-run-on');
+const confirmPanel = new ConfirmPanel(document.querySelector('#confirm'));
 const pins = new PinBoard(document.querySelector('#pins'), timeline, describe);
 // Made before the page's own shortcuts are bound, so that its keys come first while it is open.
 const presentation = new Presentation(document.querySelector('#presentation'), describe);
@@ -70,12 +73,21 @@ function updateAddress() {
   }
 }
 
-/** Run `body` (or get it from the cache) and show it; the address becomes the share link. */
+/**
+ * Run `body` (or get it from the cache) and show it; the address becomes the share link. A run the
+ * server estimates as heavy starts only once confirmed.
+ */
 async function visualise(body) {
+  const go = await confirmHeavy(confirmPanel, estimateBody(body), () => 'This visualisation', 'Start');
+  if (!go) {
+    view.setStatus('Not started.');
+    return;
+  }
   running?.abort();
   const controller = (running = new AbortController());
   const started = performance.now();
   let firstPreview = null;
+  let queuedFrom = null; // the first queued message: the run waited its turn from there
   let rateFrom = null; // the first progress message: the pace is measured from there (set-up excluded)
   document.querySelector('#examples').hidden = true;
   view.start('Connecting…');
@@ -83,6 +95,10 @@ async function visualise(body) {
     const model = await describe(body.model);
     const done = await api.runLive(body, {
       accepted: () => view.setStatus('Optimising…', 'busy'),
+      queued: (message) => {
+        queuedFrom ??= performance.now();
+        view.setStatus(queuedText(message), 'queued');
+      },
       progress: (message) => {
         const now = performance.now();
         firstPreview ??= now - started;
@@ -96,7 +112,8 @@ async function visualise(body) {
     await showDone(done, model);
     showEstimate();
     const total = seconds(performance.now() - started);
-    const how = firstPreview === null ? `From the cache in ${total}` : `Done in ${total} (first preview after ${seconds(firstPreview)})`;
+    const waited = queuedFrom === null ? '' : `queued ${seconds(started + firstPreview - queuedFrom)}, `;
+    const how = firstPreview === null ? `From the cache in ${total}` : `Done in ${total} (${waited}first preview after ${seconds(firstPreview)})`;
     doneStatus(how, done);
   } catch (error) {
     if (error.name !== 'AbortError') view.setStatus(`Failed: ${error.message}`, 'error');
@@ -120,7 +137,7 @@ function doneStatus(how, visualization) {
 }
 
 /** Before a run: about how long it will take on this server, at the pace of the newest run of the
- * chosen layer here (nothing where the layer has not run here yet). */
+ * chosen layer here, or before its first run here estimated from the layer's operations. */
 async function showEstimate() {
   const estimate = document.querySelector('#estimate');
   const { model, layer } = choice.value();
@@ -128,7 +145,9 @@ async function showEstimate() {
   let pace;
   if (model && layer && steps) {
     try {
-      pace = (await api.modelPace(model)).seconds_per_step[layer];
+      const paces = await api.modelPace(model);
+      const measured = paces.seconds_per_step[layer];
+      pace = paces.layers?.[layer] ?? (measured === undefined ? undefined : { seconds_per_step: measured, source: 'measured' });
     } catch {
       pace = undefined; // no estimate is better than a wrong one
     }
@@ -136,7 +155,7 @@ async function showEstimate() {
   const now = choice.value();
   if (now.model !== model || now.layer !== layer) return; // the choice moved on meanwhile
   estimate.textContent = pace === undefined ? ''
-    : `About ${duration(pace * steps * 1000)} to compute here, at the pace of this layer's last run.`;
+    : `About ${duration(pace.seconds_per_step * steps * 1000)} to compute here, ${paceSource(pace.source)}.`;
 }
 
 /** Beside the result, the dataset clips that drive the unit most (models of the synthetic world only). */
@@ -172,19 +191,32 @@ async function openShared(id) {
   }
 }
 
-/** The current choice several times side by side: at several temporal weights, or seeds. */
+/** The current choice several times side by side: at several temporal weights, or seeds; a heavy
+ * sweep once confirmed. */
 async function runSweep(kind) {
   const body = request();
+  const runs = sweepColumns(kind, settings.values()).length;
+  const what = () => `This ${kind === 'speed' ? 'speed' : 'seed'} sweep (${runs} runs)`;
+  if (!(await confirmHeavy(confirmPanel, estimateBody(body, { runs }), what, 'Start sweep'))) return;
   const model = await describe(body.model);
   const pending = sweep.run(kind, body, settings.values(), model);
   updateAddress();
   await pending;
 }
 
-/** Every unit of the chosen layer, with the chosen settings. */
+/**
+ * Every unit of the chosen layer, with the chosen settings; a heavy atlas once confirmed (not asked
+ * again for the atlas on screen, e.g. to keep it running).
+ */
 async function showAtlas() {
   const { unit, start, ...body } = request(); // an atlas starts every unit from noise
-  const pending = atlas.show(body, await describe(body.model));
+  const what = (estimate) => `This atlas (${estimate.runs} units)`;
+  if (!atlas.runs(body) && !(await confirmHeavy(confirmPanel, estimateBody(body, { atlas: true }), what, 'Start atlas'))) {
+    if (atlas.active && atlas.layerKey !== layerKey(body)) atlas.close(); // it showed another layer
+    updateAddress();
+    return;
+  }
+  const pending = atlas.show({ ...body, run_on: atlasRunOn.checked }, await describe(body.model));
   updateAddress();
   await pending;
 }
@@ -238,6 +270,7 @@ function bindPage() {
     // The page shows what the form says: stop watching a run of another choice (the server finishes
     // it and caches it all the same), and take away the share link of a result of another choice.
     running?.abort();
+    confirmPanel.dismiss(); // a question about the choice before
     if (running || shown) view.detach('The choice changed: press Visualise to see it.');
     shown = null;
     updateAddress();
@@ -275,6 +308,8 @@ function bindPage() {
     button.addEventListener('click', () => choice.form.reportValidity() && runSweep(kind));
   }
   document.querySelector('#atlas-run').addEventListener('click', () => showAtlas());
+  // ticked while its atlas runs: join it again, asking it to run on
+  atlasRunOn.addEventListener('change', () => atlasRunOn.checked && atlas.runs(request()) && showAtlas());
   document.querySelector('#atlas-close').addEventListener('click', () => {
     atlas.close();
     updateAddress();

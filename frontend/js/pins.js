@@ -5,7 +5,7 @@
 import * as api from './api.js';
 import { ClipCard } from './clip-card.js';
 import { resultStrips } from './media.js';
-import { formatNumber } from './format.js';
+import { formatNumber, queuedText } from './format.js';
 import { visualizationAddress } from './urlstate.js';
 
 const STORAGE_KEY = 'stlens.pins';
@@ -103,6 +103,7 @@ export class PinBoard extends EventTarget {
     const request = this.requests.get(id);
     if (!request) return api.getVisualization(id);
     const visualization = await api.runLive(request, {
+      queued: (message) => card.setStatus(queuedText(message, true), 'queued'),
       progress: (message) => card.setStatus(`computing… step ${message.step} / ${message.steps}`, 'busy'),
     });
     if (visualization.id !== id) throw new Error("this server's model weights differ from the pinned ones");

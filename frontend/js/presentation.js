@@ -5,7 +5,7 @@
 import * as api from './api.js';
 import { LOGITS } from './choice.js';
 import { flowKey } from './flow-key.js';
-import { formatNumber } from './format.js';
+import { formatNumber, queuedText } from './format.js';
 import { className, randomBadge } from './model-info.js';
 import { previewStrips, resultStrips, STREAMS } from './media.js';
 import { showExamples } from './unit-examples.js';
@@ -108,6 +108,7 @@ export class Presentation extends EventTarget {
       if (controller.signal.aborted) return;
       this.what.replaceChildren(stopName(model, stop), ...[randomBadge(model)].filter(Boolean));
       const done = await api.runLive(requestOf(stop), {
+        queued: (message) => this._setStatus(`${where} · ${queuedText(message, true)}`, 'busy'),
         progress: (message) => {
           this._setStatus(`${where} · computing, step ${message.step} / ${message.steps}`, 'busy');
           this.objective.textContent = `objective ${formatNumber(message.objective)} (step ${message.step})`;
@@ -123,7 +124,8 @@ export class Presentation extends EventTarget {
       this._setStatus(where, 'done');
       if (model.dataset_examples) this._showExamples(stop, controller.signal);
       const next = stops[this.stop + 1];
-      if (next) api.runLive(requestOf(next), {}, controller.signal).catch(() => { /* warming only */ });
+      // warmed up as a prefetch: it waits behind every interactive request, and becomes one when shown
+      if (next) api.runLive(requestOf(next), {}, controller.signal, 'background').catch(() => { /* warming only */ });
     } catch (error) {
       if (error.name !== 'AbortError') this._setStatus(`${where} · failed: ${error.message}`, 'error');
     }

@@ -4,6 +4,7 @@
 
 import * as api from './api.js';
 import { ClipCard } from './clip-card.js';
+import { queuedText } from './format.js';
 import { previewStrips, resultStrips } from './media.js';
 
 /** Multiples of the chosen temporal weights, fast -> slow. */
@@ -98,6 +99,7 @@ export class Sweep {
     card.setStatus('starting…', 'busy');
     try {
       const done = await api.runLive(request, {
+        queued: (message) => card.setStatus(queuedText(message, true), 'queued'),
         progress: (message) => {
           card.setStatus(`step ${message.step} / ${message.steps}`, 'busy');
           return card.show(previewStrips(message));

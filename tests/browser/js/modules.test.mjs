@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { errorMessage } from '../../../frontend/js/api.js';
-import { duration, formatNumber, percent, seconds } from '../../../frontend/js/format.js';
+import { atlasNote } from '../../../frontend/js/atlas.js';
+import { estimateBody, heavyQuestion } from '../../../frontend/js/confirm.js';
+import { duration, formatNumber, paceSource, percent, queuedText, seconds } from '../../../frontend/js/format.js';
 import { previewStrips, resultStrips } from '../../../frontend/js/media.js';
 import { decodePin, encodePin } from '../../../frontend/js/pins.js';
 import { sweepColumns, sweptTemporalWeights } from '../../../frontend/js/sweep.js';
@@ -90,4 +92,35 @@ test('page addresses: a choice, a bare share link, the Explain page preset', () 
   assert.equal(choiceAddress({ model: 'm', layer: 'fusion.conv', unit: 3 }, [['steps', '8']]), '/?model=m&layer=fusion.conv&unit=3&steps=8');
   assert.equal(visualizationAddress('0123abcd'), '/v/0123abcd');
   assert.equal(explainAddress({ model: 'm', sample: 'synth-box', target: 5 }), '/explain?model=m&sample=synth-box&target=5');
+});
+
+test('a queued run says its place and its wait, in full on the status line and short on a card', () => {
+  assert.equal(queuedText({ position: 2, eta_s: 8.6 }), 'Queued: 2 ahead of you, about 9 s');
+  assert.equal(queuedText({ position: 0, eta_s: 0 }), 'Queued: next in line, about 1 s');
+  assert.equal(queuedText({ position: 0, eta_s: 75 }, true), 'queued: next, ~1 min 15 s');
+  assert.equal(queuedText({ position: 12, eta_s: 3 }, true), 'queued: 12 ahead, ~3 s');
+});
+
+test('heavy work is announced with how long it takes here and where the figure comes from', () => {
+  assert.equal(
+    heavyQuestion('This atlas (64 units)', { seconds: 199, source: 'estimated' }),
+    "This atlas (64 units) takes about 3 min 19 s here, estimated from the layer's operations.",
+  );
+  assert.match(heavyQuestion('This sweep', { seconds: 40, source: 'measured' }), /about 40 s here, at the pace of this layer's last run here/);
+  assert.notEqual(paceSource('measured'), paceSource('estimated'));
+  // only what the estimate takes: a unit or a start clip would be refused
+  assert.deepEqual(
+    estimateBody({ model: 'm', layer: 'l', unit: 3, settings: { steps: 9 }, start: { example: 1 } }, { runs: 5 }),
+    { model: 'm', layer: 'l', settings: { steps: 9 }, runs: 5, atlas: false },
+  );
+  assert.deepEqual(estimateBody({ model: 'm', layer: 'l' }, { atlas: true }), { model: 'm', layer: 'l', settings: {}, runs: 1, atlas: true });
+});
+
+test('the atlas says in one line what happens to it when the page goes away', () => {
+  const running = { status: 'running', run_on: false, cancelled: false };
+  assert.match(atlasNote(running, false), /stops a few seconds after nobody watches it/);
+  assert.match(atlasNote({ ...running, run_on: true }, true), /^It keeps running when you leave; Cancel atlas stops it/);
+  assert.match(atlasNote({ ...running, run_on: true }, false), /someone asked it to/);
+  assert.match(atlasNote({ status: 'done', run_on: false, cancelled: true }, false), /^Cancelled: the units it finished stay stored/);
+  assert.equal(atlasNote({ status: 'done', run_on: true, cancelled: false }, true), '');
 });

@@ -1,0 +1,76 @@
+// Heavy work asks first: before an atlas, a sweep or a run that the server estimates at more than its
+// `heavy_s` (30 s), the page says how long it takes here and waits for a yes, in the page itself (not
+// window.confirm: it stays styled, readable and usable by keyboard); light work starts at once.
+
+import * as api from './api.js';
+import { duration, paceSource } from './format.js';
+
+/** The question for heavy work: `what` ("This atlas (64 units)") and how long it takes here. */
+export function heavyQuestion(what, { seconds, source }) {
+  return `${what} takes about ${duration(seconds * 1000)} here, ${paceSource(source)}.`;
+}
+
+/** The estimate request for `body` (a visualisation's, or an atlas's: no unit), `runs` of it or its atlas. */
+export function estimateBody({ model, layer, settings = {} }, { runs = 1, atlas = false } = {}) {
+  return { model, layer, settings, runs, atlas };
+}
+
+export class ConfirmPanel {
+  /** @param {Element} root  the panel: a `.confirm-text`, a `.confirm-start` and a `.confirm-cancel` button */
+  constructor(root) {
+    this.root = root;
+    this.text = root.querySelector('.confirm-text');
+    this.start = root.querySelector('.confirm-start');
+    this.answer = null; // resolves the question on screen
+    this.returnTo = null; // what had the focus before the question took it
+    this.start.addEventListener('click', () => this._settle(true));
+    root.querySelector('.confirm-cancel').addEventListener('click', () => this._settle(false));
+    root.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape') return;
+      event.preventDefault();
+      this._settle(false);
+    });
+  }
+
+  /** Show `text` and wait: true once started, false when cancelled or replaced by another question. */
+  ask(text, startLabel) {
+    this._settle(false);
+    this.returnTo = document.activeElement;
+    this.text.textContent = text;
+    this.start.textContent = startLabel;
+    this.root.hidden = false;
+    this.start.focus(); // brings the question into view (below the controls on a phone) and reads it out
+    return new Promise((resolve) => {
+      this.answer = resolve;
+    });
+  }
+
+  /** Take the question away unanswered (the choice it was about changed). */
+  dismiss() {
+    this._settle(false);
+  }
+
+  _settle(yes) {
+    const answer = this.answer;
+    if (!answer) return;
+    this.answer = null;
+    const focused = this.root.contains(document.activeElement);
+    this.root.hidden = true;
+    if (focused && this.returnTo?.isConnected && this.returnTo !== document.body) this.returnTo.focus();
+    answer(yes);
+  }
+}
+
+/**
+ * Whether to start some work: at once when it is light (or no estimate can be had: it starts as it
+ * always did), else after a yes on `panel`. `what` names the work, from its estimate.
+ */
+export async function confirmHeavy(panel, body, what, startLabel) {
+  let estimate;
+  try {
+    estimate = await api.estimateWork(body);
+  } catch {
+    return true;
+  }
+  return !estimate.heavy || panel.ask(heavyQuestion(what(estimate), estimate), startLabel);
+}
