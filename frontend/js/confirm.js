@@ -22,6 +22,7 @@ export class ConfirmPanel {
     this.text = root.querySelector('.confirm-text');
     this.start = root.querySelector('.confirm-start');
     this.answer = null; // resolves the question on screen
+    this.round = 0; // counts dismissals: a question whose estimate comes after one is not asked
     this.returnTo = null; // what had the focus before the question took it
     this.start.addEventListener('click', () => this._settle(true));
     root.querySelector('.confirm-cancel').addEventListener('click', () => this._settle(false));
@@ -32,9 +33,10 @@ export class ConfirmPanel {
     });
   }
 
-  /** Show `text` and wait: true once started, false when cancelled or replaced by another question. */
+  /** Show `text` and wait: true once started, false when cancelled, null when taken away (another
+   * question, or a dismissal). */
   ask(text, startLabel) {
-    this._settle(false);
+    this._settle(null);
     this.returnTo = document.activeElement;
     this.text.textContent = text;
     this.start.textContent = startLabel;
@@ -45,9 +47,10 @@ export class ConfirmPanel {
     });
   }
 
-  /** Take the question away unanswered (the choice it was about changed). */
+  /** Take the question away unanswered (the choice it was about changed), and any about to be asked. */
   dismiss() {
-    this._settle(false);
+    this.round += 1;
+    this._settle(null);
   }
 
   _settle(yes) {
@@ -62,15 +65,18 @@ export class ConfirmPanel {
 }
 
 /**
- * Whether to start some work: at once when it is light (or no estimate can be had: it starts as it
- * always did), else after a yes on `panel`. `what` names the work, from its estimate.
+ * Whether to start some work: true at once when it is light (or no estimate can be had: it starts as
+ * it always did), else after a yes on `panel`; false when the user said no, null when the question
+ * was taken away first. `what` names the work, from its estimate.
  */
 export async function confirmHeavy(panel, body, what, startLabel) {
+  const round = panel.round;
   let estimate;
   try {
     estimate = await api.estimateWork(body);
   } catch {
-    return true;
+    estimate = { heavy: false };
   }
+  if (panel.round !== round) return null; // the choice changed while the estimate came
   return !estimate.heavy || panel.ask(heavyQuestion(what(estimate), estimate), startLabel);
 }

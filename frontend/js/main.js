@@ -79,10 +79,8 @@ function updateAddress() {
  */
 async function visualise(body) {
   const go = await confirmHeavy(confirmPanel, estimateBody(body), () => 'This visualisation', 'Start');
-  if (!go) {
-    view.setStatus('Not started.');
-    return;
-  }
+  if (go === false) view.setStatus('Not started.');
+  if (!go) return;
   running?.abort();
   const controller = (running = new AbortController());
   const started = performance.now();
@@ -202,6 +200,7 @@ async function runSweep(kind) {
   const pending = sweep.run(kind, body, settings.values(), model);
   updateAddress();
   await pending;
+  showEstimate(); // at the pace the sweep measured
 }
 
 /**
@@ -211,14 +210,16 @@ async function runSweep(kind) {
 async function showAtlas() {
   const { unit, start, ...body } = request(); // an atlas starts every unit from noise
   const what = (estimate) => `This atlas (${estimate.runs} units)`;
-  if (!atlas.runs(body) && !(await confirmHeavy(confirmPanel, estimateBody(body, { atlas: true }), what, 'Start atlas'))) {
-    if (atlas.active && atlas.layerKey !== layerKey(body)) atlas.close(); // it showed another layer
+  const go = atlas.runs(body) || (await confirmHeavy(confirmPanel, estimateBody(body, { atlas: true }), what, 'Start atlas'));
+  if (go === false && atlas.active && atlas.layerKey !== layerKey(body)) {
+    atlas.close(); // declined: it showed another layer than the one chosen
     updateAddress();
-    return;
   }
+  if (!go) return;
   const pending = atlas.show({ ...body, run_on: atlasRunOn.checked }, await describe(body.model));
   updateAddress();
   await pending;
+  showEstimate(); // at the pace the atlas measured
 }
 
 /** A unit chosen in the atlas: show it (its result is in the cache already, or soon). */

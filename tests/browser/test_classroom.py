@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+
 from serve_process import stlens_serve
 
 from .helpers import TEST_STEPS, set_setting, wait_for_choices, wait_for_result
@@ -30,7 +31,10 @@ UNIT_LAYER = "fusion.conv"
 MAX_STEPS = 1024  # the settings' most: an atlas unit that holds the one slot for tens of seconds
 WIDTHS = (1920, 1280, 390)  # the tabs that queue, in the order they ask: 0, 1 and 2 ahead of them
 WAIT_MS = 90_000
-HEAVY = r"takes about (\d+ min )?\d+ s here, (estimated from the layer's operations|at the pace of this layer's last run here)\.$"
+HEAVY = (  # the question's end: how long, and where the figure comes from
+    r"takes about (\d+ min )?\d+ s here, "
+    r"(estimated from the layer's operations|at the pace of this layer's last run here)\.$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +77,9 @@ def queued_positions(messages: list[dict]) -> list[int]:
 
 def test_a_unit_asked_for_during_an_atlas_says_its_place_then_runs(one_at_a_time, open_tab):
     with httpx.Client(base_url=one_at_a_time, timeout=30) as server:
-        started = server.post("/api/atlas", json={"model": MODEL, "layer": ATLAS_LAYER, "settings": {"steps": MAX_STEPS}})
+        started = server.post(
+            "/api/atlas", json={"model": MODEL, "layer": ATLAS_LAYER, "settings": {"steps": MAX_STEPS}}
+        )
         assert started.status_code == 202, started.text
         atlas = started.json()
         try:
@@ -135,14 +141,20 @@ def test_a_running_atlas_says_how_long_and_only_its_starter_cancels_it(one_at_a_
     assert starter.sent_messages[-1]["run_on"] is False
 
     page.check("#atlas-run-on")  # keep it going: the page joins it again, asking it to run on
-    expect(page.locator(".atlas-note")).to_have_text(re.compile("^It keeps running when you leave; Cancel atlas stops it"))
+    expect(page.locator(".atlas-note")).to_have_text(
+        re.compile("^It keeps running when you leave; Cancel atlas stops it")
+    )
     assert starter.sent_messages[-1]["run_on"] is True
 
     others = [open_tab(width=width, height=900) for width in (1920, 390)]
     for other in others:  # another browser (another session) opens the same atlas: it joins it
         open_atlas(other.page, one_at_a_time, steps)
         expect(other.page.locator(".atlas-note")).to_contain_text("someone asked it to", timeout=WAIT_MS)
-    page.wait_for_selector(".atlas-grid .card-status[data-state=done], .atlas-grid .card-status[data-state=warn]", state="attached", timeout=WAIT_MS)
+    page.wait_for_selector(
+        ".atlas-grid .card-status[data-state=done], .atlas-grid .card-status[data-state=warn]",
+        state="attached",
+        timeout=WAIT_MS,
+    )
     for width, tab in zip((1280, 1920, 390), [starter, *others]):
         tab.screenshot(f"atlas-running-{width}")
 
@@ -160,7 +172,9 @@ def test_a_running_atlas_says_how_long_and_only_its_starter_cancels_it(one_at_a_
     expect(page.locator("#atlas-cancel")).to_be_visible()  # it still runs
 
     page.click("#atlas-cancel")
-    expect(page.locator(".atlas-summary")).to_have_text(re.compile(r"^Cancelled with \d+ of 10 units finished$"), timeout=WAIT_MS)
+    expect(page.locator(".atlas-summary")).to_have_text(
+        re.compile(r"^Cancelled with \d+ of 10 units finished$"), timeout=WAIT_MS
+    )
     expect(page.locator(".atlas-note")).to_contain_text("the units it finished stay stored")
     expect(page.locator("#atlas-cancel")).to_be_hidden()
     expect(page.locator(".atlas-eta")).to_be_hidden()
