@@ -131,7 +131,7 @@ def open_atlas(page: Page, base: str, steps: int) -> None:
 
 
 def test_a_running_atlas_says_how_long_and_only_its_starter_cancels_it(one_at_a_time, open_tab):
-    steps = 128  # a few seconds a unit, ten units
+    steps = 256  # several seconds a unit, ten units: it still runs when cancelled, well after its first unit
     starter = open_tab()
     page = starter.page
     open_atlas(page, one_at_a_time, steps)
