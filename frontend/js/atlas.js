@@ -176,7 +176,7 @@ export class Atlas extends EventTarget {
       return;
     }
     const seconds = this.left.seconds - (performance.now() - this.left.at) / 1000;
-    this.eta.textContent = seconds > 0 ? `· about ${duration(seconds * 1000)} left` : '· finishing…';
+    this.eta.textContent = seconds > 0 ? `about ${duration(seconds * 1000)} left` : 'finishing…';
   }
 
   /** A fresh estimate of the time left, after a unit finished (one request at a time). */

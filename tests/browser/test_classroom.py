@@ -135,7 +135,7 @@ def test_a_running_atlas_says_how_long_and_only_its_starter_cancels_it(one_at_a_
     starter = open_tab()
     page = starter.page
     open_atlas(page, one_at_a_time, steps)
-    expect(page.locator(".atlas-eta")).to_have_text(re.compile(r"^· about \d+ s left$"), timeout=WAIT_MS)
+    expect(page.locator(".atlas-eta")).to_have_text(re.compile(r"^about (\d+ min )?\d+ s left$"), timeout=WAIT_MS)
     expect(page.locator("#atlas-cancel")).to_be_visible()
     expect(page.locator(".atlas-note")).to_contain_text("stops a few seconds after nobody watches it")
     assert starter.sent_messages[-1]["run_on"] is False
