@@ -104,23 +104,37 @@ class PublishingSink:
             self.outcome.set_result(output)  # type: ignore[arg-type]  # one of the two is set
 
 
-async def _heartbeat(job: SaqJob, worker: WorkerContext, run: Run) -> None:
-    """Touch the job while it runs (a job that stops being touched is on a dead worker), and step a
-    background job as interactive once an API node says someone waits for it."""
+async def _heartbeat(job: SaqJob, worker: WorkerContext, held: list[Run]) -> None:
+    """Touch the job from the moment it is taken (a job that stops being touched is on a dead worker;
+    checking the request and pricing it may take seconds on a cold worker), and step a background
+    job as interactive once an API node says someone waits for it (``held``: its run, once submitted)."""
     while True:
         await asyncio.sleep(protocol.HEARTBEAT_EVERY_S)
         with contextlib.suppress(redis.RedisError, OSError):  # Redis may be restarting: beat again later
             await job.update()
-            if run.priority == "background" and await worker.redis.exists(protocol.promoted_key(job.key)):
-                worker.stepper.promote(run)
+            for run in held:
+                if run.priority == "background" and await worker.redis.exists(protocol.promoted_key(job.key)):
+                    worker.stepper.promote(run)
 
 
 async def run_queued_job(
     ctx: dict[str, Any], *, request: dict[str, Any], client: str = "", seconds_per_step: float = 0.0
 ) -> dict[str, Any]:
-    """The saq job function: check the request again here, hand it to the stepper, store the result, announce it."""
+    """The saq job function: one visualisation, the job touched all the while (``_heartbeat``)."""
     worker: WorkerContext = ctx["stlens"]
     job: SaqJob = ctx["job"]
+    held: list[Run] = []
+    beat = asyncio.create_task(_heartbeat(job, worker, held))
+    try:
+        return await _run_job(worker, job, request, client, seconds_per_step, held)
+    finally:
+        beat.cancel()
+
+
+async def _run_job(
+    worker: WorkerContext, job: SaqJob, request: dict[str, Any], client: str, seconds_per_step: float, held: list[Run]
+) -> dict[str, Any]:
+    """Check the request again here, hand it to the stepper, store the result, announce it."""
     job_id = job.key
     asked = VisualizationRequest.model_validate(request)  # as an API node queued it (protocol.job_options)
     resolved = await asyncio.to_thread(resolve, worker.registry, asked, await uploaded_start(worker.cache, asked))
@@ -134,15 +148,13 @@ async def run_queued_job(
     priority = protocol.priority_of_queue(job.queue.name if job.queue is not None else protocol.QUEUE_NAME)
     run = Run(resolved, client or job_id, priority, sink, await worker.seconds_per_step(resolved, seconds_per_step))
     worker.stepper.submit(run)
-    beat = asyncio.create_task(_heartbeat(job, worker, run))
+    held.append(run)
     try:
         output = await sink.outcome
     except asyncio.CancelledError:  # aborted (every viewer left) or the worker is stopping
         run.cancel.set()  # the stepper drops it before its next step
         worker.stepper.wake()
         raise
-    finally:
-        beat.cancel()
     record = ResultRecord(request=resolved.request, result=output.result)
     if not await worker.cache.put_result(job_id, record, output.npz, output.media):
         raise RuntimeError("the result could not be stored: redis is unreachable")  # run again, or re-enqueued
