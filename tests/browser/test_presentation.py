@@ -62,4 +62,9 @@ def test_present_the_tour_from_the_keyboard(dashboard, open_tab):
     expect(shared.page.locator(".present-caption")).to_have_text(stops[1]["caption"])
     wait_for_stop(shared.page)
     assert shared.page.evaluate("document.documentElement.scrollWidth") <= 390
+    # both streams' clips lie below the stop's name and inside the screen (they once wrapped over it)
+    title = shared.page.locator(".present-what").bounding_box()
+    for clip in shared.page.locator(".present-clip:not([hidden])").all():
+        box = clip.bounding_box()
+        assert box["y"] >= title["y"] + title["height"] and box["x"] + box["width"] <= 390, box
     shared.screenshot("presentation-phone")
