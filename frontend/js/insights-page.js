@@ -113,10 +113,10 @@ function conjunctionFinding(modelId, measured) {
   const more = element('p');
   more.append(`The designed pair, whose class is shirt colour XOR direction and so needs both streams: `,
     Object.entries(measured.pair).map(([label, value]) => `${label} ${round(value)}`).join(', '), '. Most conjunctive units: ');
-  for (const layer of fusion) {
+  fusion.forEach((layer, index) => {
     const order = layer.cross_stream.conjunction.map((value, unit) => [value, unit]).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([, unit]) => unit);
-    more.append(`${layer.layer} `, unitList(modelId, layer.layer, order), '; ');
-  }
+    more.append(`${layer.layer} `, unitList(modelId, layer.layer, order), index < fusion.length - 1 ? '; ' : '.');
+  });
   section.append(more);
   return section;
 }
