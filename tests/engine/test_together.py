@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from stlens.engine import VisualizationSettings, visualize
-from stlens.engine.render import LayerRunner, Optimisation, step_together
+from stlens.engine.render import LayerRunner, Optimisation, batch_key, step_together
 from stlens.models.builtin import builtin_entries
 from stlens.models.registry import prepare
 
@@ -67,10 +67,11 @@ def test_optimisations_that_join_and_leave_a_batch_each_follow_their_own_run(mod
 
 
 def test_what_may_step_together(model):
-    plain = Optimisation(model, LAYER, 0, VisualizationSettings(steps=2))
-    other_seed = Optimisation(model, LAYER, 1, VisualizationSettings(steps=9, seed=4, lr=0.1))
-    assert plain.batch_key() == other_seed.batch_key()
-    assert plain.batch_key() != Optimisation(model, "logits", 0, VisualizationSettings(steps=2)).batch_key()
-    assert plain.batch_key() != Optimisation(model, LAYER, 0, VisualizationSettings(objective="neuron")).batch_key()
-    diverse = [Optimisation(model, LAYER, 0, VisualizationSettings(diversity=1.0)) for _ in range(2)]
-    assert diverse[0].batch_key() != diverse[1].batch_key()  # a diversity objective compares its own batch only
+    def key(layer: str = LAYER, **settings):
+        return batch_key(model, layer, VisualizationSettings(**settings), has_start=False)
+
+    assert key(steps=2) == key(steps=9, seed=4, lr=0.1)
+    assert key(steps=2) != key("logits", steps=2)
+    assert key(steps=2) != key(objective="neuron")
+    assert key() != batch_key(model, LAYER, VisualizationSettings(), has_start=True)
+    assert key(diversity=1.0) is None  # a diversity objective compares its own batch only: it steps alone

@@ -279,7 +279,6 @@ class Optimisation:
         self.model, self.layer, self.units, self.settings = model, layer, unit_list, first
         self.streams = [s for s in info.inputs if s in model.spec.inputs]
         self.specs = specs = {s: model.spec.inputs[s] for s in self.streams}
-        self.has_start = start is not None
         self.step = 0  # steps done
         self.steps = first.steps
         generators = [torch.Generator().manual_seed(s.seed) for s in settings_list]
@@ -321,10 +320,6 @@ class Optimisation:
     @property
     def done(self) -> bool:
         return self.step >= self.steps
-
-    def batch_key(self) -> tuple[object, ...]:
-        """Optimisations with equal keys may step together (:func:`step_together`, see :func:`batch_key`)."""
-        return batch_key(self.model, self.layer, self.settings, self.has_start) or (id(self),)
 
     def clips(self) -> dict[Stream, torch.Tensor]:
         """The current display-space clips (B, C, T, H, W), with their graph to the parameters."""
