@@ -148,7 +148,9 @@ def run(names: list[str], seeds: int, units: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"settings": config, "transfer": {}, "path": {}}
         for subject, model in models.items():
             t = transfer(model, config, seeds)
-            picture = PICTURES / f"{index}-{subject}.png"
+            # numbered by the configuration's place in the full table, so a run of some (--only, --quick)
+            # replaces their own pictures only, never another configuration's
+            picture = PICTURES / f"{list(CONFIGURATIONS).index(name)}-{subject}.png"
             cv2.imwrite(str(picture), cv2.cvtColor(t.pop("strip"), cv2.COLOR_RGB2BGR))
             t["picture"] = str(picture.relative_to(DOCS))
             entry["transfer"][subject] = t
