@@ -29,6 +29,7 @@ def test_interactive_runs_go_first_and_background_ones_step_only_without_them():
     assert plan.admit() == ["y1", "x1", "x2"]  # two background slots
     assert plan.next_group() == ["y1"] and plan.next_group() == ["y1"]  # background waits while it runs
     plan.remove("y1")
+    assert plan.next_group(background=False) == []  # its result is being finished: background still waits
     assert plan.next_group() == ["x1", "x2"]  # one batch of one layer
     plan.promote("x3")  # someone opened that unit: it jumps the queue
     assert plan.waiting() == ["x3"] and plan.admit() == ["x3"] and plan.next_group() == ["x3"]

@@ -146,3 +146,39 @@ def test_a_run_alone_is_the_engine_run_bit_for_bit(registry, stepper):
     arrays = np.load(io.BytesIO(run.sink.output.npz))
     for stream, clip in alone.inputs.items():
         assert np.array_equal(arrays[stream], clip[0])
+
+
+class SlowToStore(Sink):
+    """A sink whose ``finished`` waits until released: the result is still being handed over."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+        self.handing_over = threading.Event()
+
+    def finished(self, output) -> None:
+        self.handing_over.set()
+        assert self.release.wait(WAIT_S)
+        super().finished(output)
+
+
+def test_background_work_waits_while_an_interactive_result_is_being_finished(registry, stepper):
+    machine = stepper(max_batch=8, max_running=8, max_background=2)
+    atlas = make_run(registry, 0, 1024, "background", layer="fusion.fc6")
+    machine.submit(atlas)
+    student = make_run(registry, 5, 3)
+    student.sink = SlowToStore()
+    machine.submit(student)
+    assert student.sink.handing_over.wait(WAIT_S)
+    try:
+        held = step_of(atlas)
+        time.sleep(0.5)  # several of its steps' time: it takes none while the student's result is handed over
+        assert step_of(atlas) == held
+    finally:
+        student.sink.release.set()
+    assert student.sink.over.wait(WAIT_S) and student.sink.output is not None
+    deadline = time.monotonic() + WAIT_S
+    while step_of(atlas) == held:  # and goes on afterwards
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    atlas.cancel.set()

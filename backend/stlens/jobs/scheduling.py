@@ -133,9 +133,11 @@ class Schedule(Generic[T]):
         group = self._groups.get((priority, self._group_of(run)), [])
         return len(group) < (self.capacity.max_batch if priority == "interactive" else self.capacity.max_background)
 
-    def next_group(self) -> list[T]:
-        """The runs to step next: the next group in turn of the first priority that has any (empty: none)."""
-        for priority in PRIORITIES:
+    def next_group(self, background: bool = True) -> list[T]:
+        """The runs to step next: the next group in turn of the first priority that has any (empty:
+        none). ``background``: whether background groups may step now (the stepper says no while an
+        interactive result is being finished)."""
+        for priority in PRIORITIES if background else PRIORITIES[:1]:
             for key in list(self._groups):
                 if key[0] == priority:
                     self._groups.move_to_end(key)  # its turn: the other groups of its priority go next

@@ -5,7 +5,8 @@ Used alike by the in-process job manager and by a ``stlens worker``: a run comes
 :class:`RunSink`, told (on the stepper's threads) that the run waits (its place and an estimate),
 started, made progress, finished or failed. Between two steps the stepper admits waiting runs
 (a run that arrives while its layer's batch runs joins it at the next step), drops cancelled ones,
-and picks the next group: so background work yields to an interactive request within one step.
+and picks the next group: so background work yields to an interactive request within one step,
+and waits while an interactive result is being finished (its viewer still waits for it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .scheduling import Capacity, Priority, Schedule, seconds_until_start
 log = logging.getLogger(__name__)
 
 QUEUE_REPORT_EVERY_S = 2.0  # a waiting run hears again at least this often (and whenever its place changes)
+HELD_BACK_CHECK_S = 0.5  # background runs held back by an interactive finish look at their cancel events this often
 SPEEDUP_SMOOTHING = 0.2  # weight of the newest step in the running estimate of the batching speed-up
 
 
@@ -86,8 +88,7 @@ class Stepper:
         self._lock = threading.Condition()
         self._closing = False
         self._speedup = 1.0  # work done (seconds alone) per second of stepping: the batching's gain, measured
-        # previews apart from results: a result's encoding (a fraction of a second) never holds up previews
-        self._previews = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stlens-preview")
+        self._finishing = 0  # interactive runs being finished: background ones do not step meanwhile
         self._finisher = ThreadPoolExecutor(max_workers=finish_threads, thread_name_prefix="stlens-finish")
         self._thread = threading.Thread(target=self._loop, name="stlens-stepper", daemon=True)
         self._thread.start()
@@ -121,7 +122,6 @@ class Stepper:
             self._closing = True
             self._lock.notify()
         self._thread.join()
-        self._previews.shutdown(wait=True)
         self._finisher.shutdown(wait=True)
 
     @property
@@ -140,16 +140,18 @@ class Stepper:
     def _turn(self) -> bool:
         """Drop the cancelled runs, admit waiting ones, step one group; True once closed."""
         with self._lock:
-            while not self._closing and not (self._schedule.running() or self._schedule.waiting()):
-                self._lock.wait()
-            closing = self._closing
-            cancelled = [
-                run for run in self._schedule.running() + self._schedule.waiting() if closing or run.cancel.is_set()
-            ]
-            for run in cancelled:
-                self._schedule.remove(run)
-            admitted = [] if closing else self._schedule.admit()
-            group = [] if closing else self._schedule.next_group()
+            while True:
+                closing = self._closing
+                runs = self._schedule.running() + self._schedule.waiting()
+                cancelled = [run for run in runs if closing or run.cancel.is_set()]
+                for run in cancelled:
+                    self._schedule.remove(run)
+                admitted = [] if closing else self._schedule.admit()
+                group = [] if closing else self._schedule.next_group(background=not self._finishing)
+                if closing or cancelled or admitted or group:
+                    break
+                # nothing to step: no runs, or only background ones held back by an interactive finish
+                self._lock.wait(HELD_BACK_CHECK_S if runs else None)
         why = "the server stopped" if closing else "cancelled: every viewer left"
         for run in cancelled:
             run.sink.failed(Cancelled(why))
@@ -208,13 +210,13 @@ class Stepper:
                 run.start_objective = progress.objective
             if optimisation.done or now - run.last_preview >= self.preview_interval_s:
                 run.last_preview = now
-                objective, inputs = progress.objective, progress.inputs  # read now: the next step replaces them
-                step, steps = optimisation.step, optimisation.steps
-                self._previews.submit(self._send_progress, run, step, steps, objective, inputs)
+                self._send_progress(run, progress)
             if optimisation.done:
+                interactive = run.priority == "interactive"
                 with self._lock:
                     self._schedule.remove(run)
-                self._finisher.submit(self._finish, run, results[id(optimisation)])
+                    self._finishing += interactive
+                self._finisher.submit(self._finish, run, results[id(optimisation)], interactive)
 
     def _measure_speedup(self, group: list[Run], elapsed: float) -> None:
         alone = sum(run.seconds_per_step for run in group)
@@ -223,12 +225,29 @@ class Stepper:
             self._speedup += SPEEDUP_SMOOTHING * (sample - self._speedup)
 
     @staticmethod
-    def _send_progress(run: Run, step: int, steps: int, objective: float, inputs: dict) -> None:
-        run.sink.progress(json.dumps(progress_message(step, steps, objective, inputs)))
+    def _send_progress(run: Run, progress: Progress) -> None:
+        """Encode a preview here, between two steps: on a thread beside the stepper it ran while the
+        network's parallel kernels did, and held up each of their threads (docs/benchmarks.md)."""
+        try:
+            message = progress_message(progress.step, progress.steps, progress.objective, progress.inputs)
+        except Exception:  # a preview that cannot be encoded is skipped; the run goes on
+            log.exception("a preview of %s could not be encoded", run.resolved.id)
+            return
+        run.sink.progress(json.dumps(message))
+
+    def _finish(self, run: Run, optimised: Visualization, interactive: bool) -> None:
+        """Measure and encode a finished run (``interactive``: background steps wait meanwhile); one
+        cancelled meanwhile is dropped, not stored."""
+        try:
+            self._hand_over(run, optimised)
+        finally:
+            if interactive:
+                with self._lock:
+                    self._finishing -= 1
+                    self._lock.notify()
 
     @staticmethod
-    def _finish(run: Run, optimised: Visualization) -> None:
-        """Measure and encode a finished run; one cancelled meanwhile is dropped, not stored."""
+    def _hand_over(run: Run, optimised: Visualization) -> None:
         try:
             output = finish_run(run.resolved, optimised, run.compute_s, run.start_objective)
         except Exception as exc:  # encoding failed: reported to its viewers, never raised
