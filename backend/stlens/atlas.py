@@ -23,6 +23,7 @@ cancelled, their jobs stop unless someone else watches them, and nothing half-do
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -33,7 +34,7 @@ from typing import Literal
 from .budget import CostGuard
 from .cache import ResultCache
 from .clients import Client
-from .jobs.core import Busy, Jobs, Limits, Status
+from .jobs.core import Busy, Event, Jobs, Limits, Status
 from .media.outputs import media_names
 from .request import NotFound, NotYours, ResolvedRequest, short_hash
 
@@ -54,9 +55,10 @@ CANCELLED_UNWATCHED = "cancelled: nobody watched the atlas any more (ask it to r
 class AtlasUnit:
     unit: int
     resolved: ResolvedRequest
-    status: Status = "queued"
+    status: Status = "queued"  # running only once its job takes steps (a submitted unit may still wait)
     detail: str | None = None
     warnings: list[str] = field(default_factory=list)  # the result's, once done
+    position: int | None = None  # while queued: the runs ahead of its job (the ``queued`` message), when known
 
     @property
     def id(self) -> str:
@@ -109,8 +111,10 @@ class Atlas:
     def unlisten(self, queue: asyncio.Queue[AtlasUnit | None]) -> None:
         self.listeners.discard(queue)
 
-    def set_status(self, unit: AtlasUnit, status: Status, detail: str | None = None) -> None:
-        unit.status, unit.detail = status, detail
+    def set_status(
+        self, unit: AtlasUnit, status: Status, detail: str | None = None, position: int | None = None
+    ) -> None:
+        unit.status, unit.detail, unit.position = status, detail, position
         for queue in self.listeners:
             queue.put_nowait(unit)
         if self.status != "running":
@@ -178,7 +182,7 @@ class AtlasManager:
             if (record := await self.cache.get_record(unit.id)) is not None:
                 unit.status, unit.warnings = "done", record.result.warnings
             elif (job := self.jobs.get(unit.id)) is not None and job.active:
-                unit.status = "running" if job.status == "running" else "queued"
+                unit.status = "running" if job.latest is not None and job.latest.type == "progress" else "queued"
         self._atlases[key] = atlas
         self._atlases.move_to_end(key)
         self._forget_finished()
@@ -242,12 +246,21 @@ class AtlasManager:
                 break
             except Busy:
                 await asyncio.sleep(BUSY_RETRY_S)
-        atlas.set_status(unit, "running")
-        status, detail = await job.outcome()
+        status, detail = await job.outcome(lambda event: self._follow(atlas, unit, event))
         if status == "done" and (record := await self.cache.get_record(unit.id)) is not None:
             unit.warnings = record.result.warnings
         atlas.computed += status == "done"
         atlas.set_status(unit, status, detail)
+
+    @staticmethod
+    def _follow(atlas: Atlas, unit: AtlasUnit, event: Event) -> None:
+        """A submitted unit is queued (at its place, once its job hears it) until its job takes a step."""
+        if unit.status == "running" or unit.status in SETTLED:
+            return
+        if event.type == "progress":
+            atlas.set_status(unit, "running")
+        elif event.type == "queued" and (position := json.loads(event.message)["position"]) != unit.position:
+            atlas.set_status(unit, "queued", position=position)
 
     async def aclose(self) -> None:
         """Stop filling in (the jobs themselves are the job manager's to stop)."""

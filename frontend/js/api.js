@@ -35,14 +35,13 @@ const query = (params) => new URLSearchParams(Object.entries(params).map(([key, 
 export const health = () => getJSON('/api/health');
 export const listModels = () => getJSON('/api/models');
 export const describeModel = (id) => getJSON(`/api/models/${segment(id)}`);
-export const modelPace = (id) => getJSON(`/api/models/${segment(id)}/pace`);
 export const getVisualization = (id) => getJSON(`/api/visualizations/${segment(id)}`);
 /**
  * About how long some work takes on this server before it starts ({model, layer, settings, runs?,
- * atlas?}): {seconds, runs, seconds_per_step, source: 'measured'|'estimated', heavy, heavy_s}.
+ * atlas?, unit?}): {seconds, runs, seconds_per_step, source: 'measured'|'estimated', heavy, heavy_s,
+ * stored: how many of the runs are stored here already (they cost nothing)}.
  */
 export const estimateWork = (body) => sendJSON('/api/estimates', body);
-export const getAtlas = (id) => getJSON(`/api/atlas/${segment(id)}`);
 /** Cancel an atlas this browser started; another's is refused with the server's `detail`. */
 export const cancelAtlas = (id) => sendJSON(`/api/atlas/${segment(id)}`, undefined, 'DELETE');
 export const inputsUrl = (id) => `/api/visualizations/${segment(id)}/inputs.npz`;

@@ -2,7 +2,7 @@
 // finish; a click opens the unit. The server computes the atlas in the background (one ordinary
 // visualisation a unit, after interactive work, cached) and streams each unit as it finishes, so a
 // second visit, or opening a unit, is immediate. While it runs the view says about how long it has
-// left, whether it stops when nobody watches it or runs on, and offers to cancel it.
+// left, whether it stops when nobody watches it or runs on, and offers its starter to cancel it.
 
 import * as api from './api.js';
 import { LOGITS } from './choice.js';
@@ -15,15 +15,25 @@ import { resultStrips } from './media.js';
 export const MAX_TILES = 256;
 const TICK_MS = 1000; // the time left counts down this often between the server's estimates
 
-const STATUS_TEXT = { queued: ['waiting', 'queued'], running: ['computing…', 'busy'], done: ['', 'done'] };
+const STATUS_TEXT = { queued: ['queued', 'queued'], running: ['computing…', 'busy'], done: ['', 'done'] };
+
+/** A tile's status line and state: a unit waiting its turn says its place where the server knows it. */
+export function unitStatusText({ status, position }) {
+  if (status === 'queued' && Number.isInteger(position)) return [position ? `queued: ${position} ahead` : 'queued: next', 'queued'];
+  return STATUS_TEXT[status];
+}
 
 /** A unit the atlas's cancelling failed (the server's detail says "cancelled: ..."). */
 const isCancelled = ({ status, detail }) => status === 'failed' && /^cancelled\b/.test(detail ?? '');
 
-/** The line under the atlas's heading: what happens to it when this page goes away. */
-export function atlasNote({ status, run_on: runOn, cancelled }, runOnAsked) {
+/** The line under the atlas's heading: what happens to it when this page goes away, and who may cancel it. */
+export function atlasNote({ status, run_on: runOn, cancelled, yours }, runOnAsked) {
   if (cancelled) return 'Cancelled: the units it finished stay stored, the others were not computed.';
   if (status !== 'running') return '';
+  if (!yours) {
+    const when = runOn ? 'It keeps running when everyone leaves' : 'It stops a few seconds after nobody watches it';
+    return `${when}. Another browser started it: only that one can cancel it.`;
+  }
   if (runOn) return `It keeps running when you leave${runOnAsked ? '' : ' (someone asked it to)'}; Cancel atlas stops it.`;
   return 'It stops a few seconds after nobody watches it: tick "keep the atlas running when I leave" to let it finish.';
 }
@@ -46,7 +56,6 @@ export class Atlas extends EventTarget {
     this.state = null; // the server's latest state of the atlas (id, status, eta_s, run_on, cancelled)
     this.left = null; // {seconds, at}: the time left at the server's latest estimate, counted down
     this.ticking = null;
-    this.refreshing = false;
   }
 
   get active() {
@@ -100,7 +109,7 @@ export class Atlas extends EventTarget {
       } else if (status === 'failed') {
         card.setStatus(`failed: ${detail}`, 'error');
       } else {
-        card.setStatus(...STATUS_TEXT[status]);
+        card.setStatus(...unitStatusText(unitState));
       }
       if (status === 'done' || status === 'failed') settled.add(unit);
       report();
@@ -119,7 +128,7 @@ export class Atlas extends EventTarget {
         },
         unit: (unit) => {
           update(unit);
-          if (unit.status === 'done' || unit.status === 'failed') this._refresh(controller.signal, showState);
+          if (!controller.signal.aborted && this.state?.status === 'running') this._setLeft(unit.eta_s);
         },
       }, controller.signal);
       showState(done);
@@ -161,10 +170,14 @@ export class Atlas extends EventTarget {
   _showState(state, runOnAsked) {
     this.state = state;
     const running = state.status === 'running';
-    this.cancelButton.hidden = !running;
+    this.cancelButton.hidden = !running || !state.yours;
     this._setNote(atlasNote(state, runOnAsked));
-    this.left = running && state.eta_s !== null && state.eta_s !== undefined
-      ? { seconds: state.eta_s, at: performance.now() } : null;
+    this._setLeft(running ? state.eta_s : null);
+  }
+
+  /** Count down from the server's newest estimate of the time left (seconds; null: none). */
+  _setLeft(seconds) {
+    this.left = seconds !== null && seconds !== undefined ? { seconds, at: performance.now() } : null;
     this._showLeft();
     if (this.left && !this.ticking) this.ticking = setInterval(() => this._showLeft(), TICK_MS);
     if (!this.left) this._stopTicking();
@@ -177,20 +190,6 @@ export class Atlas extends EventTarget {
     }
     const seconds = this.left.seconds - (performance.now() - this.left.at) / 1000;
     this.eta.textContent = seconds > 0 ? `about ${duration(seconds * 1000)} left` : 'finishing…';
-  }
-
-  /** A fresh estimate of the time left, after a unit finished (one request at a time). */
-  async _refresh(signal, showState) {
-    if (this.refreshing || !this.state) return;
-    this.refreshing = true;
-    try {
-      const state = await api.getAtlas(this.state.id);
-      if (this.state?.status === 'running') showState(state); // not after the final state came
-    } catch {
-      // the countdown goes on from the last estimate
-    } finally {
-      this.refreshing = false;
-    }
   }
 
   _stopTicking() {
@@ -208,7 +207,7 @@ export class Atlas extends EventTarget {
     const card = new ClipCard(this.timeline, title);
     card.element.classList.add('tile');
     card.element.dataset.unit = String(unit);
-    card.setStatus('waiting', 'queued');
+    card.setStatus(...STATUS_TEXT.queued);
     const open = card.addAction(document.createElement('button'));
     open.type = 'button';
     open.textContent = 'open';

@@ -10,9 +10,16 @@ export function heavyQuestion(what, { seconds, source }) {
   return `${what} takes about ${duration(seconds * 1000)} here, ${paceSource(source)}.`;
 }
 
-/** The estimate request for `body` (a visualisation's, or an atlas's: no unit), `runs` of it or its atlas. */
-export function estimateBody({ model, layer, settings = {} }, { runs = 1, atlas = false } = {}) {
-  return { model, layer, settings, runs, atlas };
+/** Whether every run of an estimate is stored here already: it opens at once, nothing to ask. */
+export const allStored = (estimate) => estimate.stored > 0 && estimate.stored === estimate.runs;
+
+/**
+ * The estimate request for `body` (a visualisation's, or an atlas's: no unit), `runs` of it or its
+ * atlas; one run of a unit from noise names the unit, so that a result stored here costs nothing.
+ */
+export function estimateBody({ model, layer, unit, start, settings = {} }, { runs = 1, atlas = false } = {}) {
+  const one = runs === 1 && !atlas && unit !== undefined && !start;
+  return { model, layer, settings, runs, atlas, ...(one ? { unit } : {}) };
 }
 
 export class ConfirmPanel {

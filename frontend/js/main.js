@@ -4,7 +4,7 @@
 import * as api from './api.js';
 import { Atlas, layerKey } from './atlas.js';
 import { ChoiceForm } from './choice.js';
-import { ConfirmPanel, confirmHeavy, estimateBody } from './confirm.js';
+import { allStored, ConfirmPanel, confirmHeavy, estimateBody } from './confirm.js';
 import { duration, paceSource, queuedText, seconds } from './format.js';
 import { CODINGS } from './media.js';
 import { aboutModel, RANDOM_NOTE } from './model-info.js';
@@ -134,26 +134,24 @@ function doneStatus(how, visualization) {
   view.setStatus(warned ? `${how}, but this result may show nothing: see below.` : `${how}.`, warned ? 'warn' : 'done');
 }
 
-/** Before a run: about how long it will take on this server, at the pace of the newest run of the
- * chosen layer here, or before its first run here estimated from the layer's operations. */
+/** Before a run: that it is stored here already (it opens at once), or about how long it will take
+ * on this server, at the pace of the newest run of the chosen layer here, or before its first run
+ * here estimated from the layer's operations. */
 async function showEstimate() {
-  const estimate = document.querySelector('#estimate');
-  const { model, layer } = choice.value();
-  const steps = settings.values().steps;
-  let pace;
-  if (model && layer && steps) {
+  const line = document.querySelector('#estimate');
+  const body = request();
+  let estimate;
+  if (body.model && body.layer) {
     try {
-      const paces = await api.modelPace(model);
-      const measured = paces.seconds_per_step[layer];
-      pace = paces.layers?.[layer] ?? (measured === undefined ? undefined : { seconds_per_step: measured, source: 'measured' });
+      estimate = await api.estimateWork(estimateBody(body));
     } catch {
-      pace = undefined; // no estimate is better than a wrong one
+      estimate = undefined; // no estimate is better than a wrong one
     }
   }
-  const now = choice.value();
-  if (now.model !== model || now.layer !== layer) return; // the choice moved on meanwhile
-  estimate.textContent = pace === undefined ? ''
-    : `About ${duration(pace.seconds_per_step * steps * 1000)} to compute here, ${paceSource(pace.source)}.`;
+  if (JSON.stringify(request()) !== JSON.stringify(body)) return; // the choice moved on meanwhile
+  if (estimate === undefined) line.textContent = '';
+  else if (allStored(estimate)) line.textContent = 'Stored here: opens at once.';
+  else line.textContent = `About ${duration(estimate.seconds * 1000)} to compute here, ${paceSource(estimate.source)}.`;
 }
 
 /** Beside the result, the dataset clips that drive the unit most (models of the synthetic world only). */
@@ -209,7 +207,7 @@ async function runSweep(kind) {
  */
 async function showAtlas() {
   const { unit, start, ...body } = request(); // an atlas starts every unit from noise
-  const what = (estimate) => `This atlas (${estimate.runs} units)`;
+  const what = (estimate) => `This atlas (${estimate.runs} units${estimate.stored ? `, ${estimate.stored} stored here` : ''})`;
   const go = atlas.runs(body) || (await confirmHeavy(confirmPanel, estimateBody(body, { atlas: true }), what, 'Start atlas'));
   if (go === false && atlas.active && atlas.layerKey !== layerKey(body)) {
     atlas.close(); // declined: it showed another layer than the one chosen

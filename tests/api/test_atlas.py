@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 from websockets.sync.client import connect
 
 from .requests import MODEL, request
@@ -120,3 +121,75 @@ def test_one_client_cannot_queue_many_atlases(make_server):
     refused = server.http.post("/api/atlas", json=atlas_body(steps=1024, seed=4))
     assert refused.status_code == 429 and refused.headers["retry-after"]
     assert server.http.post("/api/atlas", json=atlas_body(steps=1024, seed=0)).status_code == 202  # joining is fine
+
+
+def session(name: str) -> dict[str, str]:
+    return {"X-Stlens-Session": f"atlas-test-{name:0>12}"}
+
+
+def test_unit_messages_say_how_long_the_atlas_has_left(server):
+    messages = atlas_live(server, atlas_body(steps=3, layer="appearance.conv2"))
+    units = [m for m in messages if m["type"] == "unit"]
+    assert units and all("eta_s" in m for m in units)
+    assert any(m["eta_s"] is not None and m["eta_s"] > 0 for m in units[:-1])  # while units are left
+    assert units[-1]["eta_s"] is None and messages[-1]["eta_s"] is None  # none once it is over
+
+
+def test_the_atlas_tells_its_starter_it_is_theirs_and_nobody_else(make_server):
+    server = make_server()
+    started = server.http.post("/api/atlas", json=atlas_body(steps=1024), headers=session("starter")).json()
+    assert started["yours"] is True
+    aid = started["id"]
+    assert server.http.get(f"/api/atlas/{aid}", headers=session("starter")).json()["yours"] is True
+    assert server.http.get(f"/api/atlas/{aid}", headers=session("student")).json()["yours"] is False
+    joined = server.http.post("/api/atlas", json=atlas_body(steps=1024), headers=session("student")).json()
+    assert joined["id"] == aid and joined["yours"] is False
+    assert server.http.delete(f"/api/atlas/{aid}", headers=session("student")).status_code == 403
+    cancelled = server.http.delete(f"/api/atlas/{aid}", headers=session("starter"))
+    assert cancelled.status_code == 200 and cancelled.json()["yours"] is True
+
+
+def test_a_stored_result_costs_nothing_in_the_estimate(server):
+    body = {"model": MODEL, "layer": LAYER, "settings": {"steps": 2, "seed": 31}}
+    before = server.http.post("/api/estimates", json={**body, "unit": 4}).json()
+    assert before["stored"] == 0 and before["seconds"] > 0
+    vid = server.http.post("/api/visualizations", json=request(layer=LAYER, unit=4, steps=2, seed=31)).json()["id"]
+    assert server.wait_done(vid)["status"] == "done"
+    after = server.http.post("/api/estimates", json={**body, "unit": 4}).json()
+    assert (after["stored"], after["runs"], after["seconds"], after["heavy"]) == (1, 1, 0.0, False)
+    atlas = server.http.post("/api/estimates", json={**body, "atlas": True}).json()
+    assert (atlas["stored"], atlas["runs"]) == (1, 10)
+    assert atlas["seconds"] == pytest.approx(9 * before["seconds"], rel=0.5)  # the nine left to compute
+    state = server.http.post("/api/atlas", json=body).json()
+    wait_atlas(server, state["id"])
+    whole = server.http.post("/api/estimates", json={**body, "atlas": True}).json()
+    assert (whole["stored"], whole["seconds"], whole["heavy"]) == (10, 0.0, False)
+    for wrong in ({**body, "unit": 4, "atlas": True}, {**body, "unit": 4, "runs": 3}, {**body, "unit": 99}):
+        assert server.http.post("/api/estimates", json=wrong).status_code in (404, 422), wrong
+
+
+def test_submitted_units_that_wait_are_queued_with_their_place_not_computing(make_server):
+    server = make_server(max_running=1)
+    busy = server.http.post("/api/visualizations", json=request(unit=1, steps=1024)).json()["id"]
+    while server.http.get(f"/api/visualizations/{busy}").json()["status"] != "running":
+        time.sleep(0.05)
+    messages = []
+    with connect(f"ws://127.0.0.1:{server.port}/api/atlas/live", open_timeout=30) as ws:
+        ws.send(json.dumps(atlas_body(steps=2)))
+        deadline = time.monotonic() + 60
+        while not any(m.get("position") is not None for m in messages):  # a submitted unit heard its place
+            assert time.monotonic() < deadline
+            messages.append(json.loads(ws.recv(timeout=60)))
+        assert server.http.get(f"/api/visualizations/{busy}").json()["status"] == "running"  # it still holds the slot
+        assert all(m["status"] == "queued" for m in messages if m["type"] == "unit")  # none said computing
+        assert server.http.delete(f"/api/visualizations/{busy}").status_code == 200  # the slot frees
+        for raw in ws:
+            messages.append(json.loads(raw))
+    units = [m for m in messages if m["type"] == "unit"]
+    first = next(m for m in units if m["position"] is not None)
+    assert first["position"] >= 0 and first["eta_s"] is not None
+    for number in range(10):  # each: queued, then computing once it takes steps, then done
+        seen = [m["status"] for m in units if m["unit"] == number]
+        assert seen[-1] == "done"
+        if "running" in seen:
+            assert all(status != "queued" for status in seen[seen.index("running") :])

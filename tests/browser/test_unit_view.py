@@ -49,9 +49,9 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
         for text in page.evaluate("window.textLog['#status-text']")
     )
     expect(page.locator("#status-text")).to_contain_text("Done in")
-    # the next run of this layer is estimated from this one's pace
-    expect(page.locator("#estimate")).to_contain_text(re.compile(r"About \d+ s to compute here"))
-    tab.screenshot("unit-view-estimate")
+    # this unit is stored now: it opens at once; the next unit of this layer is estimated from this one's pace
+    expect(page.locator("#estimate")).to_have_text("Stored here: opens at once.")
+    tab.screenshot("unit-view-stored")
     assert canvas_is_drawn(page, "#viewer-appearance canvas")
     assert canvas_is_drawn(page, "#viewer-motion canvas")
     share_url = page.input_value("#share-url")
@@ -74,6 +74,13 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
     )
     assert fresh.page.input_value("#setting-steps") == str(TEST_STEPS)
     fresh.screenshot("unit-view-shared-phone")
+
+    page.fill("#unit", "2")  # another unit of the layer: estimated from the pace of the run above
+    page.dispatch_event("#unit", "change")
+    expect(page.locator("#estimate")).to_have_text(
+        re.compile(r"^About \d+ s to compute here, at the pace of this layer's last run here\.$")
+    )
+    tab.screenshot("unit-view-estimate")
 
 
 def test_choice_address_reopens_the_cached_result_without_progress(dashboard, open_tab):

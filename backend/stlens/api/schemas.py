@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..analysis.faithfulness import Faithfulness
 from ..atlas import MAX_ATLAS_UNITS, Atlas, AtlasStatus, AtlasUnit
+from ..clients import Client
 from ..engine.settings import VisualizationSettings
 from ..jobs.core import Status
 from ..models.spec import FlowMethod, LayerStream, Stream
@@ -95,6 +96,13 @@ class EstimateRequest(BaseModel):
     settings: VisualizationSettings = Field(default_factory=VisualizationSettings)
     runs: int = Field(default=1, ge=1, le=MAX_ATLAS_UNITS, description="visualisations of it (a sweep's columns)")
     atlas: bool = Field(default=False, description="the layer's atlas: one run a unit (its first units)")
+    unit: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        strict=True,
+        description="one run of this unit (from noise): a result stored here already costs nothing",
+    )
 
 
 class WorkEstimateState(BaseModel):
@@ -104,6 +112,9 @@ class WorkEstimateState(BaseModel):
     source: Literal["measured", "estimated"]
     heavy: bool = Field(description="over heavy_s: the page says how long and asks before it starts")
     heavy_s: float
+    stored: int = Field(
+        default=0, description="of the runs, those stored here already (a unit's, an atlas's): they open at once"
+    )
 
 
 class VisualizationCreated(BaseModel):
@@ -207,12 +218,22 @@ class AtlasUnitState(BaseModel):
     detail: str | None = Field(default=None, description="why it failed")
     media: dict[str, str] | None = Field(default=None, description="medium name -> URL, once done")
     warnings: list[str] = Field(default_factory=list, description="the result's warnings, once done")
+    position: int | None = Field(
+        default=None,
+        description="while queued and submitted: the visualisations ahead of it (0: it starts next), when known",
+    )
 
     @classmethod
     def of(cls, unit: AtlasUnit) -> AtlasUnitState:
         media = {name: media_url(unit.id, name) for name in unit.media()} if unit.status == "done" else None
         return cls(
-            unit=unit.unit, id=unit.id, status=unit.status, detail=unit.detail, media=media, warnings=unit.warnings
+            unit=unit.unit,
+            id=unit.id,
+            status=unit.status,
+            detail=unit.detail,
+            media=media,
+            warnings=unit.warnings,
+            position=unit.position,
         )
 
 
@@ -226,9 +247,11 @@ class AtlasState(BaseModel):
     eta_s: float | None = Field(default=None, description="while running: about how long the units left take")
     run_on: bool = Field(description="it goes on when nobody watches it")
     cancelled: bool = Field(description="stopped before every unit was computed")
+    yours: bool = Field(default=False, description="the client asking started it: only it may cancel it")
 
     @classmethod
-    def of(cls, atlas: Atlas) -> AtlasState:
+    def of(cls, atlas: Atlas, client: Client) -> AtlasState:
+        """The atlas as ``client`` sees it."""
         first = atlas.units[0].resolved
         return cls(
             id=atlas.id,
@@ -240,4 +263,5 @@ class AtlasState(BaseModel):
             eta_s=atlas.eta_s,
             run_on=atlas.run_on,
             cancelled=atlas.cancelled,
+            yours=atlas.client.key == client.key,
         )

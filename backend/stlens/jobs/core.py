@@ -11,7 +11,7 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -126,12 +126,15 @@ class Job:
         self.publish(Event(status))
         self.status, self.detail = status, detail
 
-    async def outcome(self) -> tuple[FinalStatus, str | None]:
-        """Wait until the job is finished: ("done", None) or ("failed", why)."""
+    async def outcome(self, seen: Callable[[Event], None] | None = None) -> tuple[FinalStatus, str | None]:
+        """Wait until the job is finished: ("done", None) or ("failed", why); ``seen`` is told of each
+        event meanwhile (the newest only, as any viewer)."""
         subscription = self.subscribe()
         try:
             while not self.finished:
-                await subscription.next()
+                event = await subscription.next()
+                if seen is not None:
+                    seen(event)
         finally:
             self.unsubscribe(subscription)
         return ("done", None) if self.status == "done" else ("failed", self.detail or "the visualisation failed")

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { errorMessage } from '../../../frontend/js/api.js';
-import { atlasNote } from '../../../frontend/js/atlas.js';
-import { estimateBody, heavyQuestion } from '../../../frontend/js/confirm.js';
+import { atlasNote, unitStatusText } from '../../../frontend/js/atlas.js';
+import { allStored, estimateBody, heavyQuestion } from '../../../frontend/js/confirm.js';
 import { duration, formatNumber, paceSource, percent, queuedText, seconds } from '../../../frontend/js/format.js';
 import { previewStrips, resultStrips } from '../../../frontend/js/media.js';
 import { decodePin, encodePin } from '../../../frontend/js/pins.js';
@@ -114,13 +114,29 @@ test('heavy work is announced with how long it takes here and where the figure c
     { model: 'm', layer: 'l', settings: { steps: 9 }, runs: 5, atlas: false },
   );
   assert.deepEqual(estimateBody({ model: 'm', layer: 'l' }, { atlas: true }), { model: 'm', layer: 'l', settings: {}, runs: 1, atlas: true });
+  // one run of a unit from noise names it: a result stored here already costs nothing
+  assert.deepEqual(estimateBody({ model: 'm', layer: 'l', unit: 0, settings: {} }), { model: 'm', layer: 'l', settings: {}, runs: 1, atlas: false, unit: 0 });
+  assert.equal(estimateBody({ model: 'm', layer: 'l', unit: 3, start: { example: 1 } }).unit, undefined);
+  assert.equal(allStored({ runs: 1, stored: 1 }), true);
+  assert.equal(allStored({ runs: 10, stored: 9 }), false);
+  assert.equal(allStored({ runs: 1, stored: 0 }), false);
 });
 
-test('the atlas says in one line what happens to it when the page goes away', () => {
-  const running = { status: 'running', run_on: false, cancelled: false };
+test('the atlas says in one line what happens to it when the page goes away, and who may cancel it', () => {
+  const running = { status: 'running', run_on: false, cancelled: false, yours: true };
+  const theirs = { ...running, yours: false };
+  assert.match(atlasNote(theirs, false), /^It stops a few seconds after nobody watches it\. Another browser started it: only that one can cancel it\.$/);
+  assert.match(atlasNote({ ...theirs, run_on: true }, true), /^It keeps running when everyone leaves\. Another browser started it/);
   assert.match(atlasNote(running, false), /stops a few seconds after nobody watches it/);
   assert.match(atlasNote({ ...running, run_on: true }, true), /^It keeps running when you leave; Cancel atlas stops it/);
   assert.match(atlasNote({ ...running, run_on: true }, false), /someone asked it to/);
   assert.match(atlasNote({ status: 'done', run_on: false, cancelled: true }, false), /^Cancelled: the units it finished stay stored/);
   assert.equal(atlasNote({ status: 'done', run_on: true, cancelled: false }, true), '');
+});
+
+test('an atlas tile says queued, with its place where the server knows it, and computing only while it runs', () => {
+  assert.deepEqual(unitStatusText({ status: 'queued', position: null }), ['queued', 'queued']);
+  assert.deepEqual(unitStatusText({ status: 'queued', position: 0 }), ['queued: next', 'queued']);
+  assert.deepEqual(unitStatusText({ status: 'queued', position: 3 }), ['queued: 3 ahead', 'queued']);
+  assert.deepEqual(unitStatusText({ status: 'running', position: null }), ['computing…', 'busy']);
 });

@@ -12,7 +12,7 @@ from ...atlas import MAX_ATLAS_UNITS, Atlas
 from ...models.registry import ModelRegistry
 from ...request import ID_LENGTH, ID_PATTERN, ResolvedRequest, VisualizationRequest, resolve
 from ..deps import Services, ServicesDep, client_of
-from ..schemas import AtlasRequest, AtlasState, AtlasUnitState
+from ..schemas import AtlasRequest, AtlasState, AtlasUnitState, EstimateRequest
 from ..websocket import Watch, serve_one_request
 
 router = APIRouter(tags=["atlas"])
@@ -20,7 +20,7 @@ router = APIRouter(tags=["atlas"])
 AtlasId = Annotated[str, Path(alias="aid", pattern=ID_PATTERN, description=f"an atlas id ({ID_LENGTH} hex digits)")]
 
 
-def _resolve_units(registry: ModelRegistry, body: AtlasRequest) -> tuple[list[ResolvedRequest], int]:
+def resolve_units(registry: ModelRegistry, body: AtlasRequest | EstimateRequest) -> tuple[list[ResolvedRequest], int]:
     """Every unit's request (the first MAX_ATLAS_UNITS) and the layer's unit count (blocking: loads the model)."""
 
     def unit(number: int) -> ResolvedRequest:
@@ -32,7 +32,7 @@ def _resolve_units(registry: ModelRegistry, body: AtlasRequest) -> tuple[list[Re
 
 
 async def _start(services: Services, body: AtlasRequest, client: HTTPConnection, run_on: bool) -> Atlas:
-    units, total = await asyncio.to_thread(_resolve_units, services.registry, body)
+    units, total = await asyncio.to_thread(resolve_units, services.registry, body)
     return await services.atlases.start(units, total, client_of(client), run_on)
 
 
@@ -41,15 +41,15 @@ async def create_atlas(body: AtlasRequest, request: Request, services: ServicesD
     """Every unit of a layer with these settings: the cached ones at once, the others computed in the
     background, after interactive work. Asking again for a running atlas joins it. It runs on to the
     end (nobody watches an HTTP request): ``DELETE`` stops it."""
-    return AtlasState.of(await _start(services, body, request, run_on=True))
+    return AtlasState.of(await _start(services, body, request, run_on=True), client_of(request))
 
 
 @router.get("/api/atlas/{aid}", response_model=AtlasState)
-async def get_atlas(atlas_id: AtlasId, services: ServicesDep) -> AtlasState:
+async def get_atlas(atlas_id: AtlasId, request: Request, services: ServicesDep) -> AtlasState:
     atlas = services.atlases.get(atlas_id)
     if atlas is None:
         raise HTTPException(404, f"unknown atlas {atlas_id}; POST /api/atlas starts one")
-    return AtlasState.of(atlas)
+    return AtlasState.of(atlas, client_of(request))
 
 
 @router.delete(
@@ -60,14 +60,16 @@ async def get_atlas(atlas_id: AtlasId, services: ServicesDep) -> AtlasState:
 async def cancel_atlas(atlas_id: AtlasId, request: Request, services: ServicesDep) -> AtlasState:
     """Cancel an atlas this client started: no more units start, a running unit stops unless someone else
     watches it; the finished units stay stored, the others fail as cancelled."""
-    return AtlasState.of(services.atlases.cancel(atlas_id, client_of(request)))
+    client = client_of(request)
+    return AtlasState.of(services.atlases.cancel(atlas_id, client), client)
 
 
 @router.websocket("/api/atlas/live")
 async def atlas_live(ws: WebSocket, services: ServicesDep) -> None:
     """Send the POST body as one JSON message; receive ``atlas`` (the state), a ``unit`` message for
-    every change of a unit, then ``done`` (the final state), or ``error``. Once nobody has watched it
-    for a few seconds it stops, unless ``run_on`` was asked for."""
+    every change of a unit (with the atlas's ``eta_s`` then), then ``done`` (the final state), or
+    ``error``. Once nobody has watched it for a few seconds it stops, unless ``run_on`` was asked for."""
+    client = client_of(ws)
 
     async def start(text: str) -> Atlas:
         body = AtlasRequest.model_validate_json(text)
@@ -76,10 +78,11 @@ async def atlas_live(ws: WebSocket, services: ServicesDep) -> None:
     async def stream(atlas: Atlas, watch: Watch) -> None:
         changes = atlas.listen()
         try:
-            await ws.send_json({"type": "atlas", **AtlasState.of(atlas).model_dump(mode="json")})
+            await ws.send_json({"type": "atlas", **AtlasState.of(atlas, client).model_dump(mode="json")})
             while (unit := await watch.next(changes.get())) is not None:
-                await ws.send_json({"type": "unit", **AtlasUnitState.of(unit).model_dump(mode="json")})
-            await ws.send_json({"type": "done", **AtlasState.of(atlas).model_dump(mode="json")})
+                state = AtlasUnitState.of(unit).model_dump(mode="json")
+                await ws.send_json({"type": "unit", **state, "eta_s": atlas.eta_s})
+            await ws.send_json({"type": "done", **AtlasState.of(atlas, client).model_dump(mode="json")})
         finally:
             atlas.unlisten(changes)
             services.atlases.unwatched(atlas)

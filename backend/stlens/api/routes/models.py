@@ -9,8 +9,8 @@ from ...analysis.unit_examples import examples_available
 from ...atlas import MAX_ATLAS_UNITS
 from ...estimates import HEAVY_S
 from ...models.registry import ModelEntry
-from ...request import NotFound, load_model
-from ..deps import ServicesDep
+from ...request import InvalidRequest, NotFound, VisualizationRequest, load_model, resolve
+from ..deps import Services, ServicesDep
 from ..schemas import (
     EstimateRequest,
     InputShape,
@@ -21,6 +21,7 @@ from ..schemas import (
     StepEstimate,
     WorkEstimateState,
 )
+from .atlas import resolve_units
 
 router = APIRouter(tags=["models"])
 
@@ -87,7 +88,8 @@ async def estimate(body: EstimateRequest, services: ServicesDep) -> WorkEstimate
     except KeyError:
         raise NotFound(f"model {body.model!r} has no layer {body.layer!r}") from None
     runs = min(layer.units, MAX_ATLAS_UNITS) if body.atlas else body.runs
-    work = await services.estimates.work(loaded, layer.id, body.settings.steps, runs)
+    stored = await _stored(services, body, runs)
+    work = await services.estimates.work(loaded, layer.id, body.settings.steps, runs - stored)
     return WorkEstimateState(
         seconds=round(work.seconds, 1),
         runs=runs,
@@ -95,5 +97,20 @@ async def estimate(body: EstimateRequest, services: ServicesDep) -> WorkEstimate
         source=work.source,
         heavy=work.heavy,
         heavy_s=HEAVY_S,
+        stored=stored,
     )
+
+
+async def _stored(services: Services, body: EstimateRequest, runs: int) -> int:
+    """How many of the runs are stored here already: an atlas's units, or the one run of ``unit``."""
+    if body.unit is not None and (body.atlas or runs > 1):
+        raise InvalidRequest("a unit is estimated as one run: leave out runs and atlas")
+    if body.atlas:
+        units, _ = await asyncio.to_thread(resolve_units, services.registry, body)
+    elif body.unit is not None:
+        asked = VisualizationRequest(model=body.model, layer=body.layer, unit=body.unit, settings=body.settings)
+        units = [await asyncio.to_thread(resolve, services.registry, asked)]
+    else:
+        return 0
+    return sum([await services.cache.get_record(unit.id) is not None for unit in units])
 
