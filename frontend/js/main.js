@@ -39,6 +39,7 @@ let running = null; // AbortController of the run being watched, null when none 
 let shown = null; // {id, sharePath} of the result on screen, while the choice still matches it
 let addressReady = false; // the address is left alone until the page has read it and loaded the choice
 let startClip = null; // the real clip the visualisation starts from ({example: 3}...), null: from noise
+let estimateRound = 0; // counts the estimates asked for: only the newest one is shown
 
 function request() {
   return { ...choice.value(), settings: settings.overrides(), ...(startClip ? { start: startClip } : {}) };
@@ -139,6 +140,7 @@ function doneStatus(how, visualization) {
  * here estimated from the layer's operations. */
 async function showEstimate() {
   const line = document.querySelector('#estimate');
+  const round = (estimateRound += 1);
   const body = request();
   let estimate;
   if (body.model && body.layer) {
@@ -148,7 +150,7 @@ async function showEstimate() {
       estimate = undefined; // no estimate is better than a wrong one
     }
   }
-  if (JSON.stringify(request()) !== JSON.stringify(body)) return; // the choice moved on meanwhile
+  if (round !== estimateRound) return; // the choice moved on meanwhile (a newer estimate is coming)
   if (estimate === undefined) line.textContent = '';
   else if (allStored(estimate)) line.textContent = 'Stored here: opens at once.';
   else line.textContent = `About ${duration(estimate.seconds * 1000)} to compute here, ${paceSource(estimate.source)}.`;
