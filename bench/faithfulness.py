@@ -13,7 +13,12 @@ For each configuration, on the built-in models with their trained weights:
 * **reach**: the objective against the unit's strongest test clip, and the seconds a visualisation
   takes on this machine (batched, one thread);
 * a picture strip of the classes walk, jump, box and wave (every other frame: RGB, then the flow in
-  direction coding).
+  direction coding);
+* a **reference** no optimisation takes part in: for each class, the two test clips (of 400) that the
+  model itself is most confident are of it, judged the same way. A visualisation is the input the model finds
+  most class-like; these are the real clips it finds most class-like, so what the judges make of them
+  is what a picture can be held to (and how many of them are truly of the class says how clear the
+  model's own idea of the class is).
 
 The judges never take part in an optimisation: they only predict afterwards. Writes
 ``docs/faithfulness.md`` and its pictures. Run: ``python bench/faithfulness.py`` (about 20 minutes
@@ -33,6 +38,7 @@ import numpy as np
 import torch
 
 from stlens.analysis.faithfulness import assess
+from stlens.analysis.synthset import batches, render_split
 from stlens.engine import VisualizationSettings, visualize
 from stlens.flow.coding import direction_coding
 from stlens.media.frames import enlarge, strip, to_uint8
@@ -63,6 +69,9 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     },
 }
 QUICK = ("fourier (the old default)", "spectrum, phases only")
+REFERENCE = "real clips: the 2 the model is surest of, each class (reference)"
+REFERENCE_CLIPS_PER_CLASS = 40  # test clips of each class the strongest are picked from
+REFERENCE_PICKS = 2
 
 
 def settings_of(config: dict[str, Any], seed: int) -> VisualizationSettings:
@@ -114,6 +123,30 @@ def transfer(model, config: dict[str, Any], seeds: int) -> dict[str, Any]:
     }
 
 
+def real_reference(model) -> dict[str, Any]:
+    """What the model and the judges make of the real test clips the model scores highest for each class."""
+    data = render_split("test", REFERENCE_CLIPS_PER_CLASS)
+    inputs = batches(data)
+    with torch.no_grad():
+        logits = torch.cat([model.module(**batch) for batch in inputs])
+    classes = range(len(model.spec.labels))
+    # by the model's confidence in the class, not the raw logit: a late-fusion net's largest logits of a
+    # class are often on clips it takes for another (every logit large)
+    confidence = logits.log_softmax(1)
+    picks = [int(i) for k in classes for i in confidence[:, k].argsort(descending=True)[:REFERENCE_PICKS]]
+    wanted = np.repeat(np.arange(len(classes)), REFERENCE_PICKS)
+    picked = data.batch(np.array(picks))
+    judges = judges_of(model.spec.id)
+    counts = {"self": int((logits[picks].argmax(1).numpy() == wanted).sum())}
+    counts.update({j.id: int((j.probabilities(picked).argmax(1).numpy() == wanted).sum()) for j in judges})
+    return {
+        "counts": counts,
+        "of": len(picks),
+        "two_stream": [j.id for j in judges if j.two_stream],
+        "truly_of_the_class": int((data.labels[picks] == wanted).sum()),
+    }
+
+
 def path_similarity(model, layer: str, units: list[int], config: dict[str, Any]) -> dict[str, Any]:
     """For each unit, whether its visualisation's activations follow the top test clips' at most earlier layers."""
     settings = settings_of(config, 0)
@@ -159,6 +192,7 @@ def run(names: list[str], seeds: int, units: int) -> dict[str, Any]:
             entry["path"][layer] = path_similarity(models["synth-conv-fusion"], layer, list(range(units)), config)
             print(f"  path {layer}: {entry['path'][layer]['passed']} of {units}", flush=True)
         results[name] = entry
+    results[REFERENCE] = {"transfer": {subject: real_reference(model) for subject, model in models.items()}}
     return results
 
 
@@ -197,16 +231,24 @@ def markdown(results: dict[str, Any], seeds: int, command: str, calibration: lis
         for name, entry in results.items():
             t = entry["transfer"][subject]
             cells = [f"{t['counts']['self']}/{t['of']}"] + [f"{t['counts'][j]}/{t['of']}" for j in judges]
-            reach = f"{t['reach']:.2f}x" if t["reach"] is not None else "-"
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {reach} | {t['seconds']:.1f} |")
-        lines.append("")
+            reach = f"{t['reach']:.2f}x" if t.get("reach") is not None else "-"
+            seconds = f"{t['seconds']:.1f}" if "seconds" in t else "-"
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {reach} | {seconds} |")
+        reference = results[REFERENCE]["transfer"][subject]
+        lines += [
+            "",
+            f"The reference row's clips: {reference['truly_of_the_class']} of {reference['of']} are truly of the",
+            "class they were picked for; the others are clips of another class that the model is sure of.",
+            "",
+        ]
     lines += [
         "## Path similarity (conv-fusion model)",
         "",
         "| configuration | " + " | ".join(f"`{layer}` units passing | layers held" for layer in PATH_LAYERS) + " |",
         "| --- |" + " ---: | ---: |" * len(PATH_LAYERS),
     ]
-    for name, entry in results.items():
+    configurations = {name: entry for name, entry in results.items() if name != REFERENCE}
+    for name, entry in configurations.items():
         cells = []
         for layer in PATH_LAYERS:
             p = entry["path"][layer]
@@ -222,7 +264,7 @@ def markdown(results: dict[str, Any], seeds: int, command: str, calibration: lis
         "## Pictures: walk, jump, box, wave (RGB every other frame, then the flow)",
         "",
     ]
-    for name, entry in results.items():
+    for name, entry in configurations.items():
         lines.append(f"### {name}")
         lines.append("")
         for subject in SUBJECTS:
