@@ -55,7 +55,8 @@ STRIP_CLASSES = ("walk", "jump", "box", "wave")
 SUBJECTS = ("synth-conv-fusion", "synth-late-fusion")
 PATH_LAYERS = ("fusion.conv", "motion.conv3")
 
-CONFIGURATIONS: dict[str, dict[str, Any]] = {
+DEFAULT = "the default: phases only at the logits, amplitudes up to x2 at hidden units"
+CONFIGURATIONS: dict[str, dict[str, Any]] = {  # new ones go last: a picture's file is numbered by its place
     "fourier (the old default)": {"param": "fourier"},
     "pixel": {"param": "pixel"},
     "spectrum, phases only": {"param": "spectrum", "freedom": 1.0},
@@ -67,6 +68,7 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
         "freedom": 1.0,
         "weights": {"norm": 0, "tv_space": 0, "tv_time": {"appearance": 0, "motion": 0}},
     },
+    DEFAULT: {"param": "spectrum"},
 }
 QUICK = ("fourier (the old default)", "spectrum, phases only")
 REFERENCE = "real clips: the 2 the model is surest of, each class (reference)"
@@ -200,7 +202,7 @@ def short(judge: str) -> str:
     return judge.removeprefix("synth-")
 
 
-def markdown(results: dict[str, Any], seeds: int, command: str, calibration: list[str]) -> str:
+def markdown(results: dict[str, Any], seeds: int, calibration: list[str]) -> str:
     lines = [
         "# Faithfulness: how true are the pictures?",
         "",
@@ -212,7 +214,9 @@ def markdown(results: dict[str, Any], seeds: int, command: str, calibration: lis
         "reach: the objective over the strongest of 100 test clips' (mean); seconds: per visualisation, batched,",
         "on this 2-core CPU while other work shared it.",
         "",
-        f"Command: `{command}`",
+        "Commands (a row's figures come from the run that names it, or from the full run):",
+        "",
+        *[f"- `{command}`" for command in dict.fromkeys(e["command"] for e in results.values() if "command" in e)],
         "",
         "What these figures decided, and which targets they leave unmet: docs/engine.md, \"Defaults and how",
         "they were chosen\". The judges never take part in an optimisation; they only predict afterwards.",
@@ -235,12 +239,9 @@ def markdown(results: dict[str, Any], seeds: int, command: str, calibration: lis
             seconds = f"{t['seconds']:.1f}" if "seconds" in t else "-"
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {reach} | {seconds} |")
         reference = results[REFERENCE]["transfer"][subject]
-        lines += [
-            "",
-            f"The reference row's clips: {reference['truly_of_the_class']} of {reference['of']} are truly of the",
-            "class they were picked for; the others are clips of another class that the model is sure of.",
-            "",
-        ]
+        true, of = reference["truly_of_the_class"], reference["of"]
+        others = "" if true == of else "; the others are clips of another class that the model is sure of"
+        lines += ["", f"Of the reference row's clips, {true} of {of} are truly of the class they were picked for{others}.", ""]
     lines += [
         "## Path similarity (conv-fusion model)",
         "",
@@ -291,9 +292,17 @@ def main() -> None:
     if args.only:
         command += " --only " + " ".join(f"'{n}'" for n in names)
     results = run(names, args.seeds, args.units)
+    for entry in results.values():
+        entry["command"] = command
+    stored = args.out.with_suffix(".json")
+    if args.only and stored.exists():  # the other configurations keep their figures from the last run
+        earlier = json.loads(stored.read_text())
+        order = [DEFAULT, *(name for name in CONFIGURATIONS if name != DEFAULT), REFERENCE]
+        results = {name: results.get(name, earlier.get(name)) for name in order}
+        results = {name: entry for name, entry in results.items() if entry is not None}
     calibration = calibrate(prepare(next(e for e in builtin_entries() if e.spec.id == "synth-conv-fusion"), torch.device("cpu")))
-    args.out.write_text(markdown(results, args.seeds, command, calibration))
-    (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=1) + "\n")
+    args.out.write_text(markdown(results, args.seeds, calibration))
+    stored.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

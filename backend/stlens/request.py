@@ -120,17 +120,18 @@ def load_model(registry: ModelRegistry, model: str) -> LoadedModel:
         raise ModelUnavailable(f"model {model!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
 
 
-def settings_for(model: LoadedModel, settings: VisualizationSettings) -> VisualizationSettings:
-    """The settings as this model runs them: a model without natural spectra runs the ``fourier``
-    parameterisation unless the request chose one (InvalidRequest if it chose ``spectrum``)."""
-    if model.spectra is not None or settings.param != "spectrum":
-        return settings
-    if "param" in settings.model_fields_set:
-        raise InvalidRequest(
-            f"model {model.spec.id!r} declares no natural spectra, which param 'spectrum' needs;"
-            " use 'fourier' or 'pixel'"
-        )
-    return settings.model_copy(update={"param": "fourier"})
+def settings_for(model: LoadedModel, layer: str, settings: VisualizationSettings) -> VisualizationSettings:
+    """The settings as this model runs them at ``layer``, filled in, so the content id covers what
+    runs: a model without natural spectra runs the ``fourier`` parameterisation unless the request
+    chose one (InvalidRequest if it chose ``spectrum``), and an unset ``freedom`` is the layer's."""
+    if model.spectra is None and settings.param == "spectrum":
+        if "param" in settings.model_fields_set:
+            raise InvalidRequest(
+                f"model {model.spec.id!r} declares no natural spectra, which param 'spectrum' needs;"
+                " use 'fourier' or 'pixel'"
+            )
+        settings = settings.model_copy(update={"param": "fourier"})
+    return settings.for_layer(layer)
 
 
 def resolve(
@@ -149,7 +150,7 @@ def resolve(
         raise InvalidRequest(
             f"unit {request.unit} is out of range: layer {request.layer!r} has units 0..{layer.units - 1}"
         )
-    settings = settings_for(loaded, request.settings)
+    settings = settings_for(loaded, layer.id, request.settings)
     if settings is not request.settings:
         request = request.model_copy(update={"settings": settings})
     clips = None

@@ -9,8 +9,10 @@ const LABELS = {
   steps: 'Steps', seed: 'Seed', lr: 'Learning rate', objective: 'Objective', param: 'Parameterisation',
   direction: 'Direction', diversity: 'Diversity', weights: 'Regulariser weights', norm: 'Norm penalty',
   tv_space: 'Spatial smoothness', tv_time: 'Temporal weight: fast ↔ slow', transforms: 'Robustness transforms',
-  jitter: 'Jitter', zoom: 'Zoom', time_shift: 'Time shift',
+  jitter: 'Jitter', zoom: 'Zoom', time_shift: 'Time shift', freedom: 'Amplitude freedom',
 };
+/** What an empty optional setting (default null) shows: the server fills it in by layer. */
+const UNSET = 'by layer';
 /** Temporal weights span decades: the slider moves in log10 units between these. */
 const LOG_MIN = -3;
 const LOG_MAX = 3;
@@ -87,7 +89,7 @@ export class SettingsPanel extends EventTarget {
   _group(schema, path, schemas) {
     const nodes = [];
     for (const [name, property] of Object.entries(schema.properties ?? {})) {
-      const resolved = resolve(property, schemas);
+      const resolved = optional(resolve(property, schemas));
       const childPath = [...path, name];
       if (resolved.type === 'object' || resolved.properties) {
         const fieldset = document.createElement('fieldset');
@@ -121,7 +123,8 @@ export class SettingsPanel extends EventTarget {
     } else {
       field.input = document.createElement('input');
       field.input.type = 'number';
-      field.input.required = true;
+      field.input.required = !schema.optional;
+      if (schema.optional) field.input.placeholder = UNSET;
       field.input.step = schema.type === 'integer' ? '1' : 'any';
       if (schema.minimum !== undefined) field.input.min = String(schema.minimum);
       if (schema.maximum !== undefined) field.input.max = String(schema.maximum);
@@ -155,7 +158,7 @@ export class SettingsPanel extends EventTarget {
   }
 
   _write(field, value) {
-    field.input.value = String(value);
+    field.input.value = value == null ? '' : String(value);
     if (field.slider) field.slider.value = String(toLog(Number(value)));
   }
 
@@ -174,6 +177,14 @@ export class SettingsPanel extends EventTarget {
 function resolve(schema, schemas) {
   const ref = schema.$ref ?? schema.allOf?.[0]?.$ref;
   return ref ? { ...schemas[ref.split('/').pop()], ...schema } : schema;
+}
+
+/** A setting that may be left unset (`anyOf` a type and null, default null): the type's schema, marked optional. */
+function optional(schema) {
+  const branch = schema.anyOf?.find((option) => option.type !== 'null');
+  if (!branch || !schema.anyOf.some((option) => option.type === 'null')) return schema;
+  const { anyOf, ...rest } = schema;
+  return { ...branch, ...rest, optional: true };
 }
 
 function toLog(weight) {

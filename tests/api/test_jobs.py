@@ -38,6 +38,24 @@ def test_content_id_covers_model_weights_layer_unit_and_settings():
     assert len({identify(*args) for args in changed} | {reference}) == len(changed) + 1
 
 
+def test_an_unset_freedom_is_the_layers_and_shares_the_id_of_asking_for_it():
+    registry = ModelRegistry(builtin_entries(), torch.device("cpu"))
+
+    def resolved(layer: str, **settings: object):
+        asked = VisualizationRequest(
+            model="synth-conv-fusion", layer=layer, unit=0, settings=VisualizationSettings.model_validate(settings)
+        )
+        return resolve(registry, asked)
+
+    for layer, freedom in (("logits", 1.0), ("fusion.conv", 2.0), ("appearance.conv1", 2.0)):
+        unset = resolved(layer)
+        assert unset.settings.freedom == freedom
+        assert unset.id == resolved(layer, freedom=freedom).id
+        assert unset.id != resolved(layer, freedom=3.0).id
+    # freedom means nothing to the other parameterisations: unset, it stays the old default
+    assert resolved("fusion.conv", param="fourier").settings.freedom == 1.0
+
+
 def test_a_slow_viewer_gets_only_the_newest_message():
     async def scenario() -> list[Event]:
         mailbox = Subscription()

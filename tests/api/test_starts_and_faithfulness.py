@@ -103,3 +103,4 @@ def test_every_result_carries_its_faithfulness(server):
 def test_spectrum_is_the_default_parameterisation_where_a_model_has_spectra(server):
     done = server.wait_done(server.http.post("/api/visualizations", json=request()).json()["id"])
     assert done["request"]["settings"]["param"] == "spectrum"
+    assert done["request"]["settings"]["freedom"] == 2.0  # a hidden unit's: the record says what ran

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from .conftest import ARTIFACTS
 from .helpers import (
     canvas_is_drawn,
     first_layer_of,
@@ -71,6 +72,27 @@ def test_every_setting_has_a_control_and_travels_with_the_link(dashboard, open_t
     wait_for_result(shared.page)
     expect(shared.page.locator("#setting-weights-tv_time-motion")).to_have_value("100")
     expect(shared.page.locator("#setting-param")).to_have_value("pixel")
+
+
+def test_an_unset_setting_shows_that_the_layer_decides_and_a_value_typed_travels(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    page.click("#settings summary")
+    freedom = page.locator("#setting-freedom")
+    expect(freedom).to_have_value("")
+    expect(freedom).to_have_attribute("placeholder", "by layer")
+    page.locator("label[for=setting-freedom]").screenshot(path=str(ARTIFACTS / "settings-freedom-unset.png"))
+    pick(page, first_layer_of(page, "fusion"), unit=4)
+    page.click("#visualise")
+    wait_for_result(page)
+    assert tab.socket_messages[-1]["request"]["settings"]["freedom"] == 2.0  # the server filled in the layer's
+    set_setting(page, "freedom", "1")
+    expect(page).to_have_url(re.compile(r"freedom=1"))
+    page.click("#visualise")
+    wait_for_result(page)
+    assert tab.socket_messages[-1]["request"]["settings"]["freedom"] == 1.0
 
 
 def motion_pixels(page) -> str:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from stlens.engine import VisualizationSettings, visualize
+from stlens.engine.render import Optimisation
 from stlens.engine.param import FLOW_BOUND, SpectrumBasis, clip_param, penalty_filter
 from stlens.models.spectra import power_law_spectra
 from torch import nn
@@ -143,3 +144,15 @@ def test_the_engine_never_loads_a_judge():
     engine_only = "import sys, stlens.engine; print(sorted(m for m in sys.modules if m.startswith('stlens.')))"
     loaded = subprocess.run([sys.executable, "-c", engine_only], capture_output=True, text=True, check=True).stdout
     assert "stlens.models.judges" not in loaded and "stlens.analysis" not in loaded
+
+
+
+def test_an_unset_freedom_is_one_at_the_class_logits_and_two_at_hidden_units():
+    for layer, freedom in (("logits", 1.0), ("fusion.conv", 2.0), ("appearance.0", 2.0)):
+        assert VisualizationSettings().for_layer(layer).freedom == freedom
+        assert VisualizationSettings(freedom=3.0).for_layer(layer).freedom == 3.0
+    assert VisualizationSettings(param="fourier").for_layer("fusion.conv").freedom == 1.0
+    # and the engine fills it in itself: a hidden unit's amplitudes may rise to twice the natural ones
+    model = load(TwoTowers(nn.Sequential(pointwise([[1.0, 0.0, 0.0]]), nn.ReLU()), pointwise([direction(0)]), features=2))
+    optimisation = Optimisation(model, "appearance.0", [0], VisualizationSettings(steps=1))
+    assert optimisation.params["appearance"].basis.log_freedom == pytest.approx(np.log(2.0))

@@ -270,6 +270,7 @@ class Optimisation:
     ):
         info = model.layer(layer)
         unit_list, settings_list = _batch_items(units, settings)
+        settings_list = [s.for_layer(layer) for s in settings_list]
         if any(not 0 <= u < info.units for u in unit_list):
             raise ValueError(f"units {unit_list} out of range for layer {layer!r} with {info.units} units")
         first = settings_list[0]
@@ -295,7 +296,7 @@ class Optimisation:
         self.params: dict[Stream, ClipParam] = {
             s: clip_param(
                 first.param, s, specs[s], generators, device, spectra, penalty_weights[s], start_clips.get(s),
-                first.freedom,
+                first.freedom or 1.0,  # filled in by for_layer; `or` for the type checker
             )
             for s in self.streams
         }

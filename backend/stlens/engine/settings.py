@@ -11,7 +11,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..models.spec import LOGITS
+
 MAX_STEPS = 1024
+# the spectrum basis's freedom where a request leaves it unset, chosen by faithfulness (docs/engine.md):
+CLASS_FREEDOM = 1.0  # class logits, phases only: the independent judges recognise the most pictures
+UNIT_FREEDOM = 2.0  # hidden units: their pictures follow their top clips' path through the net more often
 
 
 class TemporalWeights(BaseModel):
@@ -56,10 +61,20 @@ class VisualizationSettings(BaseModel):
     objective: Literal["channel", "neuron"] = "channel"
     weights: RegularizerWeights = Field(default_factory=RegularizerWeights)
     param: Literal["pixel", "fourier", "spectrum"] = "spectrum"
-    freedom: float = Field(
-        default=1.0, ge=1, le=16, description="spectrum parameterisation: the factor by which an amplitude may "
-        "move from the natural one (1: phases only)",
+    freedom: float | None = Field(
+        default=None, ge=1, le=16, description="spectrum parameterisation: the factor by which an amplitude may "
+        f"rise above the natural one (1: phases only); unset: {CLASS_FREEDOM:g} for the class logits, "
+        f"{UNIT_FREEDOM:g} for hidden units",
     )
     direction: Literal["max", "min"] = Field(default="max", description="min: the negative direction")
     diversity: float = Field(default=0.0, ge=0, le=100, description="weight of diversity across a batch")
     transforms: TransformSettings = Field(default_factory=TransformSettings)
+
+    def for_layer(self, layer: str) -> VisualizationSettings:
+        """These settings as a run of ``layer`` uses them: an unset ``freedom`` filled in by the layer
+        (1 for every parameterisation but ``spectrum``, where it means nothing: the old default, so
+        their content ids stay as they were)."""
+        if self.freedom is not None:
+            return self
+        freedom = CLASS_FREEDOM if layer == LOGITS else UNIT_FREEDOM
+        return self.model_copy(update={"freedom": freedom if self.param == "spectrum" else 1.0})
