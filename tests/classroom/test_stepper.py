@@ -182,3 +182,19 @@ def test_background_work_waits_while_an_interactive_result_is_being_finished(reg
         assert time.monotonic() < deadline
         time.sleep(0.01)
     atlas.cancel.set()
+
+
+def test_a_large_group_spaces_its_previews_and_every_run_still_sees_its_first_and_last_step(registry):
+    # spaced 1 s a run of the group: the 3 runs' 8 steps take well under the 3 s between two previews
+    capacity = Capacity(max_batch=8, max_running=8, max_background=1)
+    machine = Stepper(capacity, preview_interval_s=0.0, preview_spacing_s=1.0)
+    try:
+        runs = [make_run(registry, unit, 8, client=f"student-{unit}") for unit in (3, 9, 14)]
+        for run in runs:
+            machine.submit(run)
+        for run in runs:
+            assert run.sink.over.wait(WAIT_S) and run.sink.output is not None
+        assert all(run.sink.steps[0] == 1 and run.sink.steps[-1] == 8 for run in runs)
+        assert all(len(run.sink.steps) < 8 for run in runs)  # without the spacing: a preview every step
+    finally:
+        machine.close()

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 QUEUE_REPORT_EVERY_S = 2.0  # a waiting run hears again at least this often (and whenever its place changes)
 HELD_BACK_CHECK_S = 0.5  # background runs held back by an interactive finish look at their cancel events this often
+# a run stepping in a group of n previews at most every n x this: one preview costs a few ms to encode, and
+# 30 of them every step of a 30-run batch took a third of each step on 2 cores (docs/benchmarks.md)
+PREVIEW_SPACING_S = 0.05
 SPEEDUP_SMOOTHING = 0.2  # weight of the newest step in the running estimate of the batching speed-up
 
 
@@ -81,9 +84,13 @@ class Run:
 class Stepper:
     """Runs every submitted run to its end, a step at a time; ``close`` cancels what is left."""
 
-    def __init__(self, capacity: Capacity, preview_interval_s: float, finish_threads: int = 1):
+    def __init__(
+        self, capacity: Capacity, preview_interval_s: float, finish_threads: int = 1,
+        preview_spacing_s: float = PREVIEW_SPACING_S,
+    ):
         self.capacity = capacity
         self.preview_interval_s = preview_interval_s
+        self.preview_spacing_s = preview_spacing_s
         self._schedule: Schedule[Run] = Schedule(capacity, lambda run: run.batch_key)
         self._lock = threading.Condition()
         self._closing = False
@@ -201,6 +208,7 @@ class Stepper:
         elapsed = time.perf_counter() - started
         self._measure_speedup(group, elapsed)
         now = time.monotonic()
+        preview_interval = max(self.preview_interval_s, len(group) * self.preview_spacing_s)
         for run, (value, clips) in zip(group, outputs):
             optimisation = run.optimisation
             assert optimisation is not None
@@ -208,7 +216,7 @@ class Stepper:
             progress = Progress(optimisation.step, optimisation.steps, value, clips)
             if optimisation.step == 1:
                 run.start_objective = progress.objective
-            if optimisation.done or now - run.last_preview >= self.preview_interval_s:
+            if optimisation.done or now - run.last_preview >= preview_interval:
                 run.last_preview = now
                 self._send_progress(run, progress)
             if optimisation.done:
