@@ -112,5 +112,6 @@ async def _stored(services: Services, body: EstimateRequest, runs: int) -> int:
         units = [await asyncio.to_thread(resolve, services.registry, asked)]
     else:
         return 0
-    return sum([await services.cache.get_record(unit.id) is not None for unit in units])
+    records = await asyncio.gather(*(services.cache.get_record(unit.id) for unit in units))
+    return sum(record is not None for record in records)
 
