@@ -120,18 +120,28 @@ def load_model(registry: ModelRegistry, model: str) -> LoadedModel:
         raise ModelUnavailable(f"model {model!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
 
 
-def settings_for(model: LoadedModel, layer: str, settings: VisualizationSettings) -> VisualizationSettings:
-    """The settings as this model runs them at ``layer``, filled in, so the content id covers what
-    runs: a model without natural spectra runs the ``fourier`` parameterisation unless the request
-    chose one (InvalidRequest if it chose ``spectrum``), and an unset ``freedom`` is the layer's."""
-    if model.spectra is None and settings.param == "spectrum":
-        if "param" in settings.model_fields_set:
-            raise InvalidRequest(
-                f"model {model.spec.id!r} declares no natural spectra, which param 'spectrum' needs;"
-                " use 'fourier' or 'pixel'"
-            )
+def settings_for(
+    model: LoadedModel, layer: str, settings: VisualizationSettings, start: bool = False
+) -> VisualizationSettings:
+    """The settings as this model runs them at ``layer`` (``start``: from a start clip), filled in, so the
+    content id covers what runs: an unset ``param`` is the layer's (``pca`` at the class logits of a
+    model with natural clips), or ``fourier`` for a model without natural spectra; an unset ``freedom``
+    is the layer's. InvalidRequest for a ``param`` the model or the start cannot run."""
+    if settings.param in ("spectrum", "pca") and model.spectra is None:
+        raise InvalidRequest(
+            f"model {model.spec.id!r} declares no natural spectra, which param {settings.param!r} needs;"
+            " use 'fourier' or 'pixel'"
+        )
+    if settings.param == "pca" and model.natural_clips is None:
+        raise InvalidRequest(
+            f"model {model.spec.id!r} declares no natural clips, which param 'pca' needs; use 'spectrum'"
+        )
+    if settings.param == "pca" and start:
+        raise InvalidRequest("param 'pca' cannot start from a clip (it does not lie in the eigenclips' span);"
+                             " use 'spectrum'")
+    if settings.param is None and model.spectra is None:
         settings = settings.model_copy(update={"param": "fourier"})
-    return settings.for_layer(layer)
+    return settings.for_layer(layer, model.natural_clips is not None, start)
 
 
 def resolve(
@@ -150,7 +160,7 @@ def resolve(
         raise InvalidRequest(
             f"unit {request.unit} is out of range: layer {request.layer!r} has units 0..{layer.units - 1}"
         )
-    settings = settings_for(loaded, layer.id, request.settings)
+    settings = settings_for(loaded, layer.id, request.settings, request.start is not None)
     if settings is not request.settings:
         request = request.model_copy(update={"settings": settings})
     clips = None

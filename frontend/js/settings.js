@@ -119,6 +119,7 @@ export class SettingsPanel extends EventTarget {
 
     if (schema.enum) {
       field.input = document.createElement('select');
+      if (schema.optional) field.input.append(new Option(UNSET, ''));
       field.input.append(...schema.enum.map((value) => new Option(value, value)));
     } else {
       field.input = document.createElement('input');

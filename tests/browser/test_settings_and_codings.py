@@ -62,9 +62,9 @@ def test_every_setting_has_a_control_and_travels_with_the_link(dashboard, open_t
     )
 
     page.click("#settings-reset")
-    expect(page.locator("#setting-param")).to_have_value(
-        schemas["VisualizationSettings"]["properties"]["param"]["default"]
-    )
+    assert schemas["VisualizationSettings"]["properties"]["param"]["default"] is None  # unset: by layer
+    expect(page.locator("#setting-param")).to_have_value("")
+    expect(page.locator("#setting-param option:checked")).to_have_text("by layer")
     expect(page).not_to_have_url(re.compile("param="))
 
     shared = open_tab()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 import torch
@@ -29,12 +29,10 @@ def tiny_inputs(frames: int = FRAMES, size: int = SIZE) -> dict[str, InputSpec]:
 
 
 @cache
-def tiny_world_spectra(frames: int = FRAMES, size: int = SIZE, clips: int = 200) -> NaturalSpectra:
-    """The natural spectra of the tiny nets' world: coloured bars of any orientation on grey, moving
-    along any direction at up to 3 px a frame, and in every other clip a camera panning as fast over a
-    still bar (the whole view moves), as the hand-set units expect (the spectrum parameterisation keeps a
-    clip near its model's data, so the data must be what its units see: a pointwise speed unit sees the
-    whole view move)."""
+def tiny_world_clips(frames: int = FRAMES, size: int = SIZE, clips: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """The tiny nets' world: coloured bars of any orientation on grey, moving along any direction at up
+    to 3 px a frame, and in every other clip a camera panning as fast over a still bar (the whole view
+    moves), as the hand-set units expect. RGB (N, T, H, W, 3) uint8 and flow (N, T, H, W, 2) pixels."""
     rng = np.random.default_rng(0)
     ys, xs = np.mgrid[0:size, 0:size]
     rgb = np.empty((clips, frames, size, size, 3), np.uint8)
@@ -54,16 +52,34 @@ def tiny_world_spectra(frames: int = FRAMES, size: int = SIZE, clips: int = 200)
                 flow[n, t] = velocity
             else:
                 flow[n, t][bar] = velocity
+    return rgb, flow
+
+
+@cache
+def tiny_world_spectra(frames: int = FRAMES, size: int = SIZE) -> NaturalSpectra:
+    """The natural spectra of the tiny nets' world (the spectrum parameterisation keeps a clip near its
+    model's data, so the data must be what its units see: a pointwise speed unit sees the whole view move)."""
+    rgb, flow = tiny_world_clips(frames, size)
     return measure_spectra(rgb, flow, FLOW_SCALE, "moving bars (tests/engine/tiny_nets.py)")
 
 
+def tiny_world_natural_clips(frames: int = FRAMES, size: int = SIZE) -> dict[str, np.ndarray]:
+    """The tiny world's clips in display space, as a model's ``natural_clips`` (param "pca")."""
+    rgb, flow = tiny_world_clips(frames, size)
+    return {"appearance": rgb.astype(np.float32) / 255, "motion": flow}
+
+
 def load(
-    module: nn.Module, inputs: dict[str, InputSpec] | None = None, classes: int = 2, device: torch.device = DEVICE
+    module: nn.Module, inputs: dict[str, InputSpec] | None = None, classes: int = 2, device: torch.device = DEVICE,
+    natural_clips: bool = False,
 ) -> LoadedModel:
+    """``natural_clips``: the model declares the tiny world's clips (so its class logits default to "pca")."""
     inputs = inputs or tiny_inputs()
     spec = ModelSpec(id="tiny", title="tiny", inputs=inputs, labels=tuple(f"c{i}" for i in range(classes)))
     frames, size = inputs["appearance" if "appearance" in inputs else "motion"].frames, next(iter(inputs.values())).height
-    return prepare(ModelEntry(spec=spec, build=lambda: module, spectra=lambda: tiny_world_spectra(frames, size)), device)
+    clips = partial(tiny_world_natural_clips, frames, size) if natural_clips else None
+    entry = ModelEntry(spec=spec, build=lambda: module, spectra=lambda: tiny_world_spectra(frames, size), natural_clips=clips)
+    return prepare(entry, device)
 
 
 def pointwise(weights: list[list[float]], bias: list[float] | None = None, in_channels: int | None = None) -> nn.Conv3d:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -21,7 +21,10 @@ from torch import nn
 from ..models.spec import InputSpec, Stream
 from ..models.spectra import NaturalSpectra
 
-ParamKind = Literal["pixel", "fourier", "spectrum"]
+if TYPE_CHECKING:
+    from .eigenclips import Eigenclips
+
+ParamKind = Literal["pixel", "fourier", "spectrum", "pca"]
 
 INIT_SD = 0.07  # spread of the starting signal, both bases: near mid-grey RGB and still flow, but
 # uneven enough that ReLU units deep in a network are alive (a flatter start can leave them dead)
@@ -133,6 +136,30 @@ class SpectrumBasis(nn.Module):
         log_gain = torch.where(self.gain > 0, self.log_freedom * torch.tanh(self.gain), self.gain)
         spectrum = torch.polar(self.amplitude * log_gain.exp(), self.phase)
         return torch.fft.irfftn(spectrum, s=self.shape, dim=(-3, -2, -1), norm="ortho")
+
+
+class EigenclipBasis(nn.Module):
+    """A clip made of the model's eigenclips (stlens.engine.eigenclips) with a real clip's spread: the
+    coefficients, in units of the training clips' spread along each component, stay on the sphere of
+    radius sqrt(K), where a real clip's whitened coefficients lie; only the direction on it is free,
+    as only the phases are in the ``spectrum`` basis. The penalties act through their gradients
+    (regularizers.penalty_gradient), which the span and the sphere pass on to the coefficients."""
+
+    def __init__(self, eigenclips: Eigenclips, coefficients: torch.Tensor, shape: tuple[int, ...]):
+        """``coefficients``: the starting directions (B, K); ``shape``: (C, T, H, W)."""
+        super().__init__()
+        self.register_buffer("components", eigenclips.components, persistent=False)
+        self.register_buffer("spread", eigenclips.spread, persistent=False)
+        self.coefficients = nn.Parameter(coefficients)
+        self.shape = shape
+
+    components: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    spread: torch.Tensor
+
+    def forward(self) -> torch.Tensor:
+        radius = math.sqrt(self.coefficients.shape[1])
+        on_sphere = self.coefficients * (radius / self.coefficients.norm(dim=1, keepdim=True).clamp(min=1e-6))
+        return ((on_sphere * self.spread) @ self.components).view(-1, *self.shape)
 
 
 def penalty_filter(shape: tuple[int, int, int], weights: torch.Tensor) -> torch.Tensor:
@@ -262,17 +289,27 @@ def clip_param(
     weights: torch.Tensor | None = None,
     start: torch.Tensor | None = None,
     freedom: float = 1.0,
+    eigenclips: Eigenclips | None = None,
 ) -> ClipParam:
     """A parameterised batch of ``len(generators)`` clips of ``stream``'s input shape; ``spectrum``
     needs the model's natural ``spectra`` and each item's (norm, tv_space, tv_time) ``weights``, (B, 3).
 
     ``start`` (B, C, T, H, W), display space: begin at this real clip instead of noise (feature
     accentuation). The ``spectrum`` basis then keeps the clip's own amplitudes, not the natural ones,
-    and its phases start at the clip's, so the start is exactly the clip."""
+    and its phases start at the clip's, so the start is exactly the clip. ``pca`` needs the stream's
+    ``eigenclips`` (and the spectra, for the colour) and cannot start from a clip: a real clip does not
+    lie in their span."""
     channels, frames, height, width = spec.shape
     shape = (frames, height, width)
-    if kind == "spectrum" and spectra is None:
-        raise ValueError("the spectrum parameterisation needs the model's natural spectra")
+    if kind in ("spectrum", "pca") and spectra is None:
+        raise ValueError(f"the {kind} parameterisation needs the model's natural spectra")
+    if kind == "pca":
+        if eigenclips is None:
+            raise ValueError("the pca parameterisation needs the model's eigenclips")
+        if start is not None:
+            raise ValueError("the pca parameterisation cannot start from a clip: use spectrum")
+        directions = torch.stack([torch.randn(eigenclips.count, generator=g) for g in generators]).to(device)
+        return ClipParam(EigenclipBasis(eigenclips, directions, tuple(spec.shape)), stream, spec, spectra)
     signal = signal_of(kind, stream, spec, start.to(device), spectra) if start is not None else None
     if kind == "pixel":
         basis: nn.Module = PixelBasis(signal if signal is not None else _init(spec.shape, generators, device))

@@ -27,6 +27,7 @@ from ..models.registry import LoadedModel
 from ..models.spec import InputSpec, Stream
 from . import objectives, regularizers
 from .graphs import StepOutput, run_steps
+from .eigenclips import eigenclips_of
 from .param import ClipParam, clip_param
 from .settings import VisualizationSettings
 from .transforms import Draw, SpacetimeJitter
@@ -270,7 +271,8 @@ class Optimisation:
     ):
         info = model.layer(layer)
         unit_list, settings_list = _batch_items(units, settings)
-        settings_list = [s.for_layer(layer) for s in settings_list]
+        has_eigenclips = model.natural_clips is not None and model.spectra is not None
+        settings_list = [s.for_layer(layer, has_eigenclips, start is not None) for s in settings_list]
         if any(not 0 <= u < info.units for u in unit_list):
             raise ValueError(f"units {unit_list} out of range for layer {layer!r} with {info.units} units")
         first = settings_list[0]
@@ -295,8 +297,9 @@ class Optimisation:
         spectra = getattr(model, "spectra", None)
         self.params: dict[Stream, ClipParam] = {
             s: clip_param(
-                first.param, s, specs[s], generators, device, spectra, penalty_weights[s], start_clips.get(s),
-                first.freedom or 1.0,  # filled in by for_layer; `or` for the type checker
+                first.param or "spectrum",  # param and freedom: filled in by for_layer; `or` for the type checker
+                s, specs[s], generators, device, spectra, penalty_weights[s], start_clips.get(s), first.freedom or 1.0,
+                eigenclips_of(model, s) if first.param == "pca" else None,
             )
             for s in self.streams
         }

@@ -60,7 +60,11 @@ class VisualizationSettings(BaseModel):
     lr: float = Field(default=0.05, gt=0, le=1.0)
     objective: Literal["channel", "neuron"] = "channel"
     weights: RegularizerWeights = Field(default_factory=RegularizerWeights)
-    param: Literal["pixel", "fourier", "spectrum"] = "spectrum"
+    param: Literal["pixel", "fourier", "spectrum", "pca"] | None = Field(
+        default=None, description="the clip's basis: pca (the principal components of the model's training "
+        "clips), spectrum (their natural amplitude spectrum, free phases), fourier or pixel; unset: pca for the "
+        "class logits of a model with natural clips, spectrum otherwise",
+    )
     freedom: float | None = Field(
         default=None, ge=1, le=16, description="spectrum parameterisation: the factor by which an amplitude may "
         f"rise above the natural one (1: phases only); unset: {CLASS_FREEDOM:g} for the class logits, "
@@ -70,11 +74,16 @@ class VisualizationSettings(BaseModel):
     diversity: float = Field(default=0.0, ge=0, le=100, description="weight of diversity across a batch")
     transforms: TransformSettings = Field(default_factory=TransformSettings)
 
-    def for_layer(self, layer: str) -> VisualizationSettings:
-        """These settings as a run of ``layer`` uses them: an unset ``freedom`` filled in by the layer
-        (1 for every parameterisation but ``spectrum``, where it means nothing: the old default, so
-        their content ids stay as they were)."""
-        if self.freedom is not None:
-            return self
-        freedom = CLASS_FREEDOM if layer == LOGITS else UNIT_FREEDOM
-        return self.model_copy(update={"freedom": freedom if self.param == "spectrum" else 1.0})
+    def for_layer(self, layer: str, eigenclips: bool = False, start: bool = False) -> VisualizationSettings:
+        """These settings as a run of ``layer`` uses them, filled in by the layer: an unset ``param`` is
+        ``pca`` for the class logits of a model with ``eigenclips`` and no ``start`` clip, else
+        ``spectrum``; an unset ``freedom`` is the layer's (1 for every parameterisation but ``spectrum``,
+        where it means nothing: the old default, so their content ids stay as they were)."""
+        update: dict[str, object] = {}
+        param = self.param
+        if param is None:
+            param = update["param"] = "pca" if layer == LOGITS and eigenclips and not start else "spectrum"
+        if self.freedom is None:
+            freedom = CLASS_FREEDOM if layer == LOGITS else UNIT_FREEDOM
+            update["freedom"] = freedom if param == "spectrum" else 1.0
+        return self.model_copy(update=update) if update else self

@@ -12,11 +12,12 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from . import small_twostream as small
-from .registry import ModelEntry
+from .registry import ModelEntry, NaturalClips
 from .seeded import seeded, weights_title
 from .spec import InputSpec, ModelSpec, Stream
 from .spectra import NaturalSpectra, load_spectra
@@ -30,6 +31,23 @@ SPECTRA = WEIGHTS_DIR / "synth-train-seed0.spectra.npz"  # of the clips both bui
 def builtin_spectra() -> NaturalSpectra:
     """The natural spectra of the built-in models' training clips (``stlens train --spectra-only`` makes them)."""
     return load_spectra(SPECTRA)
+
+
+NATURAL_CLIPS = 1500  # training clips whose principal components the "pca" parameterisation takes
+
+
+def builtin_natural_clips() -> NaturalClips:
+    """The first NATURAL_CLIPS training clips of the built-in models' world (seed 0, as ``stlens train``
+    makes them), made again on demand (a few seconds, and nothing to ship; the engine keeps only their
+    components)."""
+    from ..flow.estimate import estimate_flow  # the world and flow are made from the models' own input specs
+    from ..synth.dataset import make_clip
+
+    clips = [make_clip(0, "train", index) for index in range(NATURAL_CLIPS)]
+    return {
+        "appearance": np.stack([clip.frames[: small.FRAMES] for clip in clips]).astype(np.float32) / 255,
+        "motion": np.stack([estimate_flow(clip.frames) for clip in clips]),
+    }
 
 
 def small_inputs() -> dict[Stream, InputSpec]:
@@ -71,7 +89,9 @@ def _small_entry(model_id: str, fusion: Fusion, title: str) -> ModelEntry:
     build = partial(_build, model_id, fusion, len(labels))
     about = {key: card[key] for key in ("training", "accuracy") if key in card} if trained else None
     description = card.get("description", "")
-    return ModelEntry(spec=spec, build=build, description=description, card=about or None, spectra=builtin_spectra)
+    return ModelEntry(spec=spec, build=build, description=description, card=about or None, spectra=builtin_spectra,
+        natural_clips=builtin_natural_clips,
+    )
 
 
 def builtin_entries() -> list[ModelEntry]:

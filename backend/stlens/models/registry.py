@@ -9,12 +9,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from .introspect import discover_layers
-from .spec import LayerInfo, ModelSpec
+from .spec import LayerInfo, ModelSpec, Stream
 from .spectra import NaturalSpectra, default_spectra
+
+
+NaturalClips = dict[Stream, np.ndarray]
+"""Real clips per stream, display space (N, T, H, W, C): RGB in [0, 1], flow in pixels."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class ModelEntry:
     # the natural spectra of its inputs (engine param "spectrum"); None: the natural-video power law
     # where the inputs are RGB and flow (spectra.default_spectra), a callable returning None: none
     spectra: Callable[[], NaturalSpectra | None] | None = None
+    # real training clips of its inputs (engine param "pca" takes their principal components); None: none
+    natural_clips: Callable[[], NaturalClips] | None = None
 
 
 @dataclass
@@ -40,6 +47,7 @@ class LoadedModel:
     weights_hash: str
     device: torch.device
     spectra: NaturalSpectra | None = None
+    natural_clips: Callable[[], NaturalClips] | None = None  # ModelEntry's, called on the engine's first use
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def layer(self, layer_id: str) -> LayerInfo:
@@ -72,7 +80,8 @@ def prepare(entry: ModelEntry, device: torch.device) -> LoadedModel:
     layers = discover_layers(module, entry.spec, device)
     spectra = entry.spectra() if entry.spectra is not None else default_spectra(entry.spec.inputs)
     return LoadedModel(
-        spec=entry.spec, module=module, layers=layers, weights_hash=digest, device=device, spectra=spectra
+        spec=entry.spec, module=module, layers=layers, weights_hash=digest, device=device, spectra=spectra,
+        natural_clips=entry.natural_clips,
     )
 
 
