@@ -55,7 +55,8 @@ STRIP_CLASSES = ("walk", "jump", "box", "wave")
 SUBJECTS = ("synth-conv-fusion", "synth-late-fusion")
 PATH_LAYERS = ("fusion.conv", "motion.conv3")
 
-DEFAULT = "the default: phases only at the logits, amplitudes up to x2 at hidden units"
+DEFAULT = "the default: eigenclips (pca) at the logits, spectrum with amplitudes up to x2 at hidden units"
+SPECTRUM_BY_LAYER = "spectrum by layer (the default before pca): phases only at the logits, amplitudes up to x2 at hidden units"
 CONFIGURATIONS: dict[str, dict[str, Any]] = {  # new ones go last: a picture's file is numbered by its place
     "fourier (the old default)": {"param": "fourier"},
     "pixel": {"param": "pixel"},
@@ -68,7 +69,8 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {  # new ones go last: a picture's f
         "freedom": 1.0,
         "weights": {"norm": 0, "tv_space": 0, "tv_time": {"appearance": 0, "motion": 0}},
     },
-    DEFAULT: {"param": "spectrum"},
+    SPECTRUM_BY_LAYER: {"param": "spectrum"},
+    DEFAULT: {},  # param and freedom unset: filled in by layer
 }
 QUICK = ("fourier (the old default)", "spectrum, phases only")
 REFERENCE = "real clips: the 2 the model is surest of, each class (reference)"
@@ -202,13 +204,14 @@ def short(judge: str) -> str:
     return judge.removeprefix("synth-")
 
 
-def markdown(results: dict[str, Any], seeds: int, calibration: list[str]) -> str:
+def markdown(results: dict[str, Any], calibration: list[str]) -> str:
     lines = [
         "# Faithfulness: how true are the pictures?",
         "",
         "Written by `bench/faithfulness.py` (the measures: `stlens.analysis.faithfulness`; the judges:",
         "`stlens.models.judges`). Class-logit visualisations of each built-in model, "
-        f"{seeds} seed(s) x 10 classes, counted as recognised when a judge's top class is the visualised one;",
+        "10 classes x the seeds each row's counts say, counted as recognised when a judge's top class is the",
+        "visualised one;",
         "path similarity over units of the conv-fusion model (a unit passes when its visualisation's activations",
         "are closer to its top test clips than to random test clips at more than half of the earlier layers);",
         "reach: the objective over the strongest of 100 test clips' (mean); seconds: per visualisation, batched,",
@@ -301,7 +304,7 @@ def main() -> None:
         results = {name: results.get(name, earlier.get(name)) for name in order}
         results = {name: entry for name, entry in results.items() if entry is not None}
     calibration = calibrate(prepare(next(e for e in builtin_entries() if e.spec.id == "synth-conv-fusion"), torch.device("cpu")))
-    args.out.write_text(markdown(results, args.seeds, calibration))
+    args.out.write_text(markdown(results, calibration))
     stored.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -64,9 +64,9 @@ def tiny_world_spectra(frames: int = FRAMES, size: int = SIZE) -> NaturalSpectra
 
 
 def tiny_world_natural_clips(frames: int = FRAMES, size: int = SIZE) -> dict[str, np.ndarray]:
-    """The tiny world's clips in display space, as a model's ``natural_clips`` (param "pca")."""
+    """The tiny world's clips as a model's ``natural_clips`` (param "pca")."""
     rgb, flow = tiny_world_clips(frames, size)
-    return {"appearance": rgb.astype(np.float32) / 255, "motion": flow}
+    return {"appearance": rgb, "motion": flow}
 
 
 def load(

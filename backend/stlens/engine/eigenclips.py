@@ -55,7 +55,7 @@ def measure_eigenclips(signals: torch.Tensor, count: int = COMPONENTS) -> Eigenc
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(0)  # the randomised SVD's sketch: the same components in every process
     try:
-        _, values, vectors = torch.svd_lowrank(centred, q=count + 8, niter=4)
+        _, values, vectors = torch.svd_lowrank(centred, q=count + 8, niter=2)
     finally:
         torch.random.set_rng_state(generator_state)
     values = values[:count]
@@ -79,10 +79,29 @@ def eigenclips_of(model: LoadedModel, stream: Stream) -> Eigenclips:
     key = (source, stream, spec.shape)
     with _lock:
         if key not in _computed:
-            clips = source()
-            for name, display in clips.items():
-                tensor = torch.from_numpy(np.asarray(display, np.float32)).permute(0, 4, 1, 2, 3)
-                signals = signal_of("spectrum", name, model.spec.inputs[name], tensor, model.spectra)
+            for name, clips in source().items():
+                signals = _signals(clips, name, model)
                 _computed[(source, name, model.spec.inputs[name].shape)] = measure_eigenclips(signals)
         found = _computed[key]
     return Eigenclips(found.components.to(model.device), found.spread.to(model.device), found.kept)
+
+
+def _signals(clips: np.ndarray, stream: Stream, model: LoadedModel, chunk: int = 256) -> torch.Tensor:
+    """The signal-space clips (N, C, T, H, W) of natural clips (N, T, H, W, C; RGB uint8), a chunk at a time
+    (the display-space floats of all of them would double the peak memory)."""
+    spec = model.spec.inputs[stream]
+    out = torch.empty(len(clips), *spec.shape)
+    for first in range(0, len(clips), chunk):
+        part = torch.from_numpy(np.asarray(clips[first : first + chunk], np.float32)).permute(0, 4, 1, 2, 3)
+        if stream == "appearance":
+            part = part / 255
+        out[first : first + chunk] = signal_of("spectrum", stream, spec, part, model.spectra)
+    return out
+
+
+def warm_eigenclips(model: LoadedModel) -> None:
+    """Compute ``model``'s eigenclips now, if it declares natural clips (a server's or worker's start-up),
+    so that the first request at its class logits does not wait for them."""
+    if model.natural_clips is not None and model.spectra is not None:
+        for stream in model.spec.inputs:
+            eigenclips_of(model, stream)

@@ -26,8 +26,8 @@ from ..models.introspect import LayerProbe
 from ..models.registry import LoadedModel
 from ..models.spec import InputSpec, Stream
 from . import objectives, regularizers
-from .graphs import StepOutput, run_steps
 from .eigenclips import eigenclips_of
+from .graphs import StepOutput, run_steps
 from .param import ClipParam, clip_param
 from .settings import VisualizationSettings
 from .transforms import Draw, SpacetimeJitter

@@ -45,7 +45,7 @@ def builtin_natural_clips() -> NaturalClips:
 
     clips = [make_clip(0, "train", index) for index in range(NATURAL_CLIPS)]
     return {
-        "appearance": np.stack([clip.frames[: small.FRAMES] for clip in clips]).astype(np.float32) / 255,
+        "appearance": np.stack([clip.frames[: small.FRAMES] for clip in clips]),
         "motion": np.stack([estimate_flow(clip.frames) for clip in clips]),
     }
 

@@ -17,9 +17,9 @@ from .introspect import discover_layers
 from .spec import LayerInfo, ModelSpec, Stream
 from .spectra import NaturalSpectra, default_spectra
 
-
 NaturalClips = dict[Stream, np.ndarray]
-"""Real clips per stream, display space (N, T, H, W, C): RGB in [0, 1], flow in pixels."""
+"""Real clips per stream (N, T, H, W, C), as stlens.models.spectra.measure_spectra takes them: RGB uint8,
+flow float32 pixels."""
 
 
 @dataclass(frozen=True)
