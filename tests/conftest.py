@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +23,11 @@ from stlens.api.deps import Services
 from stlens.config import ServerSettings
 
 START_TIMEOUT_S = 60.0
+# computed eigenclips (stlens.engine.eigenclips) are stored for this run's processes, workers included,
+# not in the user's cache
+if "STLENS_CACHE_DIR" not in os.environ:
+    os.environ["STLENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="stlens-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["STLENS_CACHE_DIR"], ignore_errors=True)
 
 
 class LiveServer:

@@ -104,3 +104,18 @@ def test_spectrum_is_the_default_parameterisation_where_a_model_has_spectra(serv
     done = server.wait_done(server.http.post("/api/visualizations", json=request()).json()["id"])
     assert done["request"]["settings"]["param"] == "spectrum"
     assert done["request"]["settings"]["freedom"] == 2.0  # a hidden unit's: the record says what ran
+
+
+def test_pca_is_the_default_at_the_class_logits_and_a_start_keeps_spectrum(server):
+    logits = server.wait_done(server.http.post("/api/visualizations", json=request(layer="logits", unit=1)).json()["id"])
+    assert logits["request"]["settings"]["param"] == "pca" and logits["request"]["settings"]["freedom"] == 1.0
+    explicit = server.http.post("/api/visualizations", json=request(layer="logits", unit=1, param="pca")).json()
+    assert explicit["id"] == logits["id"]  # asking for what the default filled in is the same visualisation
+    accentuated = server.wait_done(started(server, {"example": 1}, layer="logits", unit=1).json()["id"])
+    assert accentuated["request"]["settings"]["param"] == "spectrum"
+
+
+def test_pca_from_a_start_clip_is_refused_clearly(server):
+    response = started(server, {"example": 1}, param="pca")
+    assert response.status_code == 422, response.text
+    assert "cannot start from a clip" in str(response.json()["detail"])

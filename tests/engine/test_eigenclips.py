@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 from stlens.engine import VisualizationSettings, visualize
-from stlens.engine.eigenclips import eigenclips_of, measure_eigenclips
+from stlens.engine import eigenclips as eigenclips_module
+from stlens.engine.eigenclips import cache_dir, eigenclips_of, measure_eigenclips
 from stlens.engine.param import EigenclipBasis, SpectrumBasis, clip_param
 from stlens.engine.render import Optimisation
 from stlens.request import InvalidRequest, settings_for
@@ -95,3 +96,27 @@ def test_pca_is_refused_where_a_model_or_a_start_cannot_run_it():
         settings_for(with_clips, "logits", VisualizationSettings(param="pca"), start=True)
     assert settings_for(with_clips, "logits", VisualizationSettings(), start=True).param == "spectrum"
     assert settings_for(with_clips, "logits", VisualizationSettings()).param == "pca"
+
+
+def test_eigenclips_are_stored_for_the_next_process_and_a_damaged_file_is_computed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("STLENS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(eigenclips_module, "_computed", {})
+    model = load(colour_net(), natural_clips=True)
+    first = eigenclips_of(model, "motion")
+    stored = sorted(p.name for p in cache_dir().iterdir())
+    assert len(stored) == 2 and all(name.startswith("tiny-world-") for name in stored)  # both streams at once
+
+    def unreachable():
+        raise AssertionError("the clips were loaded again")
+
+    monkeypatch.setattr(eigenclips_module, "_computed", {})  # a new process: only the files are left
+    monkeypatch.setattr(model, "natural_clips", type(model.natural_clips)(model.natural_clips.name, unreachable))
+    again = eigenclips_of(model, "motion")
+    torch.testing.assert_close(again.components, first.components, atol=2e-3, rtol=0)  # float16 on disk
+    torch.testing.assert_close(again.spread, first.spread)
+
+    for path in cache_dir().iterdir():
+        path.write_bytes(b"not a tensor file")
+    monkeypatch.setattr(eigenclips_module, "_computed", {})
+    reloaded = load(colour_net(), natural_clips=True)
+    torch.testing.assert_close(eigenclips_of(reloaded, "motion").components, first.components, atol=1e-5, rtol=0)

@@ -9,7 +9,7 @@ from functools import cache, partial
 
 import numpy as np
 import torch
-from stlens.models.registry import LoadedModel, ModelEntry, prepare
+from stlens.models.registry import LoadedModel, ModelEntry, NaturalClipSource, prepare
 from stlens.models.spec import InputSpec, ModelSpec
 from stlens.models.spectra import NaturalSpectra, measure_spectra
 from torch import nn
@@ -77,8 +77,9 @@ def load(
     inputs = inputs or tiny_inputs()
     spec = ModelSpec(id="tiny", title="tiny", inputs=inputs, labels=tuple(f"c{i}" for i in range(classes)))
     frames, size = inputs["appearance" if "appearance" in inputs else "motion"].frames, next(iter(inputs.values())).height
-    clips = partial(tiny_world_natural_clips, frames, size) if natural_clips else None
-    entry = ModelEntry(spec=spec, build=lambda: module, spectra=lambda: tiny_world_spectra(frames, size), natural_clips=clips)
+    clips = NaturalClipSource(f"tiny-world-{frames}-{size}", partial(tiny_world_natural_clips, frames, size))
+    spectra = partial(tiny_world_spectra, frames, size)
+    entry = ModelEntry(spec=spec, build=lambda: module, spectra=spectra, natural_clips=clips if natural_clips else None)
     return prepare(entry, device)
 
 

@@ -10,23 +10,29 @@ Fourier basis to the data's own basis) looks like footage of that world. The com
 engine's signal space (what the output map turns into display space), each clip's mean removed,
 since the clip's mean is free (param.ClipParam).
 
-They are computed from ``LoadedModel.natural_clips`` on first use and kept for the process: about
-20 s for the built-in models' 1500 clips on a 2-core CPU, once for every model that shares those clips.
+They are computed from ``LoadedModel.natural_clips`` on first use (the built-in models' 1500 clips: about
+30 s on a 2-core CPU, once for both), kept for the process and stored in :func:`cache_dir` for the next.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..models.registry import LoadedModel, NaturalClips
+from ..models.registry import LoadedModel
 from ..models.spec import Stream
-from .param import signal_of
+from .param import FLOW_BOUND, RGB_SLOPE, signal_of
 
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # of the stored eigenclips (cache_dir): raise it when what they mean changes
 COMPONENTS = 256  # the judges saw as much at 128 and 512 (docs/engine.md); 256 is 72% of the built-in RGB
 
 
@@ -63,27 +69,72 @@ def measure_eigenclips(signals: torch.Tensor, count: int = COMPONENTS) -> Eigenc
     return Eigenclips(vectors[:, :count].T.contiguous(), values / np.sqrt(clips), kept)
 
 
-# by source of clips (held, so its identity stays its own), stream and input shape
-_computed: dict[tuple[Callable[[], NaturalClips], Stream, tuple[int, ...]], Eigenclips] = {}
+def cache_dir() -> Path:
+    """Where computed eigenclips are kept between processes: ``$STLENS_CACHE_DIR``, else the user's cache."""
+    configured = os.environ.get("STLENS_CACHE_DIR")
+    if configured:
+        return Path(configured) / "eigenclips"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stlens" / "eigenclips"
+
+
+_computed: dict[str, Eigenclips] = {}  # by _key: the same clips, stream, input and signal space
 _lock = threading.Lock()
 
 
 def eigenclips_of(model: LoadedModel, stream: Stream) -> Eigenclips:
-    """``stream``'s eigenclips of ``model``'s natural clips, on its device: computed on first use, then
-    kept (models that share one source of clips and input shape share them). ValueError for a model
-    without natural clips or spectra (whose colour the signal space uses)."""
+    """``stream``'s eigenclips of ``model``'s natural clips, on its device: computed on first use (or read
+    from :func:`cache_dir`, where an earlier process stored them), then kept for the process. ValueError
+    for a model without natural clips or spectra (whose colour the signal space uses)."""
     source = model.natural_clips
     if source is None or model.spectra is None:
         raise ValueError(f"model {model.spec.id!r} declares no natural clips, which param 'pca' needs")
-    spec = model.spec.inputs[stream]
-    key = (source, stream, spec.shape)
+    key = _key(model, stream)
     with _lock:
+        if key not in _computed and (stored := _read(key)) is not None:
+            _computed[key] = stored
         if key not in _computed:
-            for name, clips in source().items():
-                signals = _signals(clips, name, model)
-                _computed[(source, name, model.spec.inputs[name].shape)] = measure_eigenclips(signals)
+            for name, clips in source.load().items():
+                found = measure_eigenclips(_signals(clips, name, model))
+                _computed[_key(model, name)] = found
+                _write(_key(model, name), found)
         found = _computed[key]
     return Eigenclips(found.components.to(model.device), found.spread.to(model.device), found.kept)
+
+
+def _key(model: LoadedModel, stream: Stream) -> str:
+    """A file name for one stream's eigenclips: the clips' name, the input's shape and a digest of all
+    the signal space depends on (the model's colour statistics and flow scale, the output map's constants)."""
+    assert model.natural_clips is not None and model.spectra is not None
+    spec = model.spec.inputs[stream]
+    digest = hashlib.sha256(
+        repr((FORMAT, COMPONENTS, spec.scale, FLOW_BOUND, RGB_SLOPE, model.spectra.colour.tolist())).encode()
+    ).hexdigest()[:16]
+    shape = "x".join(map(str, spec.shape))
+    return f"{model.natural_clips.name}.{stream}.{shape}.{digest}.pt"
+
+
+def _read(key: str) -> Eigenclips | None:
+    path = cache_dir() / key
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        return Eigenclips(stored["components"].float(), stored["spread"].float(), float(stored["kept"]))
+    except FileNotFoundError:
+        return None
+    except Exception:  # a damaged or foreign file: computed again, and written over
+        log.warning("eigenclips in %s could not be read; computing them again", path, exc_info=True)
+        return None
+
+
+def _write(key: str, found: Eigenclips) -> None:
+    """Store ``found`` for later processes (float16: half the disk), atomically; a read-only cache is skipped."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{key}.{os.getpid()}.partial"
+        torch.save({"components": found.components.half(), "spread": found.spread, "kept": found.kept}, partial)
+        partial.replace(folder / key)
+    except OSError:
+        log.warning("eigenclips could not be stored in %s", folder, exc_info=True)
 
 
 def _signals(clips: np.ndarray, stream: Stream, model: LoadedModel, chunk: int = 256) -> torch.Tensor:

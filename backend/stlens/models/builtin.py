@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from . import small_twostream as small
-from .registry import ModelEntry, NaturalClips
+from .registry import ModelEntry, NaturalClips, NaturalClipSource
 from .seeded import seeded, weights_title
 from .spec import InputSpec, ModelSpec, Stream
 from .spectra import NaturalSpectra, load_spectra
@@ -90,7 +90,7 @@ def _small_entry(model_id: str, fusion: Fusion, title: str) -> ModelEntry:
     about = {key: card[key] for key in ("training", "accuracy") if key in card} if trained else None
     description = card.get("description", "")
     return ModelEntry(spec=spec, build=build, description=description, card=about or None, spectra=builtin_spectra,
-        natural_clips=builtin_natural_clips,
+        natural_clips=NaturalClipSource(f"synth-train-seed0-{NATURAL_CLIPS}", builtin_natural_clips),
     )
 
 

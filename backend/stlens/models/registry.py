@@ -23,6 +23,14 @@ flow float32 pixels."""
 
 
 @dataclass(frozen=True)
+class NaturalClipSource:
+    """Where a model's real training clips come from (engine param "pca" takes their principal components)."""
+
+    name: str  # the same clips in every process under this name: it names what the engine stores of them
+    load: Callable[[], NaturalClips]
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """How to make a model: its spec and a builder returning the module with its weights loaded."""
 
@@ -34,7 +42,7 @@ class ModelEntry:
     # where the inputs are RGB and flow (spectra.default_spectra), a callable returning None: none
     spectra: Callable[[], NaturalSpectra | None] | None = None
     # real training clips of its inputs (engine param "pca" takes their principal components); None: none
-    natural_clips: Callable[[], NaturalClips] | None = None
+    natural_clips: NaturalClipSource | None = None
 
 
 @dataclass
@@ -47,7 +55,7 @@ class LoadedModel:
     weights_hash: str
     device: torch.device
     spectra: NaturalSpectra | None = None
-    natural_clips: Callable[[], NaturalClips] | None = None  # ModelEntry's, called on the engine's first use
+    natural_clips: NaturalClipSource | None = None  # ModelEntry's, loaded on the engine's first use
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def layer(self, layer_id: str) -> LayerInfo:
