@@ -104,7 +104,8 @@ class StepCostEstimator:
         rate = convolution_rate(device)
         reference = self._reference(device)
         ticks: list[float] = []
-        settings = VisualizationSettings(steps=REFERENCE_STEPS)
+        # spectrum: it never waits for the eigenclips (a pca step costs about as much: docs/benchmarks.md)
+        settings = VisualizationSettings(steps=REFERENCE_STEPS, param="spectrum")
         visualize(reference, REFERENCE_LAYER, 0, settings, progress=lambda _: ticks.append(time.perf_counter()))
         step = min(later - earlier for earlier, later in itertools.pairwise(ticks))
         return DeviceSpeed(rate, max(0.0, step - step_flops(reference, REFERENCE_LAYER) / rate))
