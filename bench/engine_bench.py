@@ -96,19 +96,23 @@ def overhead(model: LoadedModel, layers: list[str], steps: int, repeats: int, am
     print(f"\n## Per-step cost over a bare forward+backward ({model.spec.id}, batch 1, median step{precision})\n")
     cuda = model.device.type == "cuda"
     eager_columns = " engine without CUDA graph | ratio |" if cuda else ""
-    print("| layer | bare ms/step | engine ms/step | ratio | engine, fourier basis | ratio |" + eager_columns)
-    print("|---|---|---|---|---|---|" + ("---|---|" if cuda else ""))
+    print("| layer | bare ms/step | engine ms/step | ratio | engine, fourier basis | ratio | engine, pca basis | ratio |"
+          + eager_columns)
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|" if cuda else ""))
     bare_amp = amp if amp is not None else cuda and torch.cuda.is_bf16_supported()
     for layer in layers:
-        bare, engine, fourier, eager = [], [], [], []
+        bare, engine, fourier, pca, eager = [], [], [], [], []
         for _ in range(repeats):  # interleaved, so all see the same load
             bare += bare_step_times(model, layer, 0, 1, steps, bare_amp)
             engine += engine_step_times(model, layer, [0], steps, amp)
             fourier += engine_step_times(model, layer, [0], steps, amp, param="fourier")
+            if model.natural_clips is not None:  # the built-ins' default at the logits
+                pca += engine_step_times(model, layer, [0], steps, amp, param="pca")
             if cuda:
                 eager += engine_step_times(model, layer, [0], steps, amp, graphs=False)
         row = f"| {layer} | {median_ms(bare):.1f} | {median_ms(engine):.1f} | {median_ms(engine) / median_ms(bare):.2f}x |"
         row += f" {median_ms(fourier):.1f} | {median_ms(fourier) / median_ms(bare):.2f}x |"
+        row += f" {median_ms(pca):.1f} | {median_ms(pca) / median_ms(bare):.2f}x |" if pca else " - | - |"
         if cuda:
             row += f" {median_ms(eager):.1f} | {median_ms(eager) / median_ms(bare):.2f}x |"
         print(row)

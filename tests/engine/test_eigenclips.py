@@ -44,7 +44,8 @@ def test_a_pca_clip_lies_in_the_span_with_a_real_clips_spread():
     eigenclips = eigenclips_of(model, "appearance")
     spec = model.spec.inputs["appearance"]
     generators = [torch.Generator().manual_seed(s) for s in (0, 1)]
-    param = clip_param("pca", "appearance", spec, generators, DEVICE, model.spectra, eigenclips=eigenclips)
+    still = torch.zeros(2, 3)  # no penalty shrinks a component
+    param = clip_param("pca", "appearance", spec, generators, DEVICE, model.spectra, still, eigenclips=eigenclips)
     assert isinstance(param.basis, EigenclipBasis)
     signal = param.basis().detach().flatten(1)
     coefficients = signal @ eigenclips.components.T
@@ -54,10 +55,10 @@ def test_a_pca_clip_lies_in_the_span_with_a_real_clips_spread():
     clip = param().detach()
     assert clip.min() >= 0 and clip.max() <= 1
     with pytest.raises(ValueError, match="eigenclips"):
-        clip_param("pca", "appearance", spec, generators, DEVICE, model.spectra)
+        clip_param("pca", "appearance", spec, generators, DEVICE, model.spectra, still)
     with pytest.raises(ValueError, match="cannot start"):
         start = torch.full((2, *spec.shape), 0.5)
-        clip_param("pca", "appearance", spec, generators, DEVICE, model.spectra, start=start, eigenclips=eigenclips)
+        clip_param("pca", "appearance", spec, generators, DEVICE, model.spectra, still, start, eigenclips=eigenclips)
 
 
 def test_an_unset_param_is_pca_at_the_class_logits_of_a_model_with_natural_clips():
@@ -120,3 +121,13 @@ def test_eigenclips_are_stored_for_the_next_process_and_a_damaged_file_is_comput
     monkeypatch.setattr(eigenclips_module, "_computed", {})
     reloaded = load(colour_net(), natural_clips=True)
     torch.testing.assert_close(eigenclips_of(reloaded, "motion").components, first.components, atol=1e-5, rtol=0)
+
+
+def test_a_larger_temporal_weight_makes_a_slower_pca_clip():
+    """The fast <-> slow sweep: tv_time shrinks the components that change fast."""
+    model = load(colour_net(), natural_clips=True)
+    weights = [0.0, 3.0, 100.0]
+    settings = [VisualizationSettings(steps=32, weights={"tv_time": {"appearance": w, "motion": w}}) for w in weights]
+    result = visualize(model, "logits", [0] * len(weights), settings)
+    change = [np.abs(np.diff(clip, axis=0)).mean() for clip in result.inputs["appearance"]]
+    assert change[0] > change[1] > change[2] and change[2] < 0.6 * change[0], change

@@ -142,19 +142,32 @@ class EigenclipBasis(nn.Module):
     """A clip made of the model's eigenclips (stlens.engine.eigenclips) with a real clip's spread: the
     coefficients, in units of the training clips' spread along each component, stay on the sphere of
     radius sqrt(K), where a real clip's whitened coefficients lie; only the direction on it is free,
-    as only the phases are in the ``spectrum`` basis. The penalties act through their gradients
-    (regularizers.penalty_gradient), which the span and the sphere pass on to the coefficients."""
+    as only the phases are in the ``spectrum`` basis.
 
-    def __init__(self, eigenclips: Eigenclips, coefficients: torch.Tensor, shape: tuple[int, ...]):
-        """``coefficients``: the starting directions (B, K); ``shape``: (C, T, H, W)."""
-        super().__init__()
-        self.register_buffer("components", eigenclips.components, persistent=False)
-        self.register_buffer("spread", eigenclips.spread, persistent=False)
-        self.coefficients = nn.Parameter(coefficients)
-        self.shape = shape
+    The paper's penalties act as they do there: each component's spread is shrunk by
+    ``1 / (1 + (tv_time d_t + tv_space d_s) / NATURAL_PULL)``, d being the sum of the squared differences
+    the penalty takes of that (unit) component, so a larger ``tv_time`` makes a slower clip; their
+    gradients (regularizers.penalty_gradient) act besides, through the span and the sphere."""
 
     components: torch.Tensor  # buffers (register_buffer), declared for the type checker
     spread: torch.Tensor
+
+    def __init__(
+        self, eigenclips: Eigenclips, coefficients: torch.Tensor, shape: tuple[int, ...], weights: torch.Tensor
+    ):
+        """``coefficients``: the starting directions (B, K); ``shape``: (C, T, H, W); ``weights``: (B, 2)
+        tv_space and tv_time of each item."""
+        super().__init__()
+        components = eigenclips.components
+        unit = components.view(-1, *shape)
+        d_time = (unit.roll(-1, dims=2) - unit).square().flatten(1).sum(1)  # time wraps, as tv_time's
+        d_space = sum(torch.diff(unit, dim=axis).square().flatten(1).sum(1) for axis in (-2, -1))
+        weights = weights.to(components.device)
+        shrink = 1 + (weights[:, 1:2] * d_time + weights[:, 0:1] * d_space) / NATURAL_PULL  # (B, K)
+        self.register_buffer("components", components, persistent=False)
+        self.register_buffer("spread", eigenclips.spread / shrink, persistent=False)
+        self.coefficients = nn.Parameter(coefficients)
+        self.shape = shape
 
     def forward(self) -> torch.Tensor:
         radius = math.sqrt(self.coefficients.shape[1])
@@ -308,8 +321,11 @@ def clip_param(
             raise ValueError("the pca parameterisation needs the model's eigenclips")
         if start is not None:
             raise ValueError("the pca parameterisation cannot start from a clip: use spectrum")
+        if weights is None:
+            raise ValueError("the pca parameterisation needs the penalty weights of each item")
         directions = torch.stack([torch.randn(eigenclips.count, generator=g) for g in generators]).to(device)
-        return ClipParam(EigenclipBasis(eigenclips, directions, tuple(spec.shape)), stream, spec, spectra)
+        eigen = EigenclipBasis(eigenclips, directions, tuple(spec.shape), weights[:, 1:])
+        return ClipParam(eigen, stream, spec, spectra)
     signal = signal_of(kind, stream, spec, start.to(device), spectra) if start is not None else None
     if kind == "pixel":
         basis: nn.Module = PixelBasis(signal if signal is not None else _init(spec.shape, generators, device))
