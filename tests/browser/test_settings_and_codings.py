@@ -62,7 +62,7 @@ def test_every_setting_has_a_control_and_travels_with_the_link(dashboard, open_t
     )
 
     page.click("#settings-reset")
-    assert schemas["VisualizationSettings"]["properties"]["param"]["default"] is None  # unset: by layer
+    assert schemas["VisualizationSettings"]["properties"]["param"].get("default") is None  # unset: by layer
     expect(page.locator("#setting-param")).to_have_value("")
     expect(page.locator("#setting-param option:checked")).to_have_text("by layer")
     expect(page).not_to_have_url(re.compile("param="))
@@ -84,10 +84,14 @@ def test_an_unset_setting_shows_that_the_layer_decides_and_a_value_typed_travels
     expect(freedom).to_have_value("")
     expect(freedom).to_have_attribute("placeholder", "by layer")
     page.locator("label[for=setting-freedom]").screenshot(path=str(ARTIFACTS / "settings-freedom-unset.png"))
+    expect(page.locator("#setting-param")).to_have_value("")
+    expect(page.locator("#setting-param option:checked")).to_have_text("by layer")
+    page.locator("label[for=setting-param]").screenshot(path=str(ARTIFACTS / "settings-param-unset.png"))
     pick(page, first_layer_of(page, "fusion"), unit=4)
     page.click("#visualise")
     wait_for_result(page)
-    assert tab.socket_messages[-1]["request"]["settings"]["freedom"] == 2.0  # the server filled in the layer's
+    filled_in = tab.socket_messages[-1]["request"]["settings"]
+    assert filled_in["freedom"] == 2.0 and filled_in["param"] == "spectrum"  # the server filled in the layer's
     set_setting(page, "freedom", "1")
     expect(page).to_have_url(re.compile(r"freedom=1"))
     page.click("#visualise")
