@@ -209,9 +209,8 @@ def markdown(results: dict[str, Any], calibration: list[str]) -> str:
         "# Faithfulness: how true are the pictures?",
         "",
         "Written by `bench/faithfulness.py` (the measures: `stlens.analysis.faithfulness`; the judges:",
-        "`stlens.models.judges`). Class-logit visualisations of each built-in model, "
-        "10 classes x the seeds each row's counts say, counted as recognised when a judge's top class is the",
-        "visualised one;",
+        "`stlens.models.judges`). Class-logit visualisations of each built-in model (10 classes, as many seeds",
+        "as each row's counts say), counted as recognised when a judge's top class is the visualised one;",
         "path similarity over units of the conv-fusion model (a unit passes when its visualisation's activations",
         "are closer to its top test clips than to random test clips at more than half of the earlier layers);",
         "reach: the objective over the strongest of 100 test clips' (mean); seconds: per visualisation, batched,",
