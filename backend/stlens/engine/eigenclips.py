@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,23 @@ class Eigenclips:
     components: torch.Tensor  # (K, C * T * H * W), orthonormal rows, in the engine's signal space
     spread: torch.Tensor  # (K,): the training clips' root mean square along each component
     kept: float  # the share of the clips' variance (each clip's mean removed) the components hold
+    shape: tuple[int, ...]  # (C, T, H, W) of one clip
 
     @property
     def count(self) -> int:
         return self.components.shape[0]
+
+    @cached_property
+    def variation(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K,) each: the sums of the squared differences in time (wrapping, as tv_time) and in space
+        (as tv_space) of each component, which the pca basis's penalty shrink needs (once, not each run)."""
+        unit = self.components.view(-1, *self.shape)
+        in_time = (unit.roll(-1, dims=2) - unit).square().flatten(1).sum(1)
+        in_space = sum((torch.diff(unit, dim=axis).square().flatten(1).sum(1) for axis in (-2, -1)), torch.zeros(()))
+        return in_time, in_space
+
+    def to(self, device: torch.device) -> Eigenclips:
+        return Eigenclips(self.components.to(device), self.spread.to(device), self.kept, self.shape)
 
 
 def measure_eigenclips(signals: torch.Tensor, count: int = COMPONENTS) -> Eigenclips:
@@ -66,7 +80,7 @@ def measure_eigenclips(signals: torch.Tensor, count: int = COMPONENTS) -> Eigenc
         torch.random.set_rng_state(generator_state)
     values = values[:count]
     kept = float(values.square().sum() / centred.square().sum())
-    return Eigenclips(vectors[:, :count].T.contiguous(), values / np.sqrt(clips), kept)
+    return Eigenclips(vectors[:, :count].T.contiguous(), values / np.sqrt(clips), kept, tuple(signals.shape[1:]))
 
 
 def cache_dir() -> Path:
@@ -77,7 +91,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stlens" / "eigenclips"
 
 
-_computed: dict[str, Eigenclips] = {}  # by _key: the same clips, stream, input and signal space
+_computed: dict[str, Eigenclips] = {}  # by _key (the same clips, stream, input and signal space), and device
 _lock = threading.Lock()
 
 
@@ -90,15 +104,17 @@ def eigenclips_of(model: LoadedModel, stream: Stream) -> Eigenclips:
         raise ValueError(f"model {model.spec.id!r} declares no natural clips, which param 'pca' needs")
     key = _key(model, stream)
     with _lock:
-        if key not in _computed and (stored := _read(key)) is not None:
+        if key not in _computed and (stored := _read(key, model.spec.inputs[stream].shape)) is not None:
             _computed[key] = stored
         if key not in _computed:
             for name, clips in source.load().items():
                 found = measure_eigenclips(_signals(clips, name, model))
                 _computed[_key(model, name)] = found
                 _write(_key(model, name), found)
-        found = _computed[key]
-    return Eigenclips(found.components.to(model.device), found.spread.to(model.device), found.kept)
+        on_device = f"{key}@{model.device}"
+        if on_device not in _computed:
+            _computed[on_device] = _computed[key].to(model.device)
+        return _computed[on_device]
 
 
 def _key(model: LoadedModel, stream: Stream) -> str:
@@ -113,11 +129,13 @@ def _key(model: LoadedModel, stream: Stream) -> str:
     return f"{model.natural_clips.name}.{stream}.{shape}.{digest}.pt"
 
 
-def _read(key: str) -> Eigenclips | None:
+def _read(key: str, shape: tuple[int, ...]) -> Eigenclips | None:
     path = cache_dir() / key
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
-        return Eigenclips(stored["components"].float(), stored["spread"].float(), float(stored["kept"]))
+        found = Eigenclips(stored["components"].float(), stored["spread"].float(), float(stored["kept"]), shape)
+        found.components.view(-1, *shape)  # a file of another shape is a damaged one
+        return found
     except FileNotFoundError:
         return None
     except Exception:  # a damaged or foreign file: computed again, and written over

@@ -158,13 +158,10 @@ class EigenclipBasis(nn.Module):
         """``coefficients``: the starting directions (B, K); ``shape``: (C, T, H, W); ``weights``: (B, 2)
         tv_space and tv_time of each item."""
         super().__init__()
-        components = eigenclips.components
-        unit = components.view(-1, *shape)
-        d_time = (unit.roll(-1, dims=2) - unit).square().flatten(1).sum(1)  # time wraps, as tv_time's
-        d_space = sum(torch.diff(unit, dim=axis).square().flatten(1).sum(1) for axis in (-2, -1))
-        weights = weights.to(components.device)
+        d_time, d_space = eigenclips.variation
+        weights = weights.to(d_time.device)
         shrink = 1 + (weights[:, 1:2] * d_time + weights[:, 0:1] * d_space) / NATURAL_PULL  # (B, K)
-        self.register_buffer("components", components, persistent=False)
+        self.register_buffer("components", eigenclips.components, persistent=False)
         self.register_buffer("spread", eigenclips.spread / shrink, persistent=False)
         self.coefficients = nn.Parameter(coefficients)
         self.shape = shape
