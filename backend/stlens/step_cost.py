@@ -22,6 +22,7 @@ twice; ``docs/reliability.md`` compares estimates with measured paces.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .engine import VisualizationSettings, visualize
+from .engine.eigenclips import COMPONENTS
 from .models.registry import LoadedModel
+from .models.spec import LOGITS
 
 REFERENCE_MODEL = "synth-conv-fusion"  # built in: every server has it
 REFERENCE_LAYER = "logits"
@@ -53,9 +56,19 @@ class DeviceSpeed:
     overhead_s: float  # of an engine step, beyond its operations
 
 
-def step_flops(model: LoadedModel, layer: str) -> int:
-    """Floating-point operations of one optimisation step of ``layer`` for one item."""
+def network_flops(model: LoadedModel, layer: str) -> int:
+    """Floating-point operations of the network's part of one optimisation step of ``layer``, one item."""
     return 2 * model.layer(layer).forward_flops
+
+
+def step_flops(model: LoadedModel, layer: str) -> int:
+    """Floating-point operations of one optimisation step of ``layer`` for one item under the layer's
+    default parameterisation: the network's, and at the class logits of a model with natural clips the
+    eigenclip basis's (a product with the components and one back, per stream)."""
+    flops = network_flops(model, layer)
+    if layer == LOGITS and model.natural_clips is not None:
+        flops += sum(4 * COMPONENTS * math.prod(model.spec.inputs[s].shape) for s in model.layer(layer).inputs)
+    return flops
 
 
 def _fastest(run: Callable[[], None], repeats: int) -> float:
@@ -108,7 +121,7 @@ class StepCostEstimator:
         settings = VisualizationSettings(steps=REFERENCE_STEPS, param="spectrum")
         visualize(reference, REFERENCE_LAYER, 0, settings, progress=lambda _: ticks.append(time.perf_counter()))
         step = min(later - earlier for earlier, later in itertools.pairwise(ticks))
-        return DeviceSpeed(rate, max(0.0, step - step_flops(reference, REFERENCE_LAYER) / rate))
+        return DeviceSpeed(rate, max(0.0, step - network_flops(reference, REFERENCE_LAYER) / rate))
 
     def seconds_per_step(self, model: LoadedModel, layer: str, measured: dict[str, float]) -> StepCost:
         """``measured``: the model's paces here (layer -> seconds a step), as the cache keeps them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import pytest
@@ -11,7 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from stlens.models.builtin import builtin_entries
 from stlens.models.introspect import LayerProbe
 from stlens.models.registry import prepare
-from stlens.step_cost import StepCostEstimator, convolution_rate, step_flops
+from stlens.engine.eigenclips import COMPONENTS
+from stlens.step_cost import StepCostEstimator, convolution_rate, network_flops, step_flops
 
 MODEL = "synth-conv-fusion"
 
@@ -41,7 +43,11 @@ def test_each_layers_forward_operations_are_those_of_the_forward_cut_there(model
     for layer in model.layers:
         assert layer.forward_flops == forward_flops_up_to(model, layer.id) > 0, layer.id
     costs = [layer.forward_flops for layer in model.layers]
-    assert costs == sorted(costs) and step_flops(model, "logits") == 2 * costs[-1]
+    assert costs == sorted(costs) and network_flops(model, "logits") == 2 * costs[-1]
+    # the class logits' default basis, the eigenclips, adds a product with the components and one back
+    basis = sum(4 * COMPONENTS * math.prod(spec.shape) for spec in model.spec.inputs.values())
+    assert model.natural_clips is not None and step_flops(model, "logits") == network_flops(model, "logits") + basis
+    assert step_flops(model, "fusion.conv") == network_flops(model, "fusion.conv")
 
 
 def test_a_measured_pace_wins_and_an_estimate_grows_with_the_layer(model, entry):
