@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -107,10 +108,13 @@ def eigenclips_of(model: LoadedModel, stream: Stream) -> Eigenclips:
         if key not in _computed and (stored := _read(key, model.spec.inputs[stream].shape)) is not None:
             _computed[key] = stored
         if key not in _computed:
+            log.info("computing the eigenclips of %s once (then stored in %s)", source.name, cache_dir())
+            started = time.perf_counter()
             for name, clips in source.load().items():
                 found = measure_eigenclips(_signals(clips, name, model))
                 _computed[_key(model, name)] = found
                 _write(_key(model, name), found)
+            log.info("eigenclips of %s computed in %.0f s", source.name, time.perf_counter() - started)
         on_device = f"{key}@{model.device}"
         if on_device not in _computed:
             _computed[on_device] = _computed[key].to(model.device)
