@@ -11,7 +11,7 @@ engine's signal space (what the output map turns into display space), each clip'
 since the clip's mean is free (param.ClipParam).
 
 They are computed from ``LoadedModel.natural_clips`` on first use (the built-in models' 1500 clips: about
-30 s on a 2-core CPU, once for both), kept for the process and stored in :func:`cache_dir` for the next.
+26 s on a 2-core CPU, once for both), kept for the process and stored in :func:`cache_dir` for the next.
 """
 
 from __future__ import annotations
@@ -65,13 +65,14 @@ class Eigenclips:
 
 
 def measure_eigenclips(signals: torch.Tensor, count: int = COMPONENTS) -> Eigenclips:
-    """The ``count`` leading principal components of ``signals`` (N, C, T, H, W), each clip's mean over
-    (T, H, W) removed per channel, and not the mean clip (the world's average layout is the first
-    component); randomised SVD: a few passes over the N x D data."""
+    """The ``count`` leading principal components of ``signals`` (N, C, T, H, W, float32), each clip's mean
+    over (T, H, W) removed per channel, and not the mean clip (the world's average layout is the first
+    component); randomised SVD: a few passes over the N x D data. ``signals`` is centred in place (a copy
+    would add a third to the peak memory)."""
     clips = signals.shape[0]
     if clips < 2:
         raise ValueError("eigenclips need at least two clips")
-    centred = (signals - signals.mean(dim=(2, 3, 4), keepdim=True)).flatten(1).float()
+    centred = signals.sub_(signals.mean(dim=(2, 3, 4), keepdim=True)).flatten(1)
     count = min(count, clips - 1)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(0)  # the randomised SVD's sketch: the same components in every process
