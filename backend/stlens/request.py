@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .analysis.starts import Start, StartClips, StartError, UnknownStart, start_clips
+from .engine.eigenclips import has_eigenclips
 from .engine.settings import VisualizationSettings
 from .models.registry import LoadedModel, ModelRegistry
 from .models.spec import LayerInfo
@@ -141,7 +142,7 @@ def settings_for(
                              " use 'spectrum'")
     if settings.param is None and model.spectra is None:
         settings = settings.model_copy(update={"param": "fourier"})
-    return settings.for_layer(layer, model.natural_clips is not None, start)
+    return settings.for_layer(layer, has_eigenclips(model), start)
 
 
 def resolve(

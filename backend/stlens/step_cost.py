@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .engine import VisualizationSettings, visualize
-from .engine.eigenclips import COMPONENTS
+from .engine.eigenclips import COMPONENTS, has_eigenclips
 from .models.registry import LoadedModel
 from .models.spec import LOGITS
 
@@ -66,7 +66,7 @@ def step_flops(model: LoadedModel, layer: str) -> int:
     default parameterisation: the network's, and at the class logits of a model with natural clips the
     eigenclip basis's (a product with the components and one back, per stream)."""
     flops = network_flops(model, layer)
-    if layer == LOGITS and model.natural_clips is not None:
+    if layer == LOGITS and has_eigenclips(model):
         flops += sum(4 * COMPONENTS * math.prod(model.spec.inputs[s].shape) for s in model.layer(layer).inputs)
     return flops
 
@@ -117,7 +117,7 @@ class StepCostEstimator:
         rate = convolution_rate(device)
         reference = self._reference(device)
         ticks: list[float] = []
-        # spectrum: it never waits for the eigenclips (a pca step costs about as much: docs/benchmarks.md)
+        # spectrum, which never waits for the eigenclips; step_flops adds the pca basis's share
         settings = VisualizationSettings(steps=REFERENCE_STEPS, param="spectrum")
         visualize(reference, REFERENCE_LAYER, 0, settings, progress=lambda _: ticks.append(time.perf_counter()))
         step = min(later - earlier for earlier, later in itertools.pairwise(ticks))

@@ -97,12 +97,17 @@ _computed: dict[str, Eigenclips] = {}  # by _key (the same clips, stream, input 
 _lock = threading.Lock()
 
 
+def has_eigenclips(model: LoadedModel) -> bool:
+    """Whether ``model`` can run the pca basis: it declares natural clips, and spectra for their colour."""
+    return model.natural_clips is not None and model.spectra is not None
+
+
 def eigenclips_of(model: LoadedModel, stream: Stream) -> Eigenclips:
     """``stream``'s eigenclips of ``model``'s natural clips, on its device: computed on first use (or read
     from :func:`cache_dir`, where an earlier process stored them), then kept for the process. ValueError
     for a model without natural clips or spectra (whose colour the signal space uses)."""
     source = model.natural_clips
-    if source is None or model.spectra is None:
+    if source is None or not has_eigenclips(model):
         raise ValueError(f"model {model.spec.id!r} declares no natural clips, which param 'pca' needs")
     key = _key(model, stream)
     with _lock:
@@ -176,6 +181,6 @@ def _signals(clips: np.ndarray, stream: Stream, model: LoadedModel, chunk: int =
 def warm_eigenclips(model: LoadedModel) -> None:
     """Compute ``model``'s eigenclips now, if it declares natural clips (a server's or worker's start-up),
     so that the first request at its class logits does not wait for them."""
-    if model.natural_clips is not None and model.spectra is not None:
+    if has_eigenclips(model):
         for stream in model.spec.inputs:
             eigenclips_of(model, stream)

@@ -26,7 +26,7 @@ from ..models.introspect import LayerProbe
 from ..models.registry import LoadedModel
 from ..models.spec import InputSpec, Stream
 from . import objectives, regularizers
-from .eigenclips import eigenclips_of
+from .eigenclips import eigenclips_of, has_eigenclips
 from .graphs import StepOutput, run_steps
 from .param import ClipParam, clip_param
 from .settings import VisualizationSettings
@@ -271,8 +271,7 @@ class Optimisation:
     ):
         info = model.layer(layer)
         unit_list, settings_list = _batch_items(units, settings)
-        has_eigenclips = model.natural_clips is not None and model.spectra is not None
-        settings_list = [s.for_layer(layer, has_eigenclips, start is not None) for s in settings_list]
+        settings_list = [s.for_layer(layer, has_eigenclips(model), start is not None) for s in settings_list]
         if any(not 0 <= u < info.units for u in unit_list):
             raise ValueError(f"units {unit_list} out of range for layer {layer!r} with {info.units} units")
         first = settings_list[0]

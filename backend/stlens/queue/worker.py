@@ -174,8 +174,8 @@ def make_workers(settings: ServerSettings, redis_url: str, concurrency: int) -> 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["stlens"] = context
         if context.warming is None:  # the default model's eigenclips, beside the first jobs (which wait for them)
-            model = context.registry.get
-            context.warming = asyncio.create_task(asyncio.to_thread(lambda: warm_eigenclips(model(REFERENCE_MODEL))))
+            load = context.registry.get
+            context.warming = asyncio.create_task(asyncio.to_thread(lambda: warm_eigenclips(load(REFERENCE_MODEL))))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         closing.append(ctx["worker"])
