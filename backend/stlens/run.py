@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .analysis.faithfulness import Faithfulness, assess
+from .engine.eigenclips import eigenclips_ready, eigenclips_stored, warm_eigenclips
 from .engine.render import Optimisation, Visualization
 from .media.outputs import inputs_npz, preview_strips, render_media
 from .record import Result
@@ -32,6 +33,35 @@ class RunOutput:
     result: Result
     npz: bytes
     media: dict[str, bytes]
+
+
+# computing the built-in models' eigenclips took 26 s on the idle 2-core CPU, reading them 0.12 s (docs/engine.md)
+EIGENCLIPS_COMPUTE_S = 30.0
+EIGENCLIPS_READ_S = 1.0
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """Work a run needs done once before it can start that takes too long for the stepper's thread,
+    where it would hold up every other run: reading or computing its model's eigenclips. Runs with
+    the same ``key`` wait for the same one; ``reason`` and ``estimate_s`` are for their viewers."""
+
+    key: tuple[str, ...]
+    reason: str
+    estimate_s: float
+    prepare: Callable[[], None]
+
+
+def preparation(resolved: ResolvedRequest) -> Preparation | None:
+    """What must be done before ``resolved`` can start, if anything (None: it starts at once)."""
+    model = resolved.model
+    if resolved.settings.param != "pca" or eigenclips_ready(model):
+        return None
+    key = ("eigenclips", model.spec.id, model.weights_hash)
+    if eigenclips_stored(model):
+        return Preparation(key, "reading this model's eigenclips", EIGENCLIPS_READ_S, lambda: warm_eigenclips(model))
+    reason = "computing this model's eigenclips from its training clips (once on this machine)"
+    return Preparation(key, reason, EIGENCLIPS_COMPUTE_S, lambda: warm_eigenclips(model))
 
 
 def start_optimisation(resolved: ResolvedRequest) -> Optimisation:
@@ -80,7 +110,11 @@ def progress_message(step: int, steps: int, objective: float, inputs: Mapping[st
     }
 
 
-def queued_message(position: int, eta_s: float) -> str:
+def queued_message(position: int, eta_s: float, reason: str | None = None) -> str:
     """The WebSocket ``queued`` message, JSON-encoded: ``position`` visualisations hold it back (those
-    waiting ahead of it beyond the places free now; 0: it starts next), and it starts in about ``eta_s`` seconds."""
-    return json.dumps({"type": "queued", "position": position, "eta_s": round(eta_s, 1)})
+    waiting ahead of it beyond the places free now; 0: it starts next), and it starts in about ``eta_s``
+    seconds; ``reason``, when it waits for a :class:`Preparation` rather than for other runs."""
+    message: dict[str, Any] = {"type": "queued", "position": position, "eta_s": round(eta_s, 1)}
+    if reason is not None:
+        message["reason"] = reason
+    return json.dumps(message)

@@ -28,11 +28,13 @@ export function paceSource(source) {
 }
 
 /**
- * A `queued` message ({position, eta_s}) in words: "Queued: 2 ahead of you, about 9 s" ("next in
- * line" for 0); `short` for a small card: "queued: 2 ahead, ~9 s".
+ * A `queued` message ({position, eta_s, reason?}) in words: "Queued: 2 ahead of you, about 9 s" ("next
+ * in line" for 0); `short` for a small card: "queued: 2 ahead, ~9 s". One with a `reason` waits for a
+ * one-off preparation, which it names: "Before it starts: computing …, about 30 s" ("preparing, ~30 s").
  */
-export function queuedText({ position, eta_s: eta }, short = false) {
+export function queuedText({ position, eta_s: eta, reason }, short = false) {
   const wait = duration(eta * 1000);
+  if (reason) return short ? `preparing, ~${wait}` : `Before it starts: ${reason}, about ${wait}`;
   if (short) return `queued: ${position ? `${position} ahead` : 'next'}, ~${wait}`;
   return `Queued: ${position ? `${position} ahead of you` : 'next in line'}, about ${wait}`;
 }

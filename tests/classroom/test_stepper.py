@@ -1,5 +1,6 @@
 """The stepper with real runs: background work yields within one step, queued runs hear their place,
-cancelled ones leave, runs of one layer share a batch, a run alone is bit for bit the same."""
+cancelled ones leave, runs of one layer share a batch, a run alone is bit for bit the same, a run
+that needs a preparation waits for it beside the others."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import torch
 
 from stlens.engine import Cancelled, visualize
 from stlens.jobs.scheduling import Capacity
+from stlens.jobs import stepper as stepper_module
 from stlens.jobs.stepper import Run, Stepper
 from stlens.models.builtin import builtin_entries
 from stlens.models.registry import ModelRegistry
 from stlens.request import VisualizationRequest, resolve
+from stlens.run import Preparation, preparation
 
 MODEL = "synth-conv-fusion"
 WAIT_S = 120
@@ -34,14 +37,16 @@ class Sink:
 
     def __init__(self):
         self.places: list[tuple[int, float]] = []
+        self.reasons: list[str | None] = []
         self.steps: list[int] = []
         self.output = None
         self.error: Exception | None = None
         self.began = threading.Event()
         self.over = threading.Event()
 
-    def queued(self, position: int, eta_s: float) -> None:
+    def queued(self, position: int, eta_s: float, reason: str | None = None) -> None:
         self.places.append((position, eta_s))
+        self.reasons.append(reason)
 
     def started(self) -> None:
         self.began.set()
@@ -198,3 +203,77 @@ def test_a_large_group_spaces_its_previews_and_every_run_still_sees_its_first_an
         assert all(len(run.sink.steps) < 8 for run in runs)  # without the spacing: a preview every step
     finally:
         machine.close()
+
+
+class Gate:
+    """A preparation for the runs of one unit that waits until opened (the eigenclips' 26 s, made
+    controllable), or fails while ``broken``; it counts its calls and the threads they ran on."""
+
+    def __init__(self, unit: int):
+        self.unit = unit
+        self.opened = threading.Event()
+        self.broken = False
+        self.threads: list[str] = []
+
+    def __call__(self, resolved) -> Preparation | None:
+        if resolved.unit != self.unit or self.opened.is_set() and self.threads:
+            return None  # prepared once: the next runs start at once, as they do once eigenclips are in memory
+        return Preparation(("gate", str(self.unit)), "computing something once", 30.0, self.prepare)
+
+    def prepare(self) -> None:
+        self.threads.append(threading.current_thread().name)
+        assert self.opened.wait(WAIT_S)
+        if self.broken:
+            raise RuntimeError("the clips could not be read")
+
+
+def test_a_run_waits_for_its_preparation_told_why_while_the_others_step(registry, stepper, monkeypatch):
+    gate = Gate(unit=7)
+    monkeypatch.setattr(stepper_module, "preparation", gate)
+    machine = stepper(max_batch=8, max_running=8, max_background=2)
+    first, second, other = make_run(registry, 7, 6), make_run(registry, 7, 6, client="d"), make_run(registry, 3, 6)
+    for run in (first, second, other):
+        machine.submit(run)
+    assert first.sink.reasons[0] == "computing something once" and first.sink.places[0][0] == 0
+    assert 25 < first.sink.places[0][1] <= 30
+    assert other.sink.over.wait(WAIT_S) and other.sink.output is not None  # not held up meanwhile
+    assert not first.sink.began.is_set() and first.optimisation is None and machine.pending == 2
+    gate.opened.set()
+    for run in (first, second):
+        assert run.sink.over.wait(WAIT_S) and run.sink.output is not None and run.sink.steps[-1] == 6
+    assert gate.threads == ["stlens-prepare_0"]  # once for both, and not on the stepper's thread
+
+
+def test_a_run_cancelled_or_failed_in_its_preparation_leaves_and_the_next_tries_again(registry, stepper, monkeypatch):
+    gate = Gate(unit=7)
+    monkeypatch.setattr(stepper_module, "preparation", gate)
+    machine = stepper()
+    leaving, failing = make_run(registry, 7, 4), make_run(registry, 7, 4, client="d")
+    machine.submit(leaving)
+    machine.submit(failing)
+    leaving.cancel.set()
+    machine.wake()
+    assert leaving.sink.over.wait(WAIT_S) and isinstance(leaving.sink.error, Cancelled)
+    gate.broken = True
+    gate.opened.set()
+    assert failing.sink.over.wait(WAIT_S) and str(failing.sink.error) == "the clips could not be read"
+    assert not failing.sink.began.is_set() and machine.pending == 0
+    gate.broken, gate.threads = False, []
+    again = make_run(registry, 7, 4)
+    machine.submit(again)
+    assert again.sink.over.wait(WAIT_S) and again.sink.output is not None and len(gate.threads) == 1
+
+
+def test_class_logits_under_pca_are_prepared_until_their_eigenclips_are_in_memory(registry, monkeypatch):
+    logits = resolve(registry, VisualizationRequest(model=MODEL, layer="logits", unit=0))
+    hidden = resolve(registry, VisualizationRequest(model=MODEL, layer="fusion.conv", unit=0))
+    assert logits.settings.param == "pca" and preparation(hidden) is None
+    monkeypatch.setattr("stlens.run.eigenclips_ready", lambda model: False)
+    monkeypatch.setattr("stlens.run.eigenclips_stored", lambda model: False)
+    computing = preparation(logits)
+    assert computing is not None and "computing" in computing.reason and computing.estimate_s >= 10
+    monkeypatch.setattr("stlens.run.eigenclips_stored", lambda model: True)
+    reading = preparation(logits)
+    assert reading is not None and reading.key == computing.key and reading.estimate_s < computing.estimate_s
+    monkeypatch.setattr("stlens.run.eigenclips_ready", lambda model: True)
+    assert preparation(logits) is None

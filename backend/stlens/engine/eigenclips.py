@@ -102,6 +102,18 @@ def has_eigenclips(model: LoadedModel) -> bool:
     return model.natural_clips is not None and model.spectra is not None
 
 
+def eigenclips_ready(model: LoadedModel) -> bool:
+    """Whether ``model``'s eigenclips are in this process, on its device: :func:`eigenclips_of` then
+    returns at once (else it reads or computes them, which a server does off its stepper's thread)."""
+    return has_eigenclips(model) and all(f"{_key(model, s)}@{model.device}" in _computed for s in model.spec.inputs)
+
+
+def eigenclips_stored(model: LoadedModel) -> bool:
+    """Whether every stream's eigenclips of ``model`` lie in :func:`cache_dir` (read in a fraction of a
+    second, where computing them takes tens of seconds)."""
+    return has_eigenclips(model) and all((cache_dir() / _key(model, s)).is_file() for s in model.spec.inputs)
+
+
 def eigenclips_of(model: LoadedModel, stream: Stream) -> Eigenclips:
     """``stream``'s eigenclips of ``model``'s natural clips, on its device: computed on first use (or read
     from :func:`cache_dir`, where an earlier process stored them), then kept for the process. ValueError

@@ -31,8 +31,8 @@ class JobSink:
     def __init__(self, manager: InProcessJobs, job: Job, loop: asyncio.AbstractEventLoop):
         self.manager, self.job, self.loop = manager, job, loop
 
-    def queued(self, position: int, eta_s: float) -> None:
-        self.loop.call_soon_threadsafe(self.job.publish, Event("queued", queued_message(position, eta_s)))
+    def queued(self, position: int, eta_s: float, reason: str | None = None) -> None:
+        self.loop.call_soon_threadsafe(self.job.publish, Event("queued", queued_message(position, eta_s, reason)))
 
     def started(self) -> None:
         self.loop.call_soon_threadsafe(self.job.mark_running)

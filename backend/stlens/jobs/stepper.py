@@ -6,7 +6,9 @@ Used alike by the in-process job manager and by a ``stlens worker``: a run comes
 started, made progress, finished or failed. Between two steps the stepper admits waiting runs
 (a run that arrives while its layer's batch runs joins it at the next step), drops cancelled ones,
 and picks the next group: so background work yields to an interactive request within one step,
-and waits while an interactive result is being finished (its viewer still waits for it).
+and waits while an interactive result is being finished (its viewer still waits for it). A run
+that needs a long one-off preparation first (``run.Preparation``: its model's eigenclips) waits
+for it on a thread of its own, told why, while the others step.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..engine import Cancelled, Progress
 from ..engine.render import LayerRunner, Optimisation, Visualization, batch_key, step_together
 from ..request import ResolvedRequest
-from ..run import RunOutput, finish_run, progress_message, start_optimisation
+from ..run import Preparation, RunOutput, finish_run, preparation, progress_message, start_optimisation
 from .scheduling import Capacity, Priority, Schedule, seconds_until_start
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,9 @@ SPEEDUP_SMOOTHING = 0.2  # weight of the newest step in the running estimate of 
 class RunSink(Protocol):
     """Where a run's news goes; called on the stepper's threads, so each must hand it on quickly."""
 
-    def queued(self, position: int, eta_s: float) -> None:
-        """Waiting: ``position`` runs are ahead of it (0: next), it starts in about ``eta_s``."""
+    def queued(self, position: int, eta_s: float, reason: str | None = None) -> None:
+        """Waiting: ``position`` runs are ahead of it (0: next), it starts in about ``eta_s``;
+        ``reason``: it waits for a preparation (``run.Preparation``), not for other runs."""
 
     def started(self) -> None: ...
 
@@ -81,6 +84,16 @@ class Run:
         return self.resolved.settings.steps - done
 
 
+@dataclass(eq=False)
+class Preparing:
+    """A run waiting for its preparation (``future``, shared by the runs with its key) since ``since``."""
+
+    run: Run
+    preparation: Preparation
+    future: Future[None]
+    since: float = field(default_factory=time.monotonic)
+
+
 class Stepper:
     """Runs every submitted run to its end, a step at a time; ``close`` cancels what is left."""
 
@@ -97,19 +110,71 @@ class Stepper:
         self._speedup = 1.0  # work done (seconds alone) per second of stepping: the batching's gain, measured
         self._finishing = 0  # interactive runs being finished: background ones do not step meanwhile
         self._finisher = ThreadPoolExecutor(max_workers=finish_threads, thread_name_prefix="stlens-finish")
+        # one preparation at a time: each is a computation as wide as the machine
+        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stlens-prepare")
+        self._preparations: dict[tuple[str, ...], Future[None]] = {}  # by key, until done
+        self._preparing: list[Preparing] = []
         self._thread = threading.Thread(target=self._loop, name="stlens-stepper", daemon=True)
         self._thread.start()
 
     def submit(self, run: Run) -> None:
-        """Queue a run (from any thread); it is told its place at once unless it starts right away."""
+        """Queue a run (from any thread); it is told its place at once unless it starts right away (a
+        run that needs a preparation is told so, and queued once that is done)."""
+        needed = preparation(run.resolved)
         with self._lock:
             if self._closing:
                 raise RuntimeError("the stepper is closed")
+            if needed is not None:
+                self._prepare(run, needed)
+                return
             self._schedule.push(run, run.client, run.priority)
             busy = len(self._schedule.running()) + len(self._schedule.waiting()) > 1  # others before it
             self._lock.notify()
         if busy:
             self._report_queue(force=run)
+
+    def _prepare(self, run: Run, needed: Preparation) -> None:
+        """(Under the lock.) Start ``needed``, or join the one with its key, and tell ``run`` why it waits."""
+        future = self._preparations.get(needed.key)
+        if future is None:
+            future = self._preparations[needed.key] = self._preparer.submit(needed.prepare)
+            future.add_done_callback(lambda _: self.wake())
+        waiting = Preparing(run, needed, future)
+        self._preparing.append(waiting)
+        self._tell_preparing(waiting)
+
+    @staticmethod
+    def _tell_preparing(waiting: Preparing) -> None:
+        """Tell a run what it waits for, and for about how long: the estimate, less the time it has
+        waited; once overdue (a busy machine), a quarter of that time again, never a second forever."""
+        waited = time.monotonic() - waiting.since
+        left = max(1.0, waiting.preparation.estimate_s - waited, waited / 4)
+        waiting.run.reported = (0, time.monotonic())
+        waiting.run.sink.queued(0, left, waiting.preparation.reason)
+
+    def _end_preparations(self) -> list[tuple[Run, Exception]]:
+        """(Under the lock.) Queue the runs whose preparation is done; the runs that leave instead (their
+        preparation failed, they were cancelled, the stepper closes), each with what to tell it."""
+        leaving: list[tuple[Run, Exception]] = []
+        for waiting in list(self._preparing):
+            run, future = waiting.run, waiting.future
+            gone = self._closing or run.cancel.is_set()
+            if not (gone or future.done()):
+                continue
+            self._preparing.remove(waiting)
+            if future.done():
+                self._preparations.pop(waiting.preparation.key, None)  # a failed one is tried again by the next run
+            failure = None if gone or future.cancelled() else future.exception()
+            if gone:
+                why = "the server stopped" if self._closing else "cancelled: every viewer left"
+                leaving.append((run, Cancelled(why)))
+            elif failure is not None:
+                log.error("run %s could not be prepared: %s", run.resolved.id, failure)
+                leaving.append((run, failure if isinstance(failure, Exception) else RuntimeError(str(failure))))
+            else:
+                run.reported = None
+                self._schedule.push(run, run.client, run.priority)
+        return leaving
 
     def promote(self, run: Run) -> None:
         """Someone now waits at a page for this background run: it becomes interactive."""
@@ -119,7 +184,7 @@ class Stepper:
             self._lock.notify()
 
     def wake(self) -> None:
-        """Look at the cancel events now (a run's was set)."""
+        """Look at the cancel events and preparations now (a run's was set, or one ended)."""
         with self._lock:
             self._lock.notify()
 
@@ -130,11 +195,12 @@ class Stepper:
             self._lock.notify()
         self._thread.join()
         self._finisher.shutdown(wait=True)
+        self._preparer.shutdown(wait=False, cancel_futures=True)  # one under way ends on its own
 
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._schedule.running()) + len(self._schedule.waiting())
+            return len(self._schedule.running()) + len(self._schedule.waiting()) + len(self._preparing)
 
     def _loop(self) -> None:
         closed = False
@@ -153,15 +219,20 @@ class Stepper:
                 cancelled = [run for run in runs if closing or run.cancel.is_set()]
                 for run in cancelled:
                     self._schedule.remove(run)
+                unprepared = self._end_preparations()
                 admitted = [] if closing else self._schedule.admit()
                 group = [] if closing else self._schedule.next_group(background=not self._finishing)
-                if closing or cancelled or admitted or group:
+                if closing or cancelled or unprepared or admitted or group:
                     break
-                # nothing to step: no runs, or only background ones held back by an interactive finish
-                self._lock.wait(HELD_BACK_CHECK_S if runs else None)
+                # nothing to step: no runs, only background ones held back by an interactive finish, or
+                # runs waiting for a preparation (which wakes the stepper when it ends)
+                self._lock.wait(HELD_BACK_CHECK_S if runs else QUEUE_REPORT_EVERY_S if self._preparing else None)
+                self._report_preparing()  # on a quiet machine, where no turn reports them
         why = "the server stopped" if closing else "cancelled: every viewer left"
         for run in cancelled:
             run.sink.failed(Cancelled(why))
+        for run, error in unprepared:
+            run.sink.failed(error)
         if closing:
             return True
         for run in admitted:
@@ -267,6 +338,13 @@ class Stepper:
         else:
             run.sink.finished(output)
 
+    def _report_preparing(self) -> None:
+        """(Under the lock.) Tell each run waiting for a preparation again, when it has not heard for a while."""
+        now = time.monotonic()
+        for waiting in self._preparing:
+            if waiting.run.reported is None or now - waiting.run.reported[1] >= QUEUE_REPORT_EVERY_S:
+                self._tell_preparing(waiting)
+
     def _report_queue(self, force: Run | None = None) -> None:
         """Tell each waiting run its place and an estimate, when its place changed or it has not
         heard for a while (``force``: now)."""
@@ -274,6 +352,7 @@ class Stepper:
             waiting = self._schedule.waiting()
             running = self._schedule.running()
             speedup = max(self._speedup, 1e-3)
+            self._report_preparing()
         work = {id(run): run.steps_left * run.seconds_per_step / speedup for run in running + waiting}
         free = max(0, self.capacity.max_running - len(running))  # the next admission takes that many at once
         now = time.monotonic()

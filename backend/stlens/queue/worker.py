@@ -82,8 +82,8 @@ class PublishingSink:
     def _publish(self, kind: protocol.EventType, payload: str = "") -> None:  # a lost event is harmless
         asyncio.run_coroutine_threadsafe(self.worker.publish(self.job_id, kind, payload), self.loop)
 
-    def queued(self, position: int, eta_s: float) -> None:
-        self._publish("queued", queued_message(position, eta_s))
+    def queued(self, position: int, eta_s: float, reason: str | None = None) -> None:
+        self._publish("queued", queued_message(position, eta_s, reason))
 
     def started(self) -> None:
         self._publish("running")

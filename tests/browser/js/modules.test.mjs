@@ -99,6 +99,9 @@ test('a queued run says its place and its wait, in full on the status line and s
   assert.equal(queuedText({ position: 0, eta_s: 0 }), 'Queued: next in line, about 1 s');
   assert.equal(queuedText({ position: 0, eta_s: 75 }, true), 'queued: next, ~1 min 15 s');
   assert.equal(queuedText({ position: 12, eta_s: 3 }, true), 'queued: 12 ahead, ~3 s');
+  const preparing = { position: 0, eta_s: 28, reason: "computing this model's eigenclips" };
+  assert.equal(queuedText(preparing), "Before it starts: computing this model's eigenclips, about 28 s");
+  assert.equal(queuedText(preparing, true), 'preparing, ~28 s');
 });
 
 test('heavy work is announced with how long it takes here and where the figure comes from', () => {
