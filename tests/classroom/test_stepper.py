@@ -241,7 +241,7 @@ def test_a_run_waits_for_its_preparation_told_why_while_the_others_step(registry
     gate.opened.set()
     for run in (first, second):
         assert run.sink.over.wait(WAIT_S) and run.sink.output is not None and run.sink.steps[-1] == 6
-    assert gate.threads == ["stlens-prepare_0"]  # once for both, and not on the stepper's thread
+    assert gate.threads == ["stlens-prepare"]  # once for both, and not on the stepper's thread
 
 
 def test_a_run_cancelled_or_failed_in_its_preparation_leaves_and_the_next_tries_again(registry, stepper, monkeypatch):

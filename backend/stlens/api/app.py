@@ -17,7 +17,7 @@ from ..budget import Budget, CostGuard
 from ..cache import ResultCache
 from ..config import ServerSettings
 from ..datafolder import DataFolder
-from ..engine.eigenclips import warm_eigenclips
+from ..engine.eigenclips import warm_in_background
 from ..estimates import Estimates
 from ..jobs.core import Jobs, Limits
 from ..jobs.in_process import InProcessJobs
@@ -146,9 +146,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     estimates = Estimates(costs)
     # the device's speed measured now, before a request needs it
     speed = asyncio.to_thread(costs.estimator.speed, registry.device)
-    warming: list[asyncio.Task[object]] = [asyncio.create_task(speed)]
+    warming = asyncio.create_task(speed)
     if settings.workers == "in-process":  # and the default model's eigenclips, where this node runs jobs
-        warming.append(asyncio.create_task(asyncio.to_thread(lambda: warm_eigenclips(registry.get(REFERENCE_MODEL)))))
+        warm_in_background(lambda: registry.get(REFERENCE_MODEL))
     atlases = AtlasManager(jobs, cache, costs=costs)
     app.state.services = Services(
         settings=settings,
@@ -165,9 +165,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in warming:  # a failure here is met again by a request: estimates measured then, or a 503
-            with contextlib.suppress(Exception):
-                await task
+        with contextlib.suppress(Exception):  # a failure here is met again by a request: measured then, or a 503
+            await warming
         await atlases.aclose()
         await jobs.aclose()
         writing_back.cancel()

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -196,3 +197,18 @@ def warm_eigenclips(model: LoadedModel) -> None:
     if has_eigenclips(model):
         for stream in model.spec.inputs:
             eigenclips_of(model, stream)
+
+
+def warm_in_background(load: Callable[[], LoadedModel]) -> threading.Thread:
+    """:func:`warm_eigenclips` of the model ``load`` gives, on a daemon thread: a process that stops
+    meanwhile does not wait for it (a half-written file is never seen: :func:`_write` is atomic)."""
+
+    def warm() -> None:
+        try:
+            warm_eigenclips(load())
+        except Exception:  # met again, and reported, by the first request that needs them
+            log.exception("the eigenclips could not be computed in the background")
+
+    thread = threading.Thread(target=warm, name="stlens-eigenclips", daemon=True)
+    thread.start()
+    return thread

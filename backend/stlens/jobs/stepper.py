@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -84,6 +85,23 @@ class Run:
         return self.resolved.settings.steps - done
 
 
+def _in_background(work: Callable[[], None]) -> Future[None]:
+    """``work`` on a daemon thread of its own: a process that stops meanwhile (a preparation may take
+    half a minute) does not wait for it."""
+    future: Future[None] = Future()
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # the runs waiting for it are told
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+
+    threading.Thread(target=run, name="stlens-prepare", daemon=True).start()
+    return future
+
+
 @dataclass(eq=False)
 class Preparing:
     """A run waiting for its preparation (``future``, shared by the runs with its key) since ``since``."""
@@ -110,8 +128,6 @@ class Stepper:
         self._speedup = 1.0  # work done (seconds alone) per second of stepping: the batching's gain, measured
         self._finishing = 0  # interactive runs being finished: background ones do not step meanwhile
         self._finisher = ThreadPoolExecutor(max_workers=finish_threads, thread_name_prefix="stlens-finish")
-        # one preparation at a time: each is a computation as wide as the machine
-        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stlens-prepare")
         self._preparations: dict[tuple[str, ...], Future[None]] = {}  # by key, until done
         self._preparing: list[Preparing] = []
         self._thread = threading.Thread(target=self._loop, name="stlens-stepper", daemon=True)
@@ -137,7 +153,7 @@ class Stepper:
         """(Under the lock.) Start ``needed``, or join the one with its key, and tell ``run`` why it waits."""
         future = self._preparations.get(needed.key)
         if future is None:
-            future = self._preparations[needed.key] = self._preparer.submit(needed.prepare)
+            future = self._preparations[needed.key] = _in_background(needed.prepare)
             future.add_done_callback(lambda _: self.wake())
         waiting = Preparing(run, needed, future)
         self._preparing.append(waiting)
@@ -195,7 +211,6 @@ class Stepper:
             self._lock.notify()
         self._thread.join()
         self._finisher.shutdown(wait=True)
-        self._preparer.shutdown(wait=False, cancel_futures=True)  # one under way ends on its own
 
     @property
     def pending(self) -> int:

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import threading
 from typing import Any
 
 import redis
@@ -26,7 +27,7 @@ from saq.job import Job as SaqJob
 from ..cache import ResultCache
 from ..cli import add_model_arguments, start_up
 from ..config import ServerSettings
-from ..engine.eigenclips import warm_eigenclips
+from ..engine.eigenclips import warm_in_background
 from ..jobs.scheduling import PRIORITIES, Capacity, Priority
 from ..jobs.stepper import Run, Stepper
 from ..models.catalogue import open_registry
@@ -51,7 +52,7 @@ class WorkerContext:
         self.stepper = Stepper(self.capacity, settings.preview_interval_s)
         reference = self.registry.entry(REFERENCE_MODEL)
         self.step_costs = StepCostEstimator(lambda device: prepare(reference, device))  # this worker's device
-        self.warming: asyncio.Task[None] | None = None
+        self.warming: threading.Thread | None = None
 
     async def seconds_per_step(self, resolved: ResolvedRequest, asked: float) -> float:
         """A step of the request's layer here: as the API node priced it, or (where it could not:
@@ -175,7 +176,7 @@ def make_workers(settings: ServerSettings, redis_url: str, concurrency: int) -> 
         ctx["stlens"] = context
         if context.warming is None:  # the default model's eigenclips, beside the first jobs (which wait for them)
             load = context.registry.get
-            context.warming = asyncio.create_task(asyncio.to_thread(lambda: warm_eigenclips(load(REFERENCE_MODEL))))
+            context.warming = warm_in_background(lambda: load(REFERENCE_MODEL))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         closing.append(ctx["worker"])
