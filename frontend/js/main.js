@@ -11,7 +11,7 @@ import { aboutModel, RANDOM_NOTE } from './model-info.js';
 import { PinBoard } from './pins.js';
 import { Presentation } from './presentation.js';
 import { ResultView } from './result-view.js';
-import { SettingsPanel } from './settings.js';
+import { layerChoicesUnset, SettingsPanel } from './settings.js';
 import { Sweep, sweepColumns } from './sweep.js';
 import { Timeline } from './timeline.js';
 import { showExamples } from './unit-examples.js';
@@ -174,10 +174,10 @@ async function openShared(id) {
   view.start('Loading the shared visualisation…');
   const visualization = await api.getVisualization(id);
   const { model, layer, unit } = visualization.request;
-  settings.setValues(visualization.request.settings ?? {});
   startClip = visualization.request.start ?? null;
   showStart();
   await choice.load({ model, layer, unit });
+  settings.setValues(layerChoicesUnset(visualization.request.settings ?? {}, choice.layer, startClip !== null));
   showModel();
   addressReady = true;
   if (visualization.status === 'done') {

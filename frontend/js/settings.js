@@ -17,6 +17,19 @@ const UNSET = 'by layer';
 const LOG_MIN = -3;
 const LOG_MAX = 3;
 
+/**
+ * A stored request's settings with the values the server filled in by layer (`param`, `freedom`) unset
+ * again where they are the layer's own: the panel then shows "by layer", and another layer gets its own
+ * choice rather than this one's (`pca` is the class logits' choice, not a hidden unit's).
+ */
+export function layerChoicesUnset(stored, layer, fromClip) {
+  const defaults = fromClip ? layer?.start_defaults : layer?.defaults;
+  if (!defaults) return stored;
+  const settings = { ...stored };
+  for (const key of ['param', 'freedom']) if (settings[key] === defaults[key]) delete settings[key];
+  return settings;
+}
+
 export class SettingsPanel extends EventTarget {
   constructor(root) {
     super();

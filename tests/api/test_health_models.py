@@ -42,6 +42,11 @@ def test_model_detail_lists_inputs_labels_and_layers_in_forward_order(server):
         "stream": "fusion",
         "units": detail["num_classes"],
         "shape": [detail["num_classes"]],
+        "defaults": {"param": "pca", "freedom": 1.0},  # what an unset param and freedom become there
+        "start_defaults": {"param": "spectrum", "freedom": 1.0},
+    }
+    assert layers["fusion.conv"]["defaults"] == layers["fusion.conv"]["start_defaults"] == {
+        "param": "spectrum", "freedom": 2.0
     }
 
 

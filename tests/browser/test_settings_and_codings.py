@@ -89,14 +89,29 @@ def test_an_unset_setting_shows_that_the_layer_decides_and_a_value_typed_travels
     page.locator("label[for=setting-param]").screenshot(path=str(ARTIFACTS / "settings-param-unset.png"))
     pick(page, first_layer_of(page, "fusion"), unit=4)
     page.click("#visualise")
-    wait_for_result(page)
+    by_layer = wait_for_result(page)
     filled_in = tab.socket_messages[-1]["request"]["settings"]
     assert filled_in["freedom"] == 2.0 and filled_in["param"] == "spectrum"  # the server filled in the layer's
     set_setting(page, "freedom", "1")
     expect(page).to_have_url(re.compile(r"freedom=1"))
     page.click("#visualise")
-    wait_for_result(page)
+    typed = wait_for_result(page)
     assert tab.socket_messages[-1]["request"]["settings"]["freedom"] == 1.0
+
+    # a share link shows the layer's own choices as "by layer" again, and a value typed as typed
+    shared = open_tab().page
+    shared.goto(f"{dashboard}/v/{by_layer}")
+    wait_for_result(shared)
+    expect(shared.locator("#setting-freedom")).to_have_value("")
+    expect(shared.locator("#setting-param option:checked")).to_have_text("by layer")
+    pick(shared, "logits", unit=0)  # another layer gets its own choice: the page's address asks for none
+    expect(shared).not_to_have_url(re.compile("param=|freedom="))
+    shared.goto(f"{dashboard}/v/{by_layer}")
+    wait_for_result(shared)
+    shared.goto(f"{dashboard}/v/{typed}")
+    wait_for_result(shared)
+    expect(shared.locator("#setting-freedom")).to_have_value("1")
+    shared.screenshot(path=str(ARTIFACTS / "share-link-by-layer.png"))
 
 
 def motion_pixels(page) -> str:

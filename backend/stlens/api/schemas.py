@@ -50,11 +50,20 @@ class InputShape(BaseModel):
     width: int
 
 
+class LayerDefaults(BaseModel):
+    """What an unset ``param`` and ``freedom`` become at a layer (the server fills them in by layer)."""
+
+    param: Literal["pixel", "fourier", "spectrum", "pca"]
+    freedom: float
+
+
 class Layer(BaseModel):
     id: str
     stream: LayerStream
     units: int
     shape: list[int]
+    defaults: LayerDefaults = Field(description="an unset param and freedom at this layer, without a start clip")
+    start_defaults: LayerDefaults = Field(description="the same with a start clip")
 
 
 class ModelDetail(ModelSummary):

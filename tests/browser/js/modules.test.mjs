@@ -9,6 +9,7 @@ import { allStored, estimateBody, heavyQuestion } from '../../../frontend/js/con
 import { duration, formatNumber, paceSource, percent, queuedText, seconds } from '../../../frontend/js/format.js';
 import { previewStrips, resultStrips } from '../../../frontend/js/media.js';
 import { decodePin, encodePin } from '../../../frontend/js/pins.js';
+import { layerChoicesUnset } from '../../../frontend/js/settings.js';
 import { sweepColumns, sweptTemporalWeights } from '../../../frontend/js/sweep.js';
 import { choiceAddress, explainAddress, readLocation, shareAddress, visualizationAddress } from '../../../frontend/js/urlstate.js';
 
@@ -142,4 +143,12 @@ test('an atlas tile says queued, with its place where the server knows it, and c
   assert.deepEqual(unitStatusText({ status: 'queued', position: 0 }), ['queued: next', 'queued']);
   assert.deepEqual(unitStatusText({ status: 'queued', position: 3 }), ['queued: 3 ahead', 'queued']);
   assert.deepEqual(unitStatusText({ status: 'running', position: null }), ['computing…', 'busy']);
+});
+
+test("a shared link's settings show the layer's own param and freedom as unset, and keep any other", () => {
+  const logits = { defaults: { param: 'pca', freedom: 1 }, start_defaults: { param: 'spectrum', freedom: 1 } };
+  assert.deepEqual(layerChoicesUnset({ steps: 128, param: 'pca', freedom: 1 }, logits, false), { steps: 128 });
+  assert.deepEqual(layerChoicesUnset({ param: 'spectrum', freedom: 1 }, logits, false), { param: 'spectrum' });
+  assert.deepEqual(layerChoicesUnset({ param: 'spectrum', freedom: 1 }, logits, true), {});
+  assert.deepEqual(layerChoicesUnset({ param: 'pca' }, undefined, false), { param: 'pca' });
 });

@@ -7,14 +7,16 @@ from fastapi import APIRouter, Path
 
 from ...analysis.unit_examples import examples_available
 from ...atlas import MAX_ATLAS_UNITS
+from ...engine.settings import VisualizationSettings
 from ...estimates import HEAVY_S
-from ...models.registry import ModelEntry
-from ...request import InvalidRequest, NotFound, VisualizationRequest, load_model, resolve
+from ...models.registry import LoadedModel, ModelEntry
+from ...request import InvalidRequest, NotFound, VisualizationRequest, load_model, resolve, settings_for
 from ..deps import Services, ServicesDep
 from ..schemas import (
     EstimateRequest,
     InputShape,
     Layer,
+    LayerDefaults,
     ModelDetail,
     ModelPace,
     ModelSummary,
@@ -41,6 +43,12 @@ def _summary(entry: ModelEntry) -> ModelSummary:
     )
 
 
+def _layer_defaults(model: LoadedModel, layer: str, start: bool) -> LayerDefaults:
+    filled = settings_for(model, layer, VisualizationSettings(), start)
+    assert filled.param is not None and filled.freedom is not None  # settings_for fills both in
+    return LayerDefaults(param=filled.param, freedom=filled.freedom)
+
+
 @router.get("/api/models", response_model=list[ModelSummary])
 async def list_models(services: ServicesDep) -> list[ModelSummary]:
     return [_summary(entry) for entry in services.registry.entries()]
@@ -60,7 +68,11 @@ async def describe_model(model: ModelId, services: ServicesDep) -> ModelDetail:
         },
         labels=list(spec.labels),
         layers=[
-            Layer(id=layer.id, stream=layer.stream, units=layer.units, shape=list(layer.shape))
+            Layer(
+                id=layer.id, stream=layer.stream, units=layer.units, shape=list(layer.shape),
+                defaults=_layer_defaults(loaded, layer.id, start=False),
+                start_defaults=_layer_defaults(loaded, layer.id, start=True),
+            )
             for layer in loaded.layers
         ],
         dataset_examples=examples_available(spec),
