@@ -34,6 +34,12 @@ DELEGATED = {
         "run_worker",
         "run visualisations from a Redis queue, for API nodes started with --workers external",
     ),
+    "natural-clips": (
+        "stlens.analysis.natural_clips",
+        "add_natural_clips_arguments",
+        "run_natural_clips",
+        "cut a clips file (natural_clips of a model file: its class pictures' eigenclips) from videos",
+    ),
     "export-dataset": (
         "stlens.synth.export",
         "add_export_arguments",

@@ -9,12 +9,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from stlens.engine import VisualizationSettings, visualize
+from stlens.engine.eigenclips import eigenclips_of, has_eigenclips
 from stlens.models.modelfile import MAX_MESSAGE_CHARS, ModelFileError, load_model_file
+from stlens.models.natural_clips import save_clips_file
 from stlens.models.registry import ModelRegistry
+from stlens.request import settings_for
 
 NETS = """
 import torch
@@ -394,3 +398,112 @@ def test_a_model_declares_the_flow_its_motion_stream_was_trained_on(folder: Path
     (entry,) = load_model_file(write(folder, body.replace('flow = "tvl1"', "")))
     assert entry.spec.flow == "dis"  # the default, as the built-in models
     bad(folder, body.replace('"tvl1"', '"farneback"'), "flow")
+
+
+def clips(count: int = 24, frames: int = 4, side: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
+    """Real-looking clips of the INPUTS' sizes: a bright square drifting right on grey, its flow."""
+    rng = np.random.default_rng(seed)
+    rgb = np.full((count, frames, side, side, 3), 110, np.uint8)
+    flow = np.zeros((count, frames, side, side, 2), np.float32)
+    for n in range(count):
+        y, x, speed = rng.integers(2, side - 8), rng.integers(0, side - 10), rng.integers(1, 3)
+        colour = rng.integers(120, 255, 3)
+        for t in range(frames):
+            rgb[n, t, y : y + 5, x + speed * t : x + speed * t + 5] = colour
+            flow[n, t, y : y + 5, x + speed * t : x + speed * t + 5, 0] = speed
+    return {"appearance": rgb, "motion": flow}
+
+
+def with_clips(folder: Path, module_name: str, arrays: dict[str, np.ndarray], name: str = "clips.npz") -> Path:
+    save_clips_file(folder / name, arrays)
+    return write(
+        folder,
+        f"""
+        [[models]]
+        id = "with-clips"
+        title = "A net with its own clips"
+        factory = "{module_name}:build"
+        natural_clips = "{name}"
+    """,
+    )
+
+
+def test_a_clips_file_gives_the_model_eigenclips_and_its_class_logits_pca(folder: Path, module_name: str) -> None:
+    (entry,) = load_model_file(with_clips(folder, module_name, clips()))
+    assert entry.natural_clips is not None and entry.natural_clips.name.startswith("with-clips-clips-")
+    loaded = ModelRegistry([entry], torch.device("cpu")).get("with-clips")
+    assert has_eigenclips(loaded)
+    assert settings_for(loaded, "logits", VisualizationSettings()).param == "pca"
+    assert settings_for(loaded, "fusion", VisualizationSettings()).param == "spectrum"
+    found = eigenclips_of(loaded, "motion")
+    assert found.count == 23 and found.shape == (2, 4, 16, 16)  # N - 1 components of 24 clips
+    result = visualize(loaded, "logits", 1, VisualizationSettings(steps=4))
+    assert set(result.inputs) == {"appearance", "motion"} and np.isfinite(result.inputs["motion"]).all()
+    # another file's content is another name, so its eigenclips are measured afresh
+    (other,) = load_model_file(with_clips(folder, module_name, clips(seed=1), "other.npz"))
+    assert other.natural_clips is not None and other.natural_clips.name != entry.natural_clips.name
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda c: {"appearance": c["appearance"]}, "no 'motion' array"),
+        (lambda c: {**c, "motion": c["motion"][:, :3]}, r"'motion' is \(24, 3, 16, 16, 2\); expected \(N, 4, 16, 16, 2\)"),
+        (lambda c: {**c, "appearance": c["appearance"][:5]}, "has 5 clips; at least 16"),
+    ],
+)
+def test_a_clips_file_that_does_not_fit_the_model_is_refused_with_what_is_wrong(
+    folder: Path, module_name: str, change, match: str
+) -> None:
+    path = with_clips(folder, module_name, change(clips()))
+    with pytest.raises(ModelFileError, match=match):
+        load_model_file(path)
+
+
+def test_a_clips_file_of_another_kind_or_missing_is_refused(folder: Path, module_name: str) -> None:
+    path = with_clips(folder, module_name, clips())
+    np.savez(folder / "clips.npz", appearance=clips()["appearance"] / 255, motion=clips()["motion"])
+    with pytest.raises(ModelFileError, match="'appearance' is float64; expected uint8"):
+        load_model_file(path)
+    (folder / "clips.npz").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="clips.npz cannot be used: not an .npz"):
+        load_model_file(path)
+    (folder / "clips.npz").unlink()
+    with pytest.raises(ModelFileError, match="clips.npz"):
+        load_model_file(path)
+
+
+def test_stlens_natural_clips_cuts_a_clips_file_from_videos_that_the_model_file_then_takes(
+    folder: Path, module_name: str, capsys
+) -> None:
+    from stlens.cli import main
+    from stlens.media.encode import mp4
+
+    moving = clips(count=3, frames=20, side=32)["appearance"]  # three 20-frame videos of a drifting square
+    videos = []
+    for n, frames in enumerate(moving):
+        videos.append(folder / f"video{n}.mp4")
+        videos[-1].write_bytes(mp4(frames, fps=8))
+    path = write(
+        folder,
+        f"""
+        [[models]]
+        id = "with-clips"
+        title = "A net with its own clips"
+        factory = "{module_name}:build"
+        natural_clips = "cut.npz"
+    """,
+    )
+    out = folder / "cut.npz"
+    command = ["natural-clips", *map(str, videos), "--models", str(path), "--model", "with-clips", "--quiet"]
+    assert main([*command, "--out", str(out), "--per-video", "6"]) == 0
+    assert "18 clips of 3 videos" in capsys.readouterr().out
+    with np.load(out) as cut:
+        assert cut["appearance"].shape == (18, 4, 16, 16, 3) and cut["motion"].shape == (18, 4, 16, 16, 2)
+        assert cut["appearance"].dtype == np.uint8 and np.abs(cut["motion"]).max() > 0.5  # the square moves
+    (entry,) = load_model_file(path)
+    assert entry.natural_clips is not None
+    with pytest.raises(SystemExit, match="needs at least 16"):
+        main([*command, "--out", str(out), "--per-video", "2"])
+    with pytest.raises(SystemExit, match="has no model 'nope'"):
+        main([*command[:-3], "--model", "nope", "--out", str(out)])

@@ -31,7 +31,8 @@ from torch import nn
 
 from .downloads import load_state_dict
 from .introspect import discover_layers
-from .registry import ModelEntry
+from .natural_clips import check_clips_file, clips_file_source
+from .registry import ModelEntry, NaturalClipSource
 from .spec import FlowMethod, InputSpec, LayerInfo, ModelSpec, Stream
 from .spectra import NaturalSpectra, check_spectra, load_spectra
 
@@ -87,6 +88,11 @@ class ModelFileModel(BaseModel):
         default="power-law",
         description="natural spectra for the spectrum parameterisation: 'power-law' (fitted to real footage), "
         "'none', or a spectra file (.npz, as stlens train --spectra-only writes)",
+    )
+    natural_clips: str | None = Field(
+        default=None,
+        description="a clips file (.npz of real clips at the input sizes, as stlens natural-clips writes): its "
+        "principal components make the class pictures (param 'pca', then the default at the logits)",
     )
 
 
@@ -244,7 +250,10 @@ def _entry(model: ModelFileModel, base: Path, allow_absolute: bool) -> ModelEntr
     except Exception as exc:  # likewise
         raise ModelFileError(f"a dry run at the declared input sizes failed: {exc}") from exc
     check_stream_prefixes(layers, model.streams)
-    return ModelEntry(spec=spec, build=build, description=model.description, spectra=_spectra(model, resolve))
+    return ModelEntry(
+        spec=spec, build=build, description=model.description, spectra=_spectra(model, resolve),
+        natural_clips=_natural_clips(model, resolve),
+    )
 
 
 def _spectra(model: ModelFileModel, resolve: Callable[[str, str], Path]) -> Callable[[], NaturalSpectra | None] | None:
@@ -260,6 +269,20 @@ def _spectra(model: ModelFileModel, resolve: Callable[[str, str], Path]) -> Call
     except (OSError, ValueError, KeyError) as exc:
         raise ModelFileError(f"the spectra file {path.name} cannot be used: {exc}") from exc
     return lambda: spectra
+
+
+def _natural_clips(model: ModelFileModel, resolve: Callable[[str, str], Path]) -> NaturalClipSource | None:
+    """The model's clips file, checked against its inputs now (from the arrays' headers)."""
+    if model.natural_clips is None:
+        return None
+    if model.spectra == "none":
+        raise ModelFileError("natural_clips needs natural spectra (their colour): drop spectra = 'none'")
+    path = resolve(model.natural_clips, "natural_clips")
+    try:
+        check_clips_file(path, model.inputs)
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"the clips file {path.name} cannot be used: {exc}") from exc
+    return clips_file_source(path, model.id, model.inputs)
 
 
 def load_model_file(path: Path | str) -> list[ModelEntry]:
