@@ -414,18 +414,21 @@ def clips(count: int = 24, frames: int = 4, side: int = 16, seed: int = 0) -> di
     return {"appearance": rgb, "motion": flow}
 
 
-def with_clips(folder: Path, module_name: str, arrays: dict[str, np.ndarray], name: str = "clips.npz") -> Path:
-    save_clips_file(folder / name, arrays)
-    return write(
-        folder,
-        f"""
+def clips_table(folder: Path, module_name: str, name: str) -> Path:
+    """A model file of one model, "with-clips", that names the clips file ``name``."""
+    table = f"""
         [[models]]
         id = "with-clips"
         title = "A net with its own clips"
         factory = "{module_name}:build"
         natural_clips = "{name}"
-    """,
-    )
+    """
+    return write(folder, table)
+
+
+def with_clips(folder: Path, module_name: str, arrays: dict[str, np.ndarray], name: str = "clips.npz") -> Path:
+    save_clips_file(folder / name, arrays)
+    return clips_table(folder, module_name, name)
 
 
 def test_a_clips_file_gives_the_model_eigenclips_and_its_class_logits_pca(folder: Path, module_name: str) -> None:
@@ -484,16 +487,7 @@ def test_stlens_natural_clips_cuts_a_clips_file_from_videos_that_the_model_file_
     for n, frames in enumerate(moving):
         videos.append(folder / f"video{n}.mp4")
         videos[-1].write_bytes(mp4(frames, fps=8))
-    path = write(
-        folder,
-        f"""
-        [[models]]
-        id = "with-clips"
-        title = "A net with its own clips"
-        factory = "{module_name}:build"
-        natural_clips = "cut.npz"
-    """,
-    )
+    path = clips_table(folder, module_name, "cut.npz")  # naming the file before it is made
     out = folder / "cut.npz"
     command = ["natural-clips", *map(str, videos), "--models", str(path), "--model", "with-clips", "--quiet"]
     assert main([*command, "--out", str(out), "--per-video", "6"]) == 0
