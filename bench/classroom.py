@@ -1,6 +1,6 @@
 """A classroom on one server (figures go to docs/benchmarks.md, "Classroom").
 
-    python bench/classroom.py [--clients 30] [--steps 40] [--max-batch 32] [--spread] [--out FILE.json]
+    python bench/classroom.py [--clients 30] [--steps 40] [--max-batch 32] [--spread | --layers L ...] [--out FILE.json]
 
 Starts a real ``stlens serve`` process (embedded Redis in a temporary folder, default settings but
 the ones given) on loopback and plays the issue's scenario on the built-in conv-fusion model, every
@@ -10,7 +10,8 @@ client a browser session of its own from the one address 127.0.0.1:
 2. **one after another**: the clients' requests run one at a time, each waiting for the last;
 3. **classroom**: an atlas of another layer (appearance.conv3, 64 units) is started over HTTP, then
    the clients all send their requests at once over the live socket (each a different unit of
-   fusion.conv, or with ``--spread`` of fusion.conv, fusion.fc6 and motion.conv3 in turn);
+   fusion.conv, or with ``--spread`` of fusion.conv, fusion.fc6 and motion.conv3 in turn, or of the
+   ``--layers`` given: ``--layers logits`` is a class where everyone opens a class picture, under pca);
 4. **one during the atlas**: the single request again (a new seed), while the atlas still runs;
 5. the atlas is cancelled; every client's result is looked up (one stored result per id).
 
@@ -72,8 +73,10 @@ def session(name: str) -> dict[str, str]:
     return {"X-Stlens-Session": f"classroom-{name:0>12}"}
 
 
-def body(layer: str, unit: int, steps: int, seed: int) -> dict[str, Any]:
-    return {"model": MODEL, "layer": layer, "unit": unit, "settings": {"steps": steps, "seed": seed}}
+def body(layer: str, unit: int, steps: int, seed: int, param: str | None = None) -> dict[str, Any]:
+    """A request; ``param`` None leaves it to the layer (pca at the logits)."""
+    settings: dict[str, Any] = {"steps": steps, "seed": seed} | ({"param": param} if param else {})
+    return {"model": MODEL, "layer": layer, "unit": unit, "settings": settings}
 
 
 def live(ws_url: str, request: dict[str, Any], headers: dict[str, str], start: threading.Barrier | None = None
@@ -140,6 +143,8 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, help="the server's STLENS_MAX_BATCH (1: time-slicing only)")
     parser.add_argument("--torch-threads", type=int, help="the server's STLENS_TORCH_THREADS")
     parser.add_argument("--spread", action="store_true", help="units over three layers instead of one")
+    parser.add_argument("--layers", nargs="+", help="the students' layers (units taken in turn, wrapping)")
+    parser.add_argument("--param", help="every request's param (unset: the layer's own, pca at the logits)")
     parser.add_argument("--skip-sequential", action="store_true", help="leave out the one-after-another run")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
@@ -148,8 +153,10 @@ def main() -> None:
         env["STLENS_MAX_BATCH"] = str(args.max_batch)
     if args.torch_threads is not None:
         env["STLENS_TORCH_THREADS"] = str(args.torch_threads)
-    layers = LAYERS if args.spread else LAYERS[:1]
-    report: dict[str, Any] = {"clients": args.clients, "steps": args.steps, "layers": layers, "server_env": env}
+    layers = args.layers or (LAYERS if args.spread else LAYERS[:1])
+    report: dict[str, Any] = {
+        "clients": args.clients, "steps": args.steps, "layers": layers, "param": args.param, "server_env": env
+    }
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as folder:
         process, base = start_server(Path(folder), env)
@@ -157,13 +164,19 @@ def main() -> None:
         ws_url = base.replace("http", "ws") + "/api/visualizations/live"
         try:
             live(ws_url, body(LAYERS[0], 63, 4, 99), session("warmup"))  # models loaded, speed measured
+            units = {layer["id"]: layer["units"] for layer in http.get(f"/api/models/{MODEL}").json()["layers"]}
             for layer in layers:
                 live(ws_url, body(layer, 0, 2, 98), session("warmup"))
             alone = live(ws_url, body(LAYERS[0], 0, args.steps, 1), session("alone"))
             report["alone_s"] = round(alone["end"], 2)
 
             def requests(seed: int) -> list[dict[str, Any]]:
-                return [body(layers[i % len(layers)], i // len(layers), args.steps, seed) for i in range(args.clients)]
+                # a seed each: where the units wrap (the 10 class logits), no two students ask the same
+                return [
+                    body(layer := layers[i % len(layers)], i // len(layers) % units[layer], args.steps, seed * 1000 + i,
+                         args.param)
+                    for i in range(args.clients)
+                ]
 
             if not args.skip_sequential:
                 began = time.perf_counter()
