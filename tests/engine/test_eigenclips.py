@@ -9,7 +9,7 @@ from stlens.engine import VisualizationSettings, visualize
 from stlens.engine import eigenclips as eigenclips_module
 from stlens.engine.eigenclips import cache_dir, eigenclips_of, measure_eigenclips
 from stlens.engine.param import EigenclipBasis, SpectrumBasis, clip_param
-from stlens.engine.render import Optimisation
+from stlens.engine.render import LayerRunner, Optimisation, step_together
 from stlens.request import InvalidRequest, settings_for
 from torch import nn
 
@@ -85,6 +85,30 @@ def test_pca_finds_the_colour_a_class_logit_wants():
     assert red[0] > green[0] + 0.1 and red[0] > blue[0] + 0.1  # class 0 wants red
     assert red[1] < green[1] - 0.1 and red[1] < blue[1] - 0.1  # class 1 wants anything but red
     assert result.objective[0] > 0 and result.objective[1] > 0
+
+
+def test_pca_runs_stepped_together_make_their_clips_in_one_product_and_each_follows_its_own_run(monkeypatch):
+    monkeypatch.setattr(EigenclipBasis, "forward", lambda self: pytest.fail("a basis made its clips alone"))
+    model = load(colour_net(), natural_clips=True)
+    asked = [(0, {"steps": 6}), (1, {"steps": 6, "seed": 4}), (0, {"steps": 6, "seed": 2, "param": "spectrum"})]
+    optimisations = [Optimisation(model, "logits", u, VisualizationSettings.model_validate(s)) for u, s in asked]
+    bases = [o.params["appearance"].basis for o in optimisations[:2]]
+    assert all(isinstance(b, EigenclipBasis) for b in bases) and bases[0].components is bases[1].components
+    for index, together in enumerate(EigenclipBasis.together(bases)):  # type: ignore[arg-type]
+        alone = (bases[index].weighted() @ bases[index].components).view_as(together)
+        torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+    runner = LayerRunner(model, "logits", None)
+    try:
+        while not optimisations[0].done:
+            step_together(runner, optimisations)  # two pca runs and a spectrum one: one batch
+        monkeypatch.undo()  # the results and the runs alone make their clips as one run does
+        results = [o.result(runner) for o in optimisations]
+    finally:
+        runner.close()
+    for (unit, settings), together in zip(asked, results):
+        alone = visualize(model, "logits", unit, VisualizationSettings.model_validate(settings))
+        for stream, clip in alone.inputs.items():
+            np.testing.assert_allclose(together.inputs[stream], clip, atol=1e-3)
 
 
 def test_pca_is_refused_where_a_model_or_a_start_cannot_run_it():

@@ -167,9 +167,22 @@ class EigenclipBasis(nn.Module):
         self.shape = shape
 
     def forward(self) -> torch.Tensor:
+        return (self.weighted() @ self.components).view(-1, *self.shape)
+
+    def weighted(self) -> torch.Tensor:
+        """(B, K): each component's weight in the clips, the direction on the sphere times the spread."""
         radius = math.sqrt(self.coefficients.shape[1])
         on_sphere = self.coefficients * (radius / self.coefficients.norm(dim=1, keepdim=True).clamp(min=1e-6))
-        return ((on_sphere * self.spread) @ self.components).view(-1, *self.shape)
+        return on_sphere * self.spread
+
+    @staticmethod
+    def together(bases: Sequence[EigenclipBasis]) -> list[torch.Tensor]:
+        """Each basis's clips, as ``forward`` makes them, for bases of one set of components in one
+        product: the (K, D) components are read once for all, not once a basis (a class of 30 runs
+        at the class logits read them 30 times a step: docs/benchmarks.md)."""
+        weighted = torch.cat([basis.weighted() for basis in bases])
+        signal = (weighted @ bases[0].components).view(-1, *bases[0].shape)
+        return list(signal.split([basis.coefficients.shape[0] for basis in bases]))
 
 
 def penalty_filter(shape: tuple[int, int, int], weights: torch.Tensor) -> torch.Tensor:
@@ -228,7 +241,10 @@ class ClipParam(nn.Module):
         self.flow_px = spec.scale or 1.0  # near zero, one unit of signal = one model-space unit of flow
 
     def forward(self) -> torch.Tensor:
-        signal = self.basis()
+        return self.display(self.basis())
+
+    def display(self, signal: torch.Tensor) -> torch.Tensor:
+        """The display-space clips of the basis's ``signal`` (what ``forward`` makes of ``self.basis()``)."""
         if self.stream == "motion":
             if self.natural:
                 signal = signal + self.mean()

@@ -28,7 +28,7 @@ from ..models.spec import InputSpec, Stream
 from . import objectives, regularizers
 from .eigenclips import eigenclips_of, has_eigenclips
 from .graphs import StepOutput, run_steps
-from .param import ClipParam, clip_param
+from .param import ClipParam, EigenclipBasis, clip_param
 from .settings import VisualizationSettings
 from .transforms import Draw, SpacetimeJitter
 
@@ -369,7 +369,7 @@ def step_together(runner: LayerRunner, optimisations: Sequence[Optimisation]) ->
     first = optimisations[0]
     for optimisation in optimisations:
         optimisation.optimizer.zero_grad(set_to_none=True)
-    parts = [optimisation.clips() for optimisation in optimisations]
+    parts = _clips_together(optimisations)
     clips = {s: torch.cat([part[s] for part in parts]) for s in first.streams}
     draws = [optimisation.draws[optimisation.step] for optimisation in optimisations]
     draw = Draw(*(torch.cat([getattr(d, name) for d in draws]) for name in ("shift_xy", "zoom", "shift_t")))
@@ -392,6 +392,27 @@ def step_together(runner: LayerRunner, optimisations: Sequence[Optimisation]) ->
         optimisation.step += 1
         outputs.append((value[items].detach(), {s: clip.detach() for s, clip in part.items()}))
     return outputs
+
+
+def _clips_together(optimisations: Sequence[Optimisation]) -> list[dict[Stream, torch.Tensor]]:
+    """Each optimisation's :meth:`Optimisation.clips`; those of eigenclip bases of the same components
+    come from one product (EigenclipBasis.together), the others each from its own basis."""
+    parts: list[dict[Stream, torch.Tensor]] = [{} for _ in optimisations]
+    for stream in optimisations[0].streams:
+        params = [optimisation.params[stream] for optimisation in optimisations]
+        # by the components' identity: the model's eigenclips of the stream
+        sharing: dict[int, list[tuple[int, EigenclipBasis]]] = {}
+        for index, param in enumerate(params):
+            if isinstance(param.basis, EigenclipBasis):
+                sharing.setdefault(id(param.basis.components), []).append((index, param.basis))
+        for members in (m for m in sharing.values() if len(m) > 1):
+            signals = EigenclipBasis.together([basis for _, basis in members])
+            for (index, _), signal in zip(members, signals):
+                parts[index][stream] = params[index].display(signal)
+        for index, param in enumerate(params):
+            if stream not in parts[index]:
+                parts[index][stream] = param()
+    return parts
 
 
 def visualize(
