@@ -76,6 +76,7 @@ def clips_file_source(path: Path, model_id: str, inputs: Mapping[Stream, InputSp
     streams = list(inputs)
 
     def load() -> NaturalClips:
+        check_clips_file(path, inputs)  # again: the file may have changed since the model file was loaded
         with np.load(path, allow_pickle=False) as arrays:
             clips: NaturalClips = {s: arrays[s] for s in streams}
         if "motion" in clips:
