@@ -57,11 +57,13 @@ def preparation(resolved: ResolvedRequest) -> Preparation | None:
     model = resolved.model
     if resolved.settings.param != "pca" or eigenclips_ready(model):
         return None
-    key = ("eigenclips", model.spec.id, model.weights_hash)
     if eigenclips_stored(model):
-        return Preparation(key, "reading this model's eigenclips", EIGENCLIPS_READ_S, lambda: warm_eigenclips(model))
-    reason = "computing this model's eigenclips from its training clips (once on this machine)"
-    return Preparation(key, reason, EIGENCLIPS_COMPUTE_S, lambda: warm_eigenclips(model))
+        reason, estimate_s = "reading this model's eigenclips", EIGENCLIPS_READ_S
+    else:
+        reason = "computing this model's eigenclips from its training clips (once on this machine)"
+        estimate_s = EIGENCLIPS_COMPUTE_S
+    key = ("eigenclips", model.spec.id, model.weights_hash)
+    return Preparation(key, reason, estimate_s, lambda: warm_eigenclips(model))
 
 
 def start_optimisation(resolved: ResolvedRequest) -> Optimisation:

@@ -20,13 +20,15 @@ const LOG_MAX = 3;
 /**
  * A stored request's settings with the values the server filled in by layer (`param`, `freedom`) unset
  * again where they are the layer's own: the panel then shows "by layer", and another layer gets its own
- * choice rather than this one's (`pca` is the class logits' choice, not a hidden unit's).
+ * choice rather than this one's (`pca` is the class logits' choice, not a hidden unit's). The layer's
+ * freedom is its param's, so a freedom goes only with its param (a freedom typed for another param stays).
  */
 export function layerChoicesUnset(stored, layer, fromClip) {
   const defaults = fromClip ? layer?.start_defaults : layer?.defaults;
-  if (!defaults) return stored;
+  if (!defaults || stored.param !== defaults.param) return stored;
   const settings = { ...stored };
-  for (const key of ['param', 'freedom']) if (settings[key] === defaults[key]) delete settings[key];
+  delete settings.param;
+  if (settings.freedom === defaults.freedom) delete settings.freedom;
   return settings;
 }
 

@@ -264,6 +264,31 @@ def test_a_run_cancelled_or_failed_in_its_preparation_leaves_and_the_next_tries_
     assert again.sink.over.wait(WAIT_S) and again.sink.output is not None and len(gate.threads) == 1
 
 
+def test_a_preparation_that_failed_with_no_one_waiting_is_tried_again_by_the_next_run(registry, stepper, monkeypatch):
+    gate = Gate(unit=7)
+    monkeypatch.setattr(stepper_module, "preparation", gate)
+    machine = stepper()
+    alone = make_run(registry, 7, 4)
+    machine.submit(alone)
+    alone.cancel.set()
+    machine.wake()
+    assert alone.sink.over.wait(WAIT_S) and isinstance(alone.sink.error, Cancelled)
+    gate.broken = True
+    gate.opened.set()  # it fails now, with no run waiting for it
+    deadline = time.monotonic() + WAIT_S
+    while len(gate.threads) < 1 or machine._preparations:  # ended, and forgotten
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    gate.broken = False
+    gate.threads.clear()
+    gate.opened.clear()  # the next run's preparation waits again: it is a new one
+    later = make_run(registry, 7, 4)
+    machine.submit(later)
+    assert later.sink.reasons == ["computing something once"]
+    gate.opened.set()
+    assert later.sink.over.wait(WAIT_S) and later.sink.output is not None and len(gate.threads) == 1
+
+
 def test_class_logits_under_pca_are_prepared_until_their_eigenclips_are_in_memory(registry, monkeypatch):
     logits = resolve(registry, VisualizationRequest(model=MODEL, layer="logits", unit=0))
     hidden = resolve(registry, VisualizationRequest(model=MODEL, layer="fusion.conv", unit=0))

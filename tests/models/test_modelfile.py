@@ -445,6 +445,9 @@ def test_a_clips_file_gives_the_model_eigenclips_and_its_class_logits_pca(folder
     # another file's content is another name, so its eigenclips are measured afresh
     (other,) = load_model_file(with_clips(folder, module_name, clips(seed=1), "other.npz"))
     assert other.natural_clips is not None and other.natural_clips.name != entry.natural_clips.name
+    save_clips_file(folder / "other.npz", clips(seed=2))  # changed under a running server: refused when read
+    with pytest.raises(ValueError, match="changed since the model file was loaded"):
+        other.natural_clips.load()
 
 
 @pytest.mark.parametrize(
@@ -469,6 +472,12 @@ def test_a_clips_file_of_another_kind_or_missing_is_refused(folder: Path, module
     with pytest.raises(ModelFileError, match="'appearance' is float64; expected uint8"):
         load_model_file(path)
     (folder / "clips.npz").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="clips.npz cannot be used: not an .npz"):
+        load_model_file(path)
+    save_clips_file(folder / "clips.npz", clips())
+    damaged = bytearray((folder / "clips.npz").read_bytes())
+    damaged[40:4000] = bytes(3960)  # inside the first member's compressed data: its header cannot be read
+    (folder / "clips.npz").write_bytes(bytes(damaged))
     with pytest.raises(ModelFileError, match="clips.npz cannot be used: not an .npz"):
         load_model_file(path)
     (folder / "clips.npz").unlink()

@@ -1,4 +1,4 @@
-"""``stlens natural-clips``: cut a model file's model its clips file from videos of its world.
+"""``stlens natural-clips``: cut a clips file for a model of a model file, from videos of its world.
 
 Each video gives ``--per-video`` clips, their starts spread evenly over it; a clip is T + 1
 consecutive frames, cropped and resized as the page's explain path does (stlens.analysis.clip),
@@ -25,16 +25,20 @@ from ..models.spec import FlowMethod, InputSpec, Stream
 from .clip import clip_inputs
 
 MAX_PER_VIDEO = 64
+MAX_FRAMES = 3000  # of one video: at most its first 3000 frames are decoded (about 1.3 GB at 224 px)
 
 
 def _frames(path: Path, side: int) -> np.ndarray:
-    """Every frame of ``path`` as RGB uint8, its shorter side brought to ``side`` (what the crop needs)."""
+    """The frames of ``path`` (the first MAX_FRAMES) as RGB uint8, the shorter side brought to ``side``
+    (what the crop needs)."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         width, height = stream.codec_context.width, stream.codec_context.height
         scale = side / min(width, height)
         size = max(side, round(width * scale)), max(side, round(height * scale))
-        frames = [f.reformat(*size, format="rgb24").to_ndarray() for f in container.decode(stream)]
+        frames = [
+            f.reformat(*size, format="rgb24").to_ndarray() for f, _ in zip(container.decode(stream), range(MAX_FRAMES))
+        ]
     if not frames:
         raise ValueError(f"{path} has no frames")
     return np.stack(frames)

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..background import in_background
 from ..models.registry import LoadedModel
 from ..models.spec import Stream
 from .param import FLOW_BOUND, RGB_SLOPE, signal_of
@@ -123,6 +125,9 @@ def eigenclips_of(model: LoadedModel, stream: Stream) -> Eigenclips:
     if source is None or not has_eigenclips(model):
         raise ValueError(f"model {model.spec.id!r} declares no natural clips, which param 'pca' needs")
     key = _key(model, stream)
+    on_device = f"{key}@{model.device}"
+    if (ready := _computed.get(on_device)) is not None:  # without the lock: another model's may be computing
+        return ready
     with _lock:
         if key not in _computed and (stored := _read(key, model.spec.inputs[stream].shape)) is not None:
             _computed[key] = stored
@@ -134,7 +139,6 @@ def eigenclips_of(model: LoadedModel, stream: Stream) -> Eigenclips:
                 _computed[_key(model, name)] = found
                 _write(_key(model, name), found)
             log.info("eigenclips of %s computed in %.0f s", source.name, time.perf_counter() - started)
-        on_device = f"{key}@{model.device}"
         if on_device not in _computed:
             _computed[on_device] = _computed[key].to(model.device)
         return _computed[on_device]
@@ -199,16 +203,14 @@ def warm_eigenclips(model: LoadedModel) -> None:
             eigenclips_of(model, stream)
 
 
-def warm_in_background(load: Callable[[], LoadedModel]) -> threading.Thread:
-    """:func:`warm_eigenclips` of the model ``load`` gives, on a daemon thread: a process that stops
-    meanwhile does not wait for it (a half-written file is never seen: :func:`_write` is atomic)."""
+def warm_in_background(load: Callable[[], LoadedModel]) -> Future[None]:
+    """:func:`warm_eigenclips` of the model ``load`` gives, on a daemon thread (a half-written file is
+    never seen: :func:`_write` is atomic); a failure is logged, and met again by the first request."""
+    warming = in_background(lambda: warm_eigenclips(load()), "stlens-eigenclips")
+    warming.add_done_callback(_log_failure)
+    return warming
 
-    def warm() -> None:
-        try:
-            warm_eigenclips(load())
-        except Exception:  # met again, and reported, by the first request that needs them
-            log.exception("the eigenclips could not be computed in the background")
 
-    thread = threading.Thread(target=warm, name="stlens-eigenclips", daemon=True)
-    thread.start()
-    return thread
+def _log_failure(warming: Future[None]) -> None:
+    if (error := warming.exception()) is not None:
+        log.error("the eigenclips could not be computed in the background: %s", error)

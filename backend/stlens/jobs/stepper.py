@@ -17,11 +17,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..background import in_background
 from ..engine import Cancelled, Progress
 from ..engine.render import LayerRunner, Optimisation, Visualization, batch_key, step_together
 from ..request import ResolvedRequest
@@ -85,21 +85,8 @@ class Run:
         return self.resolved.settings.steps - done
 
 
-def _in_background(work: Callable[[], None]) -> Future[None]:
-    """``work`` on a daemon thread of its own: a process that stops meanwhile (a preparation may take
-    half a minute) does not wait for it."""
-    future: Future[None] = Future()
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:  # the runs waiting for it are told
-            future.set_exception(exc)
-        else:
-            future.set_result(None)
-
-    threading.Thread(target=run, name="stlens-prepare", daemon=True).start()
-    return future
+def _cancelled(closing: bool) -> Cancelled:
+    return Cancelled("the server stopped" if closing else "cancelled: every viewer left")
 
 
 @dataclass(eq=False)
@@ -128,7 +115,7 @@ class Stepper:
         self._speedup = 1.0  # work done (seconds alone) per second of stepping: the batching's gain, measured
         self._finishing = 0  # interactive runs being finished: background ones do not step meanwhile
         self._finisher = ThreadPoolExecutor(max_workers=finish_threads, thread_name_prefix="stlens-finish")
-        self._preparations: dict[tuple[str, ...], Future[None]] = {}  # by key, until done
+        self._preparations: dict[tuple[str, ...], Future[None]] = {}  # by key, while under way
         self._preparing: list[Preparing] = []
         self._thread = threading.Thread(target=self._loop, name="stlens-stepper", daemon=True)
         self._thread.start()
@@ -141,32 +128,51 @@ class Stepper:
             if self._closing:
                 raise RuntimeError("the stepper is closed")
             if needed is not None:
-                self._prepare(run, needed)
-                return
-            self._schedule.push(run, run.client, run.priority)
+                waiting = self._prepare(run, needed)
+            else:
+                self._schedule.push(run, run.client, run.priority)
             busy = len(self._schedule.running()) + len(self._schedule.waiting()) > 1  # others before it
             self._lock.notify()
-        if busy:
+        if needed is not None:
+            self._tell_preparing([waiting])
+        elif busy:
             self._report_queue(force=run)
 
-    def _prepare(self, run: Run, needed: Preparation) -> None:
-        """(Under the lock.) Start ``needed``, or join the one with its key, and tell ``run`` why it waits."""
+    def _prepare(self, run: Run, needed: Preparation) -> Preparing:
+        """(Under the lock.) Start ``needed``, or join the one under way with its key; ``run`` waits for it."""
         future = self._preparations.get(needed.key)
         if future is None:
-            future = self._preparations[needed.key] = _in_background(needed.prepare)
-            future.add_done_callback(lambda _: self.wake())
+            future = self._preparations[needed.key] = in_background(needed.prepare, "stlens-prepare")
+            future.add_done_callback(lambda done: self._prepared(needed.key, done))
         waiting = Preparing(run, needed, future)
+        run.reported = (0, waiting.since)  # the caller tells it now
         self._preparing.append(waiting)
-        self._tell_preparing(waiting)
+        return waiting
+
+    def _prepared(self, key: tuple[str, ...], done: Future[None]) -> None:
+        """A preparation ended: the next run with its key prepares afresh (a failed one is tried again)."""
+        with self._lock:
+            if self._preparations.get(key) is done:
+                del self._preparations[key]
+            self._lock.notify()
 
     @staticmethod
-    def _tell_preparing(waiting: Preparing) -> None:
-        """Tell a run what it waits for, and for about how long: the estimate, less the time it has
+    def _tell_preparing(waiting: list[Preparing]) -> None:
+        """Tell runs what they wait for, and for about how long: the estimate, less the time each has
         waited; once overdue (a busy machine), a quarter of that time again, never a second forever."""
-        waited = time.monotonic() - waiting.since
-        left = max(1.0, waiting.preparation.estimate_s - waited, waited / 4)
-        waiting.run.reported = (0, time.monotonic())
-        waiting.run.sink.queued(0, left, waiting.preparation.reason)
+        for each in waiting:
+            waited = time.monotonic() - each.since
+            left = max(1.0, each.preparation.estimate_s - waited, waited / 4)
+            each.run.sink.queued(0, left, each.preparation.reason)
+
+    def _preparing_due(self) -> list[Preparing]:
+        """(Under the lock.) The runs waiting for a preparation that have not heard for a while, marked
+        as told now (the caller tells them, outside the lock)."""
+        now = time.monotonic()
+        due = [w for w in self._preparing if w.run.reported is None or now - w.run.reported[1] >= QUEUE_REPORT_EVERY_S]
+        for waiting in due:
+            waiting.run.reported = (0, now)
+        return due
 
     def _end_preparations(self) -> list[tuple[Run, Exception]]:
         """(Under the lock.) Queue the runs whose preparation is done; the runs that leave instead (their
@@ -178,12 +184,9 @@ class Stepper:
             if not (gone or future.done()):
                 continue
             self._preparing.remove(waiting)
-            if future.done():
-                self._preparations.pop(waiting.preparation.key, None)  # a failed one is tried again by the next run
             failure = None if gone or future.cancelled() else future.exception()
             if gone:
-                why = "the server stopped" if self._closing else "cancelled: every viewer left"
-                leaving.append((run, Cancelled(why)))
+                leaving.append((run, _cancelled(self._closing)))
             elif failure is not None:
                 log.error("run %s could not be prepared: %s", run.resolved.id, failure)
                 leaving.append((run, failure if isinstance(failure, Exception) else RuntimeError(str(failure))))
@@ -237,15 +240,15 @@ class Stepper:
                 unprepared = self._end_preparations()
                 admitted = [] if closing else self._schedule.admit()
                 group = [] if closing else self._schedule.next_group(background=not self._finishing)
-                if closing or cancelled or unprepared or admitted or group:
+                told = self._preparing_due()  # on a quiet machine too, where no step comes between
+                if closing or cancelled or unprepared or admitted or group or told:
                     break
                 # nothing to step: no runs, only background ones held back by an interactive finish, or
                 # runs waiting for a preparation (which wakes the stepper when it ends)
                 self._lock.wait(HELD_BACK_CHECK_S if runs else QUEUE_REPORT_EVERY_S if self._preparing else None)
-                self._report_preparing()  # on a quiet machine, where no turn reports them
-        why = "the server stopped" if closing else "cancelled: every viewer left"
+        self._tell_preparing(told)
         for run in cancelled:
-            run.sink.failed(Cancelled(why))
+            run.sink.failed(_cancelled(closing))
         for run, error in unprepared:
             run.sink.failed(error)
         if closing:
@@ -353,13 +356,6 @@ class Stepper:
         else:
             run.sink.finished(output)
 
-    def _report_preparing(self) -> None:
-        """(Under the lock.) Tell each run waiting for a preparation again, when it has not heard for a while."""
-        now = time.monotonic()
-        for waiting in self._preparing:
-            if waiting.run.reported is None or now - waiting.run.reported[1] >= QUEUE_REPORT_EVERY_S:
-                self._tell_preparing(waiting)
-
     def _report_queue(self, force: Run | None = None) -> None:
         """Tell each waiting run its place and an estimate, when its place changed or it has not
         heard for a while (``force``: now)."""
@@ -367,7 +363,8 @@ class Stepper:
             waiting = self._schedule.waiting()
             running = self._schedule.running()
             speedup = max(self._speedup, 1e-3)
-            self._report_preparing()
+            preparing = self._preparing_due()
+        self._tell_preparing(preparing)
         work = {id(run): run.steps_left * run.seconds_per_step / speedup for run in running + waiting}
         free = max(0, self.capacity.max_running - len(running))  # the next admission takes that many at once
         now = time.monotonic()

@@ -1,17 +1,19 @@
 """Clips files: a model's own real clips, from which the engine takes the eigenclips of ``param: "pca"``.
 
 A model file names one as ``natural_clips = "clips.npz"``: an ``.npz`` with one array a stream of the
-model, ``appearance`` (N, T, H, W, 3) uint8 RGB and ``motion`` (N, T, H, W, 2) float flow in pixels,
+model, ``appearance`` (N, T, H, W, 3) uint8 RGB and ``motion`` (N, T, H, W, 2) float16/32 flow in pixels,
 at the model's input sizes, as the model saw them in training (``stlens natural-clips`` cuts them
 from videos). The file is checked from its arrays' headers when the model file is loaded, and read
 only when the eigenclips are first computed; its name in the eigenclip cache carries a digest of its
-content, so a changed file is measured again.
+content, so a changed file is measured again on the next start (a file changed under a running
+server is refused when it is read).
 """
 
 from __future__ import annotations
 
 import hashlib
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from .spec import InputSpec, Stream
 MIN_CLIPS = 16  # fewer give too few components to make a picture of
 # values of one stream's clips at most: the engine holds them as float32 while it computes their components
 MAX_VALUES = 400_000_000
-DTYPES: dict[Stream, tuple[str, ...]] = {"appearance": ("uint8",), "motion": ("float16", "float32", "float64")}
+DTYPES: dict[Stream, tuple[str, ...]] = {"appearance": ("uint8",), "motion": ("float16", "float32")}
+# what reading a damaged, encrypted or oddly compressed .npz raises
+DAMAGED = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError, ValueError)
 
 
 def _headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -47,7 +51,7 @@ def check_clips_file(path: Path, inputs: Mapping[Stream, InputSpec]) -> int:
     stream of ``inputs`` at its size, in its dtype, at least MIN_CLIPS and at most MAX_VALUES values."""
     try:
         headers = _headers(path)
-    except (zipfile.BadZipFile, ValueError) as exc:
+    except DAMAGED as exc:
         raise ValueError(f"not an .npz of arrays ({exc})") from exc
     counts = []
     for stream, spec in inputs.items():
@@ -67,23 +71,29 @@ def check_clips_file(path: Path, inputs: Mapping[Stream, InputSpec]) -> int:
     return min(counts)
 
 
-def clips_file_source(path: Path, model_id: str, inputs: Mapping[Stream, InputSpec]) -> NaturalClipSource:
-    """The natural clips of a checked clips file (:func:`check_clips_file`), named by its content."""
+def _digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def clips_file_source(path: Path, model_id: str, inputs: Mapping[Stream, InputSpec]) -> NaturalClipSource:
+    """The natural clips of a checked clips file (:func:`check_clips_file`), named by its content."""
+    named = _digest(path)
     streams = list(inputs)
 
     def load() -> NaturalClips:
-        check_clips_file(path, inputs)  # again: the file may have changed since the model file was loaded
+        if _digest(path) != named:  # what is computed from them is stored under the name of the old content
+            raise ValueError(f"the clips file {path.name} changed since the model file was loaded: restart the server")
         with np.load(path, allow_pickle=False) as arrays:
             clips: NaturalClips = {s: arrays[s] for s in streams}
         if "motion" in clips:
             clips["motion"] = clips["motion"].astype(np.float32, copy=False)
         return clips
 
-    return NaturalClipSource(f"{model_id}-clips-{digest.hexdigest()[:16]}", load)
+    return NaturalClipSource(f"{model_id}-clips-{named}", load)
 
 
 def save_clips_file(path: Path, clips: NaturalClips) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import os
 import socket
-import threading
+from concurrent.futures import Future
 from typing import Any
 
 import redis
@@ -52,7 +52,7 @@ class WorkerContext:
         self.stepper = Stepper(self.capacity, settings.preview_interval_s)
         reference = self.registry.entry(REFERENCE_MODEL)
         self.step_costs = StepCostEstimator(lambda device: prepare(reference, device))  # this worker's device
-        self.warming: threading.Thread | None = None
+        self.warming: Future[None] | None = None
 
     async def seconds_per_step(self, resolved: ResolvedRequest, asked: float) -> float:
         """A step of the request's layer here: as the API node priced it, or (where it could not:

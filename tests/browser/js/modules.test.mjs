@@ -148,7 +148,8 @@ test('an atlas tile says queued, with its place where the server knows it, and c
 test("a shared link's settings show the layer's own param and freedom as unset, and keep any other", () => {
   const logits = { defaults: { param: 'pca', freedom: 1 }, start_defaults: { param: 'spectrum', freedom: 1 } };
   assert.deepEqual(layerChoicesUnset({ steps: 128, param: 'pca', freedom: 1 }, logits, false), { steps: 128 });
-  assert.deepEqual(layerChoicesUnset({ param: 'spectrum', freedom: 1 }, logits, false), { param: 'spectrum' });
+  assert.deepEqual(layerChoicesUnset({ param: 'spectrum', freedom: 1 }, logits, false), { param: 'spectrum', freedom: 1 });
+  assert.deepEqual(layerChoicesUnset({ param: 'pca', freedom: 2 }, logits, false), { freedom: 2 });
   assert.deepEqual(layerChoicesUnset({ param: 'spectrum', freedom: 1 }, logits, true), {});
   assert.deepEqual(layerChoicesUnset({ param: 'pca' }, undefined, false), { param: 'pca' });
 });
