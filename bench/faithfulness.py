@@ -50,7 +50,7 @@ from path_calibration import calibrate  # bench/path_calibration.py, beside this
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PICTURES = DOCS / "images" / "faithfulness"
+PICTURES = Path("images") / "faithfulness"  # beside the report (--out)
 STRIP_CLASSES = ("walk", "jump", "box", "wave")
 SUBJECTS = ("synth-conv-fusion", "synth-late-fusion")
 PATH_LAYERS = ("fusion.conv", "motion.conv3")
@@ -94,18 +94,20 @@ def class_strip(inputs: dict[str, np.ndarray], labels: tuple[str, ...]) -> np.nd
     return np.concatenate([x for row in rows for x in (row, gap)][:-1])
 
 
-def transfer(model, config: dict[str, Any], seeds: int) -> dict[str, Any]:
-    """Class-logit visualisations of every class and what the model and each judge make of them."""
+def transfer(model, config: dict[str, Any], seeds: int, first_seed: int = 0) -> dict[str, Any]:
+    """Class-logit visualisations of every class (seeds ``first_seed`` on) and what the model and each
+    judge make of them."""
     labels = model.spec.labels
     classes = list(range(len(labels)))
     started = time.perf_counter()
-    runs = [visualize(model, "logits", classes, settings_of(config, seed)) for seed in range(seeds)]
+    seed_list = range(first_seed, first_seed + seeds)
+    runs = [visualize(model, "logits", classes, settings_of(config, seed)) for seed in seed_list]
     seconds = (time.perf_counter() - started) / (seeds * len(classes))
     counts: dict[str, int] = {"self": 0}
     judges = judges_of(model.spec.id)
     counts.update({j.id: 0 for j in judges})
     reach = []
-    for seed, run in enumerate(runs):
+    for seed, run in zip(seed_list, runs):
         for k in classes:
             inputs = {s: x[k] for s, x in run.inputs.items()}
             verdict = assess(model, "logits", k, settings_of(config, seed), inputs)
@@ -175,21 +177,22 @@ def path_similarity(model, layer: str, units: list[int], config: dict[str, Any])
     }
 
 
-def run(names: list[str], seeds: int, units: int) -> dict[str, Any]:
+def run(names: list[str], seeds: int, units: int, first_seed: int, folder: Path) -> dict[str, Any]:
+    """Every configuration of ``names``; the picture strips go to ``folder`` / PICTURES."""
     models = {e.spec.id: prepare(e, torch.device("cpu")) for e in builtin_entries() if e.spec.id in SUBJECTS}
     results: dict[str, Any] = {}
-    PICTURES.mkdir(parents=True, exist_ok=True)
+    (folder / PICTURES).mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(names):
         config = CONFIGURATIONS[name]
         print(f"[{index + 1}/{len(names)}] {name}", flush=True)
         entry: dict[str, Any] = {"settings": config, "transfer": {}, "path": {}}
         for subject, model in models.items():
-            t = transfer(model, config, seeds)
+            t = transfer(model, config, seeds, first_seed)
             # numbered by the configuration's place in the full table, so a run of some (--only, --quick)
             # replaces their own pictures only, never another configuration's
-            picture = PICTURES / f"{list(CONFIGURATIONS).index(name)}-{subject}.png"
+            picture = folder / PICTURES / f"{list(CONFIGURATIONS).index(name)}-{subject}.png"
             cv2.imwrite(str(picture), cv2.cvtColor(t.pop("strip"), cv2.COLOR_RGB2BGR))
-            t["picture"] = str(picture.relative_to(DOCS))
+            t["picture"] = str(picture.relative_to(folder))
             entry["transfer"][subject] = t
             print(f"  {subject}: {t['counts']} of {t['of']}", flush=True)
         for layer in PATH_LAYERS:
@@ -281,6 +284,7 @@ def markdown(results: dict[str, Any], calibration: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0, help="the class pictures' first seed (others: held out)")
     parser.add_argument("--units", type=int, default=16, help="units of each path-similarity layer (from 0)")
     parser.add_argument("--only", nargs="+", choices=list(CONFIGURATIONS), help="these configurations")
     parser.add_argument("--quick", action="store_true", help=f"only {QUICK}, 1 seed, 8 units")
@@ -291,9 +295,11 @@ def main() -> None:
         args.seeds, args.units, args.only = 1, 8, list(QUICK)
     names = args.only or list(CONFIGURATIONS)
     command = "python bench/faithfulness.py" + (f" --seeds {args.seeds} --units {args.units}")
+    if args.first_seed:
+        command += f" --first-seed {args.first_seed}"
     if args.only:
         command += " --only " + " ".join(f"'{n}'" for n in names)
-    results = run(names, args.seeds, args.units)
+    results = run(names, args.seeds, args.units, args.first_seed, args.out.parent)
     for entry in results.values():
         entry["command"] = command
     stored = args.out.with_suffix(".json")
