@@ -184,7 +184,7 @@ class Stepper:
             if not (gone or future.done()):
                 continue
             self._preparing.remove(waiting)
-            failure = None if gone or future.cancelled() else future.exception()
+            failure = None if gone else future.exception()
             if gone:
                 leaving.append((run, _cancelled(self._closing)))
             elif failure is not None:

@@ -46,14 +46,13 @@ def _headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     return headers
 
 
-def check_clips_file(path: Path, inputs: Mapping[Stream, InputSpec]) -> int:
-    """The number of clips in ``path``; ValueError, saying what is wrong, unless it holds clips of every
-    stream of ``inputs`` at its size, in its dtype, at least MIN_CLIPS and at most MAX_VALUES values."""
+def check_clips_file(path: Path, inputs: Mapping[Stream, InputSpec]) -> None:
+    """ValueError, saying what is wrong, unless ``path`` holds clips of every stream of ``inputs`` at its
+    size, in its dtype, at least MIN_CLIPS and at most MAX_VALUES values."""
     try:
         headers = _headers(path)
     except DAMAGED as exc:
         raise ValueError(f"not an .npz of arrays ({exc})") from exc
-    counts = []
     for stream, spec in inputs.items():
         if stream not in headers:
             raise ValueError(f"it has no {stream!r} array (it has {sorted(headers) or 'none'})")
@@ -67,8 +66,6 @@ def check_clips_file(path: Path, inputs: Mapping[Stream, InputSpec]) -> int:
             raise ValueError(f"{stream!r} has {shape[0]} clips; at least {MIN_CLIPS} are needed")
         if int(np.prod(shape)) > MAX_VALUES:
             raise ValueError(f"{stream!r} has {int(np.prod(shape)):,} values; at most {MAX_VALUES:,} (fewer clips)")
-        counts.append(shape[0])
-    return min(counts)
 
 
 def _digest(path: Path) -> str:
