@@ -106,6 +106,7 @@ def transfer(model, config: dict[str, Any], seeds: int, first_seed: int = 0) -> 
     counts: dict[str, int] = {"self": 0}
     judges = judges_of(model.spec.id)
     counts.update({j.id: 0 for j in judges})
+    misses: dict[str, list[tuple[str, str]]] = {name: [] for name in counts}  # (the class, what it was taken for)
     reach = []
     for seed, run in zip(seed_list, runs):
         for k in classes:
@@ -115,13 +116,18 @@ def transfer(model, config: dict[str, Any], seeds: int, first_seed: int = 0) -> 
             with torch.no_grad():
                 own = model.module(**{s: model.spec.inputs[s].to_model(display[s]) for s in display})
             counts["self"] += int(own.argmax(1)) == k
+            if int(own.argmax(1)) != k:
+                misses["self"].append((labels[k], labels[int(own.argmax(1))]))
             for judgement in verdict.judges or []:
                 counts[judgement.judge] += judgement.agrees
+                if not judgement.agrees:
+                    misses[judgement.judge].append((labels[k], judgement.predicted))
             if verdict.reach is not None and verdict.reach.ratio is not None:
                 reach.append(verdict.reach.ratio)
     return {
         "counts": counts,
         "of": seeds * len(classes),
+        "misses": misses,
         "two_stream": [j.id for j in judges if j.two_stream],
         "reach": float(np.mean(reach)) if reach else None,
         "seconds": seconds,
@@ -243,6 +249,16 @@ def markdown(results: dict[str, Any], calibration: list[str]) -> str:
             reach = f"{t['reach']:.2f}x" if t.get("reach") is not None else "-"
             seconds = f"{t['seconds']:.1f}" if "seconds" in t else "-"
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {reach} | {seconds} |")
+        if "misses" in results[DEFAULT]["transfer"][subject]:
+            lines += ["", "The pictures of the default the model itself and the two-stream judges miss (a class: what it was "
+                      "taken for, each time):", ""]
+            for judge, missed in results[DEFAULT]["transfer"][subject]["misses"].items():
+                if judge == "self" or judge in first["two_stream"]:
+                    taken: dict[str, list[str]] = {}
+                    for wanted, seen in missed:
+                        taken.setdefault(wanted, []).append(seen)
+                    said = "; ".join(f"{c}: {', '.join(seen)}" for c, seen in sorted(taken.items(), key=lambda x: -len(x[1])))
+                    lines.append(f"- {'itself' if judge == 'self' else f'`{short(judge)}`'}: {said or 'none'}")
         reference = results[REFERENCE]["transfer"][subject]
         true, of = reference["truly_of_the_class"], reference["of"]
         others = "" if true == of else "; the others are clips of another class that the model is sure of"

@@ -11,7 +11,7 @@ import pytest
 from stlens.flow.estimate import estimate_flow
 from stlens.models.small_twostream import FRAMES, SIZE
 from stlens.synth.actions import ACTIONS, BIASED_CLASS, CROSS_STREAM_PAIR, LABELS, TEAM_BLUE, TEAM_RED, side_hop
-from stlens.synth.dataset import build_split, make_clip
+from stlens.synth.dataset import build_split, clip_params, make_clip
 from stlens.synth.figure import joints
 from stlens.synth.scene import BIAS_BACKGROUND, render_clip, sample_params
 
@@ -29,6 +29,19 @@ def test_clip_is_a_function_of_seed_split_and_index():
 
 def test_labels_cycle_so_splits_are_balanced():
     assert [make_clip(0, "train", i).label for i in range(2 * K)] == list(range(K)) * 2
+
+
+@pytest.mark.parametrize("offset", [0, K, 2 * K])
+def test_clip_params_say_what_the_clip_shows(offset):
+    """A pair clip's shirt, which clip_params tells without rendering, is the one in its frames."""
+    for name in CROSS_STREAM_PAIR:
+        index = LABELS.index(name) + offset
+        params = clip_params(0, "test", index)
+        assert params.label == make_clip(0, "test", index).label
+        frames = make_clip(0, "test", index).frames.astype(int)
+        other = TEAM_BLUE if params.outfit.shirt == TEAM_RED else TEAM_RED
+        near = {shirt: np.abs(frames - np.array(shirt)).max(-1) < 30 for shirt in (params.outfit.shirt, other)}
+        assert near[params.outfit.shirt].sum() > 20 * near[other].sum() + 100
 
 
 def test_split_holds_frames_flow_and_labels():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -19,11 +20,16 @@ MAX_PER_CLASS = 100
 EXAMPLE_CLIPS_PER_CLASS = 10  # the clip set that dataset examples are drawn from
 
 
-def render_split(split: Split, per_class: int, speed: float = 1.0) -> SplitData:
-    """``per_class`` clips of every class of ``split``, replayed at ``speed``, with their flow."""
+def split_indices(per_class: int, classes: Sequence[int] | None = None) -> list[int]:
+    """The indices of the clips of a split's first ``per_class`` of every class, or of ``classes``."""
     if not 1 <= per_class <= MAX_PER_CLASS:
         raise ValueError(f"per_class must be 1 to {MAX_PER_CLASS}, got {per_class}")
-    clips = [make_clip(SEED, split, i, speed=speed) for i in range(per_class * len(LABELS))]
+    return [i for i in range(per_class * len(LABELS)) if classes is None or i % len(LABELS) in classes]
+
+
+def render_split(split: Split, per_class: int, speed: float = 1.0, classes: Sequence[int] | None = None) -> SplitData:
+    """The clips ``split_indices(per_class, classes)`` of ``split``, replayed at ``speed``, with their flow."""
+    clips = [make_clip(SEED, split, i, speed=speed) for i in split_indices(per_class, classes)]
     return SplitData(
         frames=np.stack([c.frames[:FRAMES] for c in clips]),
         flow=np.stack([estimate_flow(c.frames) for c in clips]).astype(np.float16),

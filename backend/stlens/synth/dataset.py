@@ -22,7 +22,7 @@ from ..flow.estimate import estimate_flow
 from ..models.builtin import small_inputs
 from ..models.small_twostream import FRAMES, SIZE
 from .actions import LABELS
-from .scene import SceneKind, render_clip, sample_params
+from .scene import ClipParams, SceneKind, render_clip, sample_params
 
 Split = Literal["train", "test", "debiased"]
 SPLITS: dict[Split, tuple[int, SceneKind]] = {
@@ -64,20 +64,29 @@ class SplitData:
         }
 
 
+def _drawn(seed: int, split: Split, index: int) -> tuple[ClipParams, np.random.Generator]:
+    """Clip ``index``'s nuisances, and the generator it goes on to draw its noise from."""
+    if index < 0:
+        raise ValueError("clip indices start at 0")
+    code, kind = SPLITS[split]
+    rng = np.random.default_rng([seed, code, index])
+    return sample_params(rng, index % len(LABELS), SIZE, kind), rng
+
+
+def clip_params(seed: int, split: Split, index: int) -> ClipParams:
+    """What makes clip ``index`` of ``split`` (its shirt, direction, speed...), without rendering it."""
+    return _drawn(seed, split, index)[0]
+
+
 def make_clip(seed: int, split: Split, index: int, frames: int = FRAMES + 1, speed: float = 1.0) -> Clip:
     """Render clip ``index`` of ``split``. The models take FRAMES + 1 frames (flow gives FRAMES fields);
     longer clips (for export) continue the same motion around the same middle frame. ``speed`` replays
     the same clip faster or slower (actor, travel and camera alike; stlens.analysis.speed)."""
     if not 2 <= frames <= MAX_CLIP_FRAMES:
         raise ValueError(f"frames must be 2 to {MAX_CLIP_FRAMES}, got {frames}")
-    if index < 0:
-        raise ValueError("clip indices start at 0")
     if not 1 / MAX_REPLAY_SPEED <= speed <= MAX_REPLAY_SPEED:
         raise ValueError(f"speed must be 1/{MAX_REPLAY_SPEED:g} to {MAX_REPLAY_SPEED:g}, got {speed}")
-    code, kind = SPLITS[split]
-    label = index % len(LABELS)
-    rng = np.random.default_rng([seed, code, index])
-    params = sample_params(rng, label, SIZE, kind)
+    params, rng = _drawn(seed, split, index)
     if speed != 1.0:
         params = replace(
             params,
@@ -85,7 +94,7 @@ def make_clip(seed: int, split: Split, index: int, frames: int = FRAMES + 1, spe
             travel=params.travel * speed,
             pan=(params.pan[0] * speed, params.pan[1] * speed),
         )
-    return Clip(frames=render_clip(params, frames, SIZE, noise_seed=int(rng.integers(2**31))), label=label)
+    return Clip(frames=render_clip(params, frames, SIZE, noise_seed=int(rng.integers(2**31))), label=params.label)
 
 
 def build_split(seed: int, split: Split, per_class: int, progress: bool = True) -> SplitData:
