@@ -5,7 +5,18 @@
 /** The message of an error answer's `detail` (a sentence, or FastAPI's list of field errors). */
 export function errorMessage(detail, fallback = 'the server reported an error') {
   if (detail === undefined || detail === null || detail === '') return fallback;
-  return typeof detail === 'string' ? detail : JSON.stringify(detail);
+  if (typeof detail === 'string') return detail;
+  if (Array.isArray(detail) && detail.length && detail.every((error) => typeof error?.msg === 'string')) {
+    return detail.map(fieldError).join('; ');
+  }
+  return JSON.stringify(detail);
+}
+
+/** One of FastAPI's field errors as "start.example: Input should be ...": the request body's own name, and
+ * the kind a tagged union repeats (start, example, example), left out of the path. */
+function fieldError({ loc = [], msg }) {
+  const path = loc.filter((part, i) => part !== 'body' && part !== loc[i - 1]);
+  return path.length ? `${path.join('.')}: ${msg}` : msg;
 }
 
 /** Read a response as JSON; throws an Error carrying the server's `detail` on a non-2xx answer. */

@@ -346,8 +346,12 @@ async function start() {
       showEstimate();
       restorePins();
       const tour = wanted.params.get('tour');
+      const correction = urlstate.choiceCorrection(wanted.params, choice.value(), choice.layer.units);
       if (tour) await present(tour, Number(wanted.params.get('stop')) || 0);
-      else if (wanted.model && wanted.layer && wanted.unit !== null) await visualise(request());
+      else if (correction) {
+        updateAddress(); // the address says what is shown, and the status line what was asked
+        view.setStatus(correction, 'error');
+      } else if (wanted.model && wanted.layer && wanted.unit !== null) await visualise(request());
       else updateAddress();
     }
     if (wanted.params.get('atlas') === '1') showAtlas();

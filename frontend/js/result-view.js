@@ -18,6 +18,7 @@ export class ResultView extends EventTarget {
   /** @param {Element} root  the stage: status line, the two viewers, the share panel */
   constructor(root, timeline) {
     super();
+    this.root = root;
     this.timeline = timeline;
     this.coding = CODINGS[0];
     this.shown = null; // {visualization, model} of the finished result on screen
@@ -72,6 +73,7 @@ export class ResultView extends EventTarget {
 
   /** A new run begins: forget the old clips. */
   start(message) {
+    delete this.root.dataset.stale;
     this.setStatus(message, 'busy');
     this.progress.removeAttribute('value'); // indeterminate until the first progress message
     this.objective.textContent = '';
@@ -98,6 +100,7 @@ export class ResultView extends EventTarget {
   /** Show a finished visualisation (`GET /api/visualizations/{id}` object) of a model description. */
   async showResult(visualization, model) {
     const { result } = visualization;
+    delete this.root.dataset.stale;
     this.shown = { visualization, model };
     this.rimPx = null;
     const scale = result.media['flow-legend.json'];
@@ -118,8 +121,10 @@ export class ResultView extends EventTarget {
     this.share.hidden = false;
   }
 
-  /** The choice moved away from the result on screen: its clips stay, but not its share link. */
+  /** The choice moved away from the result on screen: its clips stay, dimmed and marked as another
+   * choice's (a class must not read them as the new one's), and its share link goes. */
   detach(message) {
+    this.root.dataset.stale = '';
     this.share.hidden = true;
     this.setStatus(message);
   }

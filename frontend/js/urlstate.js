@@ -16,6 +16,25 @@ export function readLocation(loc = location) {
   };
 }
 
+/** What an address asked for that the page could not show, as one sentence ('' when it showed it all):
+ * `params` the address's query, `shown` the choice the picker fell back to ({model, layer, unit}), and
+ * `units` the shown layer's unit count. A class must not be shown another unit's picture unawares. */
+export function choiceCorrection(params, shown, units) {
+  const asked = { model: params.get('model'), layer: params.get('layer'), unit: params.get('unit') };
+  if (asked.model !== null && asked.model !== shown.model) {
+    return `There is no model ${JSON.stringify(asked.model)} here: showing ${shown.model}. Press Visualise to run it.`;
+  }
+  if (asked.layer !== null && asked.layer !== shown.layer) {
+    return `Model ${shown.model} has no layer ${JSON.stringify(asked.layer)}: showing ${shown.layer}. Press Visualise to run it.`;
+  }
+  if (asked.unit !== null && asked.unit !== String(shown.unit)) {
+    const why = /^\d+$/.test(asked.unit) ? `its units are 0 to ${units - 1}` : 'a unit is a whole number';
+    return `Layer ${shown.layer} has no unit ${JSON.stringify(asked.unit)} (${why}): showing unit ${shown.unit}. `
+      + 'Press Visualise to run it.';
+  }
+  return '';
+}
+
 /** The kinds of real clip a visualisation may start from (the server's analysis.starts). */
 export const START_KINDS = ['example', 'sample', 'upload'];
 

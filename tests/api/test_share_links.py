@@ -55,14 +55,18 @@ def test_share_link_whose_request_has_another_id_says_the_weights_differ(server)
     other = "0123456789abcdef0123"
     page = server.http.get(f"/v/{other}?{query}")
     assert page.status_code == 409
-    assert "weights differ" in page.text and created["id"] in page.text
+    assert "other weights" in page.text and created["id"] in page.text
     assert server.http.get(f"/api/visualizations/{other}").status_code == 404  # nothing stored, nothing run
 
 
 def test_share_link_with_a_bad_request_is_refused_clearly(server):
     other = "0123456789abcdef0123"
+    for bad_path in ("/v/", "/v/%3Cscript%3Ex%3C%2Fscript%3E", "/v/abc/def"):  # the styled page, not bare JSON
+        page = server.http.get(bad_path)
+        assert page.status_code == 404 and "not a visualisation link" in page.text and "<script>" not in page.text
     bad_unit = server.http.get(f"/v/{other}?model=synth-conv-fusion&layer=fusion.conv&unit=x")
-    assert bad_unit.status_code == 422 and "not valid" in bad_unit.text
+    assert bad_unit.status_code == 422 and "not valid: unit: Input should be a valid integer" in bad_unit.text
+    assert "errors.pydantic.dev" not in bad_unit.text  # said for people, without Pydantic's own text
     bad_layer = server.http.get(f"/v/{other}?model=synth-conv-fusion&layer=nope&unit=0")
     assert bad_layer.status_code == 404 and "no layer" in bad_layer.text
     bad_setting = server.http.get(f"/v/{other}?model=synth-conv-fusion&layer=fusion.conv&unit=0&steps=100000")

@@ -71,18 +71,21 @@ def test_a_sample_and_an_upload_can_be_started_from(server, moving_square_mp4):
     "start, status, words",
     [
         ({"example": 9999}, 404, "dataset examples"),
+        ({"example": 99999}, 404, "dataset examples (0.."),  # how many there are, not the field's bound
         ({"sample": "nope"}, 404, "unknown sample"),
         ({"upload": "0" * 20}, 404, "no uploaded clip"),
         ({"upload": "../etc/passwd"}, 422, "upload"),
-        ({"example": 1, "sample": "synth-walk"}, 422, ""),
+        ({"example": 1, "sample": "synth-walk"}, 422, "Extra inputs"),
         ({"example": "1"}, 422, "example"),
-        ({"video": 1}, 422, ""),
+        ({"video": 1}, 422, "a start is"),  # one error that says what a start is, not one for each kind
     ],
 )
 def test_a_bad_start_is_refused_clearly(server, start, status, words):
     response = started(server, start)
     assert response.status_code == status, response.text
-    assert words in str(response.json()["detail"])
+    detail = response.json()["detail"]
+    assert words in str(detail)
+    assert isinstance(detail, str) or len(detail) == 1  # the kind given is the only one checked
 
 
 def test_a_start_for_another_models_inputs_is_refused(server):

@@ -161,10 +161,26 @@ def test_out_of_range_choice_in_the_address_is_corrected(dashboard, open_tab):
         page.input_value("#setting-objective")
         == defaults["properties"]["objective"]["default"]
     )
+    # said, and not run: a class would otherwise see another model's (unit's) picture unawares
+    expect(page.locator("#status-text")).to_contain_text('There is no model "no-such-model" here')
+    assert not tab.socket_messages
+    page.click("#visualise")
     wait_for_result(page)
     settings = tab.socket_messages[-1]["request"]["settings"]
     assert settings["steps"] == TEST_STEPS and settings["weights"]["norm"] >= 0
-    wait_for_result(page)
+
+
+def test_a_unit_past_the_layer_in_the_address_is_said_and_not_run(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(f"{dashboard}/?model=synth-conv-fusion&layer=logits&unit=999&steps={TEST_STEPS}")
+    wait_for_choices(page)
+    expect(page.locator("#status-text")).to_have_text(
+        'Layer logits has no unit "999" (its units are 0 to 9): showing unit 9. Press Visualise to run it.'
+    )
+    expect(page).to_have_url(re.compile(r"unit=9&"))
+    assert not tab.socket_messages
+    tab.screenshot("unit-past-the-layer")
 
 
 def test_changing_the_choice_stops_watching_the_run(dashboard, open_tab):
@@ -185,3 +201,7 @@ def test_changing_the_choice_stops_watching_the_run(dashboard, open_tab):
     )
     expect(page).to_have_url(re.compile(rf"layer={re.escape(layer)}&unit=3&steps=300$"))
     expect(page.locator("#share")).to_be_hidden()
+    # the clips of unit 2 that stay on screen are marked as another choice's, until the next run
+    expect(page.locator(".stage")).to_have_attribute("data-stale", "")
+    page.click("#visualise")
+    expect(page.locator(".stage")).not_to_have_attribute("data-stale", "")

@@ -86,6 +86,26 @@ def test_a_start_clip_is_kept_near_by_its_weight():
     assert distance[1] < 0.5 * distance[0], distance
 
 
+def test_a_start_clips_slow_flow_is_kept_as_its_rgb_is():
+    """A real video's flow is far smaller in model space than its RGB; the pull asks each stream for the
+    same share of change, so a motion unit that wants the other way cannot reverse a slow clip's flow
+    (it did when one weight pulled both streams in model space alike)."""
+    model = load(TwoTowers(pointwise([[1.0, -0.5, -0.5]]), pointwise([direction(0)]), features=2))
+    rng = np.random.default_rng(1)
+    flow = np.zeros((FRAMES, SIZE, SIZE, 2), np.float32)
+    flow[..., 0] = -0.2 * FLOW_SCALE * (1 + 0.3 * rng.standard_normal((FRAMES, SIZE, SIZE)))  # slowly left
+    start = {"appearance": rng.uniform(0.3, 0.7, (FRAMES, SIZE, SIZE, 3)).astype(np.float32), "motion": flow}
+    kept = []
+    for weight in (0.0, 3.0):
+        settings = VisualizationSettings(steps=64, param="spectrum", weights={"start": weight})
+        result = visualize(model, "motion", 0, settings, start=start)  # the rightward unit
+        moved = result.inputs["motion"][0]
+        kept.append(float(np.corrcoef(moved.ravel(), flow.ravel())[0, 1]))
+        if weight:
+            assert moved[..., 0].mean() < 0.5 * flow[..., 0].mean()  # still leftwards, at least half as fast
+    assert kept[0] < 0.5 < 0.9 < kept[1], kept
+
+
 def test_a_start_clip_of_the_wrong_shape_is_refused():
     model = load(TwoTowers(pointwise([[1.0, 0.0, 0.0]]), pointwise([direction(0)]), features=2))
     with pytest.raises(ValueError, match="needs"):

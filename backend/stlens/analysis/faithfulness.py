@@ -278,11 +278,12 @@ def summary(result: Faithfulness, target_class: str | None) -> list[str]:
     lines = []
     if result.judges:
         agreeing = [j for j in result.judges if j.agrees]
-        two_stream = [j for j in result.judges if len(j.streams) == 2]
+        both = [j for j in result.judges if len(j.streams) == 2]
+        # to be read aloud: the judges' names hold commas, so each is followed by its verdict in brackets
         lines.append(
             f"{len(agreeing)} of {len(result.judges)} independent models see '{target_class}' in it"
-            f" ({sum(j.agrees for j in two_stream)} of {len(two_stream)} two-stream): "
-            + ", ".join(f"{_judge_name(j)}: {j.predicted} {100 * j.probability:.0f}%" for j in result.judges)
+            f" ({sum(j.agrees for j in both)} of the {len(both)} that see both RGB and motion): "
+            + "; ".join(f"{_judge_name(j)} ({j.predicted}, {100 * j.probability:.0f}%)" for j in result.judges)
         )
     if result.path is not None:
         lines.append(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from ..models.registry import LoadedModel
 from ..models.spec import Stream
@@ -33,7 +33,8 @@ MAX_CLIP_BYTES = 64 * 2**20
 class ExampleStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    example: Annotated[int, Field(strict=True, ge=0, le=10_000, description="a dataset example: test clip index")]
+    # bounded as an id, not by the examples: start_clips says how many there are
+    example: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1, description="a dataset example: test clip index")]
 
 
 class SampleStart(BaseModel):
@@ -48,7 +49,26 @@ class UploadStart(BaseModel):
     upload: str = Field(pattern=CLIP_ID_PATTERN, description="the clip id of a POST /api/explain answer")
 
 
-Start = ExampleStart | SampleStart | UploadStart
+START_KINDS: dict[str, type[BaseModel]] = {"example": ExampleStart, "sample": SampleStart, "upload": UploadStart}
+
+
+def _start_kind(value: Any) -> str | None:
+    """Which kind of start ``value`` is, by its key (or its class), so that an error names only that kind."""
+    if isinstance(value, dict):
+        return next((kind for kind in START_KINDS if kind in value), None)
+    return next((kind for kind, cls in START_KINDS.items() if isinstance(value, cls)), None)
+
+
+Start = Annotated[
+    Annotated[ExampleStart, Tag("example")]
+    | Annotated[SampleStart, Tag("sample")]
+    | Annotated[UploadStart, Tag("upload")],
+    Discriminator(
+        _start_kind,
+        custom_error_type="start_kind",
+        custom_error_message='a start is {"example": N}, {"sample": "name"} or {"upload": "clip id"}',
+    ),
+]
 StartClips = dict[Stream, np.ndarray]  # display space, (T, H, W, C) float32 per stream
 
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from ..jobs.core import Busy
 from ..request import InvalidRequest, ModelUnavailable, NotFound, NotYours
@@ -51,6 +52,17 @@ async def _invalid_input(_request: Request, error: Exception) -> JSONResponse:
     except (ValueError, UnicodeEncodeError):
         detail = [{key: value for key, value in item.items() if key not in ("input", "ctx")} for item in detail]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+def field_errors_text(error: ValidationError) -> str:
+    """Pydantic's errors as one line for people: "unit: Input should be ...; start.example: ..." (the kind a
+    tagged union repeats in the path, start.example.example, said once)."""
+    parts = []
+    for item in error.errors(include_url=False, include_context=False, include_input=False):
+        loc = item["loc"]
+        path = ".".join(str(part) for i, part in enumerate(loc) if i == 0 or part != loc[i - 1])
+        parts.append(f"{path}: {item['msg']}" if path else item["msg"])
+    return "; ".join(parts)
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -15,11 +15,11 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ValidationError
 
+from ..analysis.starts import START_KINDS
 from ..engine.settings import VisualizationSettings
 from ..request import VisualizationRequest
 
 REQUEST_KEYS = ("model", "layer", "unit")
-START_KINDS = ("example", "sample", "upload")
 
 
 def _leaf_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

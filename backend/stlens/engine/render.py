@@ -194,14 +194,28 @@ def adam(params: Iterable[ClipParam], lr: float, from_clip: bool) -> torch.optim
 class StepTerms:
     """What a step adds up for a batch of B items: the transforms and views (one draw each), the
     objective over every view, and each item's penalty weights (B, 3) and pull towards its start
-    clip (model space, and (B, 1, 1, 1, 1) weights; streams without one are absent)."""
+    clip (model space, and (B, 1, 1, 1, 1) weights per stream, :func:`start_pull`; streams without one
+    are absent)."""
 
     jitter: SpacetimeJitter
     views: int
     objective: objectives.Objective
     penalty_weights: dict[Stream, torch.Tensor]
     start_targets: dict[Stream, torch.Tensor]
-    start_weights: torch.Tensor
+    start_weights: dict[Stream, torch.Tensor]
+
+
+START_PULL_FLOOR = 0.01  # model-space mean square below which a start clip's stream counts as this much
+
+
+def start_pull(weights: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 1, 1, 1): each item's pull towards its start clip ``targets`` (B, C, T, H, W, model space):
+    its weight over the clip's own mean square there. So the pull asks the same *share* of change of each
+    stream: a clip's flow is 10 to 800 times smaller in model space than its RGB (docs/engine.md),
+    and one weight for both let the flow of an accentuated upload reverse while its RGB stayed. The floor
+    keeps the pull of a nearly still clip's flow finite."""
+    scale = targets.square().mean(dim=(1, 2, 3, 4)).clamp(min=START_PULL_FLOOR)
+    return (weights / scale).view(-1, 1, 1, 1, 1)
 
 
 def descend(
@@ -235,7 +249,7 @@ def descend(
         grad = regularizers.penalty_gradient(x, terms.penalty_weights[s], vectors=s == "motion")
         grad.sub_(objective_grad)
         if s in terms.start_targets:
-            grad.add_((x - terms.start_targets[s]) * (terms.start_weights * (2 / grad[0].numel())))
+            grad.add_((x - terms.start_targets[s]) * (terms.start_weights[s] * (2 / grad[0].numel())))
         grads.append(grad)
     # one backward pass through the parameterisation: minus the objective's gradient plus the penalties'
     torch.autograd.backward(list(model_space.values()), grads)
@@ -304,7 +318,8 @@ class Optimisation:
         }
         # the start clips in model space, and each item's pull towards them (closed-form gradient 2w(x - x0)/n)
         start_targets = {s: specs[s].to_model(clip) for s, clip in start_clips.items()}
-        start_weights = torch.tensor([x.weights.start for x in settings_list], device=device).view(-1, 1, 1, 1, 1)
+        weights = torch.tensor([x.weights.start for x in settings_list], device=device)
+        start_weights = {s: start_pull(weights, target) for s, target in start_targets.items()}
         views = first.transforms.views
         jitter = _jitter(first, specs[self.streams[0]])
         view_generators = [g for g in generators for _ in range(views)]  # item b's views draw from b's generator
@@ -380,7 +395,7 @@ def step_together(runner: LayerRunner, optimisations: Sequence[Optimisation]) ->
         build_objective(first.settings, units),
         {s: torch.cat([o.terms.penalty_weights[s] for o in optimisations]) for s in first.streams},
         {s: torch.cat([o.terms.start_targets[s] for o in optimisations]) for s in first.terms.start_targets},
-        torch.cat([o.terms.start_weights for o in optimisations]),
+        {s: torch.cat([o.terms.start_weights[s] for o in optimisations]) for s in first.terms.start_targets},
     )
     value, objective_grads = descend(runner, terms, clips, first.specs, draw)
     outputs: list[StepOutput] = []

@@ -35,7 +35,9 @@ class RegularizerWeights(BaseModel):
     tv_space: float = Field(default=0.05, ge=0, le=1000, description="spatial total variation")
     tv_time: TemporalWeights = Field(default_factory=TemporalWeights)
     start: float = Field(
-        default=10.0, ge=0, le=1000, description="with a start clip: pull back to that clip (mean squared difference)"
+        default=3.0, ge=0, le=1000,
+        description="with a start clip: pull back to that clip (per stream, the mean squared difference over the "
+        "clip's own mean square)",
     )
 
 

@@ -11,7 +11,7 @@ import { previewStrips, resultStrips } from '../../../frontend/js/media.js';
 import { decodePin, encodePin } from '../../../frontend/js/pins.js';
 import { layerChoicesUnset } from '../../../frontend/js/settings.js';
 import { sweepColumns, sweptTemporalWeights } from '../../../frontend/js/sweep.js';
-import { choiceAddress, explainAddress, readLocation, shareAddress, visualizationAddress } from '../../../frontend/js/urlstate.js';
+import { choiceAddress, choiceCorrection, explainAddress, readLocation, shareAddress, visualizationAddress } from '../../../frontend/js/urlstate.js';
 
 test('temporal weights scale by the factor, stay in bounds, and a zero weight takes the factor', () => {
   assert.deepEqual(sweptTemporalWeights({ appearance: 2, motion: 50 }, 100), { appearance: 200, motion: 1000 });
@@ -84,7 +84,12 @@ test('numbers and durations read the same on every page', () => {
 
 test("an error answer's detail reads as one message, a sentence or the field errors", () => {
   assert.equal(errorMessage('unknown model'), 'unknown model');
-  assert.equal(errorMessage([{ loc: ['unit'], msg: 'too big' }]), '[{"loc":["unit"],"msg":"too big"}]');
+  assert.equal(errorMessage([{ loc: ['body', 'unit'], msg: 'too big' }]), 'unit: too big');
+  assert.equal(
+    errorMessage([{ loc: ['start', 'example', 'example'], msg: 'Input should be less than or equal to 10000' }, { loc: [], msg: 'and one more' }]),
+    'start.example: Input should be less than or equal to 10000; and one more',
+  );
+  assert.equal(errorMessage([{ unit: 3 }]), '[{"unit":3}]');  // not field errors: as sent
   assert.equal(errorMessage(undefined, 'Bad Request'), 'Bad Request');
   assert.equal(errorMessage(null), 'the server reported an error');
 });
@@ -152,4 +157,15 @@ test("a shared link's settings show the layer's own param and freedom as unset, 
   assert.deepEqual(layerChoicesUnset({ param: 'pca', freedom: 2 }, logits, false), { freedom: 2 });
   assert.deepEqual(layerChoicesUnset({ param: 'spectrum', freedom: 1 }, logits, true), {});
   assert.deepEqual(layerChoicesUnset({ param: 'pca' }, undefined, false), { param: 'pca' });
+});
+
+test('an address the picker could not follow is said, not run: a missing model, layer or unit', () => {
+  const shown = { model: 'synth-conv-fusion', layer: 'logits', unit: 9 };
+  const says = (query) => choiceCorrection(new URLSearchParams(query), shown, 10);
+  assert.equal(says('model=synth-conv-fusion&layer=logits&unit=9'), '');
+  assert.equal(says(''), '');
+  assert.match(says('model=nope&layer=logits&unit=9'), /^There is no model "nope" here: showing synth-conv-fusion\./);
+  assert.match(says('model=synth-conv-fusion&layer=nope&unit=9'), /has no layer "nope": showing logits\./);
+  assert.match(says('model=synth-conv-fusion&layer=logits&unit=999'), /no unit "999" \(its units are 0 to 9\): showing unit 9\./);
+  assert.match(says('model=synth-conv-fusion&layer=logits&unit=abc'), /no unit "abc" \(a unit is a whole number\)/);
 });

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from ...request import ID_PATTERN, InvalidRequest
 from ..deps import Services, ServicesDep
-from ..errors import http_status
+from ..errors import field_errors_text, http_status
 from ..sharelink import request_from_query, share_path
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -49,7 +49,7 @@ async def index_page(services: ServicesDep) -> FileResponse:
     return _index(services)
 
 
-@router.get("/v/{vid}", name="visualization_page", response_model=None)
+@router.get("/v/{vid:path}", name="visualization_page", response_model=None)  # any path: a bad one gets this page's 404
 async def visualization_page(
     visualization_id: Annotated[str, Path(alias="vid")], request: Request, services: ServicesDep
 ) -> FileResponse | HTMLResponse:
@@ -65,7 +65,8 @@ async def visualization_page(
     try:
         carried = request_from_query(request.query_params)
     except ValidationError as exc:
-        return _problem(422, "Not a valid link", f"The request this link carries is not valid: {exc}")
+        reason = field_errors_text(exc)
+        return _problem(422, "Not a valid link", f"The request this link carries is not valid: {reason}.")
     if carried is None:
         if not services.cache.available:
             return _index(services)  # it may be in the cache we cannot reach: the page says so if not
@@ -76,10 +77,12 @@ async def visualization_page(
         return _problem(http_status(exc), "Cannot show this link here", exc.detail)
     if resolved.id != visualization_id:
         message = (
-            f"This link was made with other weights of model {carried.model!r} (or another version of the "
-            f"server): the same request here gives the visualisation {resolved.id}, not {visualization_id}."
+            f"The request this link carries gives the visualisation {resolved.id} here, not {visualization_id}: "
+            f"the link was made with other weights of model {carried.model!r} or another version of the server, "
+            "or its id was changed."
         )
-        return _problem(409, "The model's weights differ", message, share_path(resolved.id, resolved.as_json()))
+        same_request = share_path(resolved.id, resolved.as_json())
+        return _problem(409, "Not the visualisation this link names", message, same_request)
     await services.cache.put_request(visualization_id, resolved.request)
     return _index(services)
 
