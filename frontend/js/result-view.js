@@ -219,11 +219,20 @@ export class ResultView extends EventTarget {
     await Promise.all(shown);
   }
 
+  /** Say `text` on the copy button for a moment: the status line may be scrolled out of sight. */
+  _saidOnTheButton(text) {
+    const button = this.share.querySelector('.copy');
+    button.dataset.label ??= button.textContent;
+    button.textContent = text;
+    clearTimeout(this._copiedTimer);
+    this._copiedTimer = setTimeout(() => { button.textContent = button.dataset.label; }, 2000);
+  }
+
   async _copyShare() {
     this.shareInput.select();
     try {
       await navigator.clipboard.writeText(this.shareInput.value);
-      this.setStatus('Share link copied.', 'done');
+      this._saidOnTheButton('Copied');
     } catch {
       this.setStatus('Select the link and copy it (the browser refused clipboard access).', 'error');
     }

@@ -9,8 +9,10 @@ export async function showExamples(container, model, layer, unit, k = 4) {
   container.replaceChildren(element('p', 'finding the top clips…', 'hint'));
   const body = await unitExamples(model, layer, unit, k);
   const head = element('p');
+  // a layer without positions (the logits, a fully connected layer) has no peak to box
+  const boxed = body.examples.some((example) => example.where !== null) ? ', its peak boxed in yellow' : '';
   head.append(unitLink(model, layer, unit, `visualise ${layer} #${unit}`),
-    ` · its top ${body.examples.length} of ${body.clips} test clips (peak boxed):`);
+    ` · its top ${body.examples.length} of ${body.clips} test clips${boxed}:`);
   container.replaceChildren(head);
   for (const example of body.examples) {
     const figure = element('figure', '', 'unit-example');

@@ -33,7 +33,7 @@ def test_builtin_tour_names_real_layers_and_units(dashboard):
 
 def test_present_the_tour_from_the_keyboard(dashboard, open_tab):
     stops = json.loads(TOUR.read_text())["stops"]
-    tab = open_tab()
+    tab = open_tab(1280, 800)  # a classroom projector's
     page = tab.page
     page.goto(dashboard + "/")
     wait_for_choices(page)
@@ -50,6 +50,10 @@ def test_present_the_tour_from_the_keyboard(dashboard, open_tab):
     expect(page).to_have_url(re.compile(r"stop=1$"))
     wait_for_stop(page)
     expect(page.locator(".present-clip[data-stream=motion]")).to_be_visible()
+    # the clip and its caption end above the numbers under them (a squeezed row once ran them together)
+    clip = page.locator(".present-clip[data-stream=motion]").bounding_box()
+    numbers = page.locator(".present-numbers").bounding_box()
+    assert clip["y"] + clip["height"] <= numbers["y"] + 1, (clip, numbers)
     tab.screenshot("presentation")
     page.locator("body").press("ArrowLeft")
     expect(page.locator(".present-counter")).to_have_text(f"1 / {len(stops)}")
