@@ -112,10 +112,15 @@ function conjunctionFinding(modelId, measured) {
     'fusion layer', 'conjunction (0 to 1)', `mean conjunction of each fusion layer of ${measured.title}`, { min: 0, max: 1 }));
   const more = element('p');
   more.append(`The designed pair, whose class is shirt colour XOR direction and so needs both streams: `,
-    Object.entries(measured.pair).map(([label, value]) => `${label} ${round(value)}`).join(', '), '. Most conjunctive units: ');
-  fusion.forEach((layer, index) => {
-    const order = layer.cross_stream.conjunction.map((value, unit) => [value, unit]).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([, unit]) => unit);
-    more.append(`${layer.layer} `, unitList(modelId, layer.layer, order), index < fusion.length - 1 ? '; ' : '.');
+    Object.entries(measured.pair).map(([label, value]) => `${label} ${round(value)}`).join(', '), '. ');
+  // the most conjunctive units, of those that are at all (a late-fusion net has none to list)
+  const top = fusion.map((layer) => [layer, layer.cross_stream.conjunction.map((value, unit) => [value, unit])
+    .filter(([value]) => value > 0).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([, unit]) => unit)])
+    .filter(([, units]) => units.length);
+  if (!top.length) more.append('No unit needs both streams at once.');
+  else more.append('Most conjunctive units: ');
+  top.forEach(([layer, units], index) => {
+    more.append(`${layer.layer} `, unitList(modelId, layer.layer, units), index < top.length - 1 ? '; ' : '.');
   });
   section.append(more);
   return section;
@@ -127,17 +132,24 @@ function selectivityFinding(modelId, measured) {
   const layers = measured.layers;
   const streams = layers.filter((layer) => layer.stream !== 'fusion');
   const last = layers.at(-1);
-  section.append(sentence(`The stream layers are mostly generic (mean selectivity ${round(Math.min(...streams.map((l) => l.selectivity)))} to `
-    + `${round(Math.max(...streams.map((l) => l.selectivity)))}): their units serve many classes; towards the class scores units become `
-    + `specific to one class (${last.layer}: ${round(last.selectivity)}).`));
+  // said from the figures, not assumed: which way the stream layers lean, and whether the class scores are more specific
+  const count = (key) => streams.reduce((sum, layer) => sum + layer[key], 0);
+  const [specific, generic] = [count('specific_count'), count('generic_count')];
+  const lean = generic > specific ? 'more of their units are generic than specific' : 'more of their units are specific than generic';
+  const highest = Math.max(...streams.map((l) => l.selectivity));
+  const towards = last.selectivity > highest
+    ? `towards the class scores units become more specific (${last.layer}: ${round(last.selectivity)})`
+    : `the class scores are no more specific (${last.layer}: ${round(last.selectivity)})`;
+  section.append(sentence(`In the stream layers ${lean} (${specific} specific, ${generic} generic; mean selectivity `
+    + `${round(Math.min(...streams.map((l) => l.selectivity)))} to ${round(highest)} a layer); ${towards}.`));
   section.append(element('p', 'Selectivity index of a unit: 0 when it responds alike to every class, 1 when to one class only '
     + '(specific at 0.6 or more, generic at 0.2 or less), averaged over the layer.', 'hint'));
   section.append(depthPlot(layers, 'selectivity', 'selectivity (0 to 1)', `selectivity over depth of ${measured.title}`));
   const list = element('ul', '', 'layer-list');
   for (const layer of layers) {
-    const item = element('li', `${layer.layer}: ${layer.specific_count} specific `);
-    item.append(unitList(modelId, layer.layer, layer.specific.slice(0, 4)), `, ${layer.generic_count} generic `,
-      unitList(modelId, layer.layer, layer.generic.slice(0, 4)));
+    const item = element('li', `${layer.layer}: ${layer.specific_count} specific`);
+    const some = (units) => (units.length ? [' (', unitList(modelId, layer.layer, units.slice(0, 4)), ')'] : []);
+    item.append(...some(layer.specific), `, ${layer.generic_count} generic`, ...some(layer.generic));
     list.append(item);
   }
   section.append(list);

@@ -45,9 +45,17 @@ export class ResultView extends EventTarget {
       return [stream, { figure, player: new StripPlayer(figure.querySelector('canvas'), timeline) }];
     }));
     part('.copy').addEventListener('click', () => this._copyShare());
-    this.evidence.addEventListener('change', () => this._showAgain());
+    // The evidence strips are direction-coded: ticking them shows the direction coding, and picking
+    // another coding takes them away, so the chosen tab and the caption always say what is drawn.
+    this.evidence.addEventListener('change', () => {
+      if (this.evidence.checked && this.coding !== CODINGS[0]) {
+        this.setCoding(CODINGS[0]);
+        this.dispatchEvent(new Event('coding'));
+      } else this._showAgain();
+    });
     for (const input of this.codingInputs) {
       input.addEventListener('change', () => {
+        if (input.value !== CODINGS[0]) this.evidence.checked = false;
         this.setCoding(input.value);
         this.dispatchEvent(new Event('coding'));
       });

@@ -10,7 +10,7 @@ export async function showExamples(container, model, layer, unit, k = 4) {
   const body = await unitExamples(model, layer, unit, k);
   const head = element('p');
   // a layer without positions (the logits, a fully connected layer) has no peak to box
-  const boxed = body.examples.some((example) => example.where !== null) ? ', its peak boxed in yellow' : '';
+  const boxed = body.examples.some((example) => example.where !== null) ? ', the peak boxed' : '';
   head.append(unitLink(model, layer, unit, `visualise ${layer} #${unit}`),
     ` · its top ${body.examples.length} of ${body.clips} test clips${boxed}:`);
   container.replaceChildren(head);

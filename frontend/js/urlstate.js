@@ -42,7 +42,8 @@ export const START_KINDS = ['example', 'sample', 'upload'];
 export function readStart(params) {
   for (const kind of START_KINDS) {
     const value = params.get(`start.${kind}`);
-    if (value !== null) return { [kind]: kind === 'example' ? Number(value) : value };
+    // an example is a clip number; anything else goes to the server as written, which says what is wrong
+    if (value !== null) return { [kind]: kind === 'example' && /^\d+$/.test(value) ? Number(value) : value };
   }
   return null;
 }

@@ -296,8 +296,8 @@ def summary(result: Faithfulness, target_class: str | None) -> list[str]:
         r = result.reach
         if r.ratio is not None:
             lines.append(
-                f"Drives the unit {r.ratio:.1f}x as hard as the strongest of {r.clips} test clips"
-                f" (a '{r.best_clip_label}' clip)"
+                f"Drives the unit {r.ratio:.1f}x as hard as the test clip that drives it hardest of {r.clips}"
+                f" (a '{r.best_clip_label}' clip: ranked by this objective; the dataset examples rank by the peak)"
             )
         else:
             lines.append(f"No test clip drives this unit above zero; this clip reaches {r.objective:.3g}")
