@@ -27,7 +27,7 @@ export function choiceCorrection(params, shown, units) {
   if (asked.layer !== null && asked.layer !== shown.layer) {
     return `Model ${shown.model} has no layer ${JSON.stringify(asked.layer)}: showing ${shown.layer}. Press Visualise to run it.`;
   }
-  if (asked.unit !== null && asked.unit !== String(shown.unit)) {
+  if (asked.unit !== null && !(/^\d+$/.test(asked.unit) && Number(asked.unit) === shown.unit)) {  // "007" is unit 7
     const why = /^\d+$/.test(asked.unit) ? `its units are 0 to ${units - 1}` : 'a unit is a whole number';
     return `Layer ${shown.layer} has no unit ${JSON.stringify(asked.unit)} (${why}): showing unit ${shown.unit}. `
       + 'Press Visualise to run it.';

@@ -164,6 +164,7 @@ test('an address the picker could not follow is said, not run: a missing model, 
   const says = (query) => choiceCorrection(new URLSearchParams(query), shown, 10);
   assert.equal(says('model=synth-conv-fusion&layer=logits&unit=9'), '');
   assert.equal(says(''), '');
+  assert.equal(says('model=synth-conv-fusion&layer=logits&unit=009'), '');  // the unit the page reads it as
   assert.match(says('model=nope&layer=logits&unit=9'), /^There is no model "nope" here: showing synth-conv-fusion\./);
   assert.match(says('model=synth-conv-fusion&layer=nope&unit=9'), /has no layer "nope": showing logits\./);
   assert.match(says('model=synth-conv-fusion&layer=logits&unit=999'), /no unit "999" \(its units are 0 to 9\): showing unit 9\./);
