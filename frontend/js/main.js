@@ -36,7 +36,8 @@ const pins = new PinBoard(document.querySelector('#pins'), timeline, describe);
 const presentation = new Presentation(document.querySelector('#presentation'), describe);
 
 let running = null; // AbortController of the run being watched, null when none is
-let shown = null; // {id, sharePath} of the result on screen, while the choice still matches it
+let shown = null; // {id, sharePath, asked} of the result on screen, while the choice still matches it
+let detached = null; // the same of a result still on screen, dimmed, after the choice moved away from it
 let addressReady = false; // the address is left alone until the page has read it and loaded the choice
 let startClip = null; // the real clip the visualisation starts from ({example: 3}...), null: from noise
 let estimateRound = 0; // counts the estimates asked for: only the newest one is shown
@@ -81,6 +82,7 @@ function updateAddress() {
 async function visualise(body) {
   const go = await confirmHeavy(confirmPanel, estimateBody(body), () => 'This visualisation', 'Start');
   if (go === false) view.setStatus('Not started.');
+  else if (go === null) view.setStatus('Not started: the choice changed meanwhile. Press Visualise to run it.');
   if (!go) return;
   running?.abort();
   const controller = (running = new AbortController());
@@ -89,6 +91,7 @@ async function visualise(body) {
   let queuedFrom = null; // the first queued message: the run waited its turn from there
   let rateFrom = null; // the first progress message: the pace is measured from there (set-up excluded)
   document.querySelector('#examples').hidden = true;
+  detached = null; // its clips leave the screen now
   view.start('Connecting…');
   try {
     const model = await describe(body.model);
@@ -124,7 +127,8 @@ async function visualise(body) {
 async function showDone(visualization, model) {
   if (visualization.status !== 'done') throw new Error(`the visualisation ${visualization.status}`);
   await view.showResult(visualization, model);
-  shown = { id: visualization.id, sharePath: visualization.share_path };
+  shown = { id: visualization.id, sharePath: visualization.share_path, asked: JSON.stringify(request()) };
+  detached = null;
   updateAddress();
   showUnitExamples(model, visualization.request);
 }
@@ -156,9 +160,15 @@ async function showEstimate() {
   else line.textContent = `About ${duration(estimate.seconds * 1000)} to compute here, ${paceSource(estimate.source)}.`;
 }
 
+/** The dataset examples of the result on screen, dimmed and marked once the choice moved away from it. */
+function setExamplesStale(stale) {
+  document.querySelector('#examples').toggleAttribute('data-stale', stale);
+}
+
 /** Beside the result, the dataset clips that drive the unit most (models of the synthetic world only). */
 async function showUnitExamples(model, { layer, unit }) {
   const section = document.querySelector('#examples');
+  setExamplesStale(false);
   section.hidden = !model.dataset_examples;
   if (!model.dataset_examples) return;
   const body = section.querySelector('#examples-body');
@@ -171,6 +181,7 @@ async function showUnitExamples(model, { layer, unit }) {
 
 /** Open a share link: the cached result at once, or watch it being computed. */
 async function openShared(id) {
+  detached = null;
   view.start('Loading the shared visualisation…');
   const visualization = await api.getVisualization(id);
   const { model, layer, unit } = visualization.request;
@@ -272,8 +283,18 @@ function bindPage() {
     // it and caches it all the same), and take away the share link of a result of another choice.
     running?.abort();
     confirmPanel.dismiss(); // a question about the choice before
-    if (running || shown) view.detach('The choice changed: press Visualise to see it.');
-    shown = null;
+    const back = detached && !running && detached.asked === JSON.stringify(request());
+    if (back) {  // the choice came back to the result still on screen: it is this choice's again
+      view.reattach('Back to the choice on screen: this is its result.');
+      setExamplesStale(false);
+      [shown, detached] = [detached, null];
+    } else if (running || shown) {
+      view.detach('The choice changed: press Visualise to see it.');
+      setExamplesStale(true);
+      detached = shown ?? detached;
+      shown = null;
+    }
+    running = null;
     updateAddress();
     showEstimate();
     showModel();
@@ -337,7 +358,7 @@ async function start() {
     if (wanted.shareId) {
       await Promise.all([openShared(wanted.shareId), restorePins()]);
     } else {
-      settings.setFromQuery(wanted.params);
+      const settingsCorrection = settings.setFromQuery(wanted.params);
       startClip = urlstate.readStart(wanted.params);
       showStart();
       await choice.load(wanted);
@@ -346,7 +367,9 @@ async function start() {
       showEstimate();
       restorePins();
       const tour = wanted.params.get('tour');
-      const correction = urlstate.choiceCorrection(wanted.params, choice.value(), choice.layer.units);
+      const correction = urlstate.choiceCorrection(wanted.params, choice.value(), choice.layer.units)
+        || (settingsCorrection && `The address asks for settings the panel cannot take. ${settingsCorrection} `
+          + 'Press Visualise to run it.');
       if (tour) await present(tour, Number(wanted.params.get('stop')) || 0);
       else if (correction) {
         updateAddress(); // the address says what is shown, and the status line what was asked

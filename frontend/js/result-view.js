@@ -137,6 +137,13 @@ export class ResultView extends EventTarget {
     this.setStatus(message);
   }
 
+  /** The choice came back to the result on screen (after detach): it is the choice's own again. */
+  reattach(message) {
+    delete this.root.dataset.stale;
+    this.share.hidden = false;
+    this.setStatus(message, 'done');
+  }
+
   setShareUrl(url) {
     this.shareInput.value = url;
   }

@@ -32,6 +32,22 @@ export function layerChoicesUnset(stored, layer, fromClip) {
   return settings;
 }
 
+/** What values a setting's schema allows, in words ("a whole number from 1 to 1024"). */
+export function allowed(schema) {
+  if (schema.enum) return `one of ${schema.enum.join(', ')}`;
+  const kind = schema.type === 'integer' ? 'a whole number' : 'a number';
+  const low = schema.minimum ?? schema.exclusiveMinimum;
+  const high = schema.maximum ?? schema.exclusiveMaximum;
+  const above = schema.minimum !== undefined ? `at least ${low}` : `above ${low}`;
+  const below = schema.maximum !== undefined ? `at most ${high}` : `below ${high}`;
+  if (low !== undefined && high !== undefined) {
+    return schema.minimum !== undefined && schema.maximum !== undefined ? `${kind} from ${low} to ${high}` : `${kind}, ${above} and ${below}`;
+  }
+  if (low !== undefined) return `${kind}, ${above}`;
+  if (high !== undefined) return `${kind}, ${below}`;
+  return kind;
+}
+
 export class SettingsPanel extends EventTarget {
   constructor(root) {
     super();
@@ -66,14 +82,29 @@ export class SettingsPanel extends EventTarget {
     }
   }
 
-  /** Read the settings of a query string (keys are dotted paths, e.g. `weights.tv_time.motion`). */
+  /** Read the settings of a query string (keys are dotted paths, e.g. `weights.tv_time.motion`). Returns
+   * a sentence on the entries it could not take and what the panel shows instead ('' when it took them all):
+   * a class must not be shown the default's picture for an address that asked for another. */
   setFromQuery(params) {
     const settings = {};
+    const asked = [];
     for (const field of this.fields) {
       const raw = params.get(field.key);
-      if (raw !== null && raw !== '') setPath(settings, field.path, field.schema.enum ? raw : Number(raw));
+      if (raw === null || raw === '') continue;
+      setPath(settings, field.path, field.schema.enum ? raw : Number(raw));
+      asked.push([field, raw]);
     }
     this.setValues(settings);
+    const refused = asked.filter(([field, raw]) => {
+      const shown = this._read(field);
+      return field.schema.enum ? shown !== raw : shown !== Number(raw);
+    });
+    return refused.map(([field, raw]) => `${this._label(field)} cannot be ${JSON.stringify(raw)} (${allowed(field.schema)}): `
+      + `showing ${this._read(field) ?? UNSET}.`).join(' ');
+  }
+
+  _label(field) {
+    return LABELS[field.path.at(-1)] ?? field.schema.title ?? field.key;
   }
 
   /** Every setting as shown (defaults included), nested as the CONTRACT's `settings` object. */

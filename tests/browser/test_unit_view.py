@@ -183,6 +183,21 @@ def test_a_unit_past_the_layer_in_the_address_is_said_and_not_run(dashboard, ope
     tab.screenshot("unit-past-the-layer")
 
 
+def test_a_setting_out_of_bounds_in_the_address_is_said_and_not_run(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(f"{dashboard}/?model=synth-conv-fusion&layer=logits&unit=2&steps=999999&param=nonsense")
+    wait_for_choices(page)
+    status = page.locator("#status-text")
+    expect(status).to_contain_text("The address asks for settings the panel cannot take.")
+    expect(status).to_contain_text('Steps cannot be "999999" (a whole number from 1 to ')
+    expect(status).to_contain_text('Parameterisation cannot be "nonsense" (one of ')
+    expect(status).to_contain_text("Press Visualise to run it.")
+    assert page.input_value("#setting-steps") == "128" and page.input_value("#setting-param") == ""
+    assert not tab.socket_messages
+    expect(page).not_to_have_url(re.compile("steps="))  # the address says what is shown
+
+
 def test_changing_the_choice_stops_watching_the_run(dashboard, open_tab):
     tab = open_tab()
     page = tab.page
@@ -205,3 +220,29 @@ def test_changing_the_choice_stops_watching_the_run(dashboard, open_tab):
     expect(page.locator(".stage")).to_have_attribute("data-stale", "")
     page.click("#visualise")
     expect(page.locator(".stage")).not_to_have_attribute("data-stale", "")
+
+
+def test_the_choice_moved_away_and_back_marks_then_unmarks_the_result_and_its_examples(dashboard, open_tab):
+    tab = open_tab()
+    page = tab.page
+    page.goto(dashboard + "/")
+    wait_for_choices(page)
+    pick(page, first_layer_of(page, "fusion"), unit=1)
+    page.click("#visualise")
+    wait_for_result(page)
+    shared = page.url
+    expect(page.locator("#examples .unit-example").first).to_be_visible()
+    page.fill("#unit", "2")
+    # the picture and the test clips on screen are unit 1's: both marked as the previous choice's
+    expect(page.locator(".stage")).to_have_attribute("data-stale", "")
+    expect(page.locator("#examples")).to_have_attribute("data-stale", "")
+    expect(page.locator("#share")).to_be_hidden()
+    tab.screenshot("examples-of-the-previous-choice")
+    page.fill("#unit", "1")
+    # back at unit 1: what is on screen is its result again, share link and all, and nothing ran
+    expect(page.locator("#status-text")).to_have_text("Back to the choice on screen: this is its result.")
+    expect(page.locator(".stage")).not_to_have_attribute("data-stale", "")
+    expect(page.locator("#examples")).not_to_have_attribute("data-stale", "")
+    expect(page.locator("#share")).to_be_visible()
+    expect(page).to_have_url(shared)
+    assert tab.message_types().count("accepted") == 1

@@ -9,7 +9,7 @@ import { allStored, estimateBody, heavyQuestion } from '../../../frontend/js/con
 import { duration, formatNumber, paceSource, percent, queuedText, seconds } from '../../../frontend/js/format.js';
 import { previewStrips, resultStrips } from '../../../frontend/js/media.js';
 import { decodePin, encodePin } from '../../../frontend/js/pins.js';
-import { layerChoicesUnset } from '../../../frontend/js/settings.js';
+import { allowed, layerChoicesUnset } from '../../../frontend/js/settings.js';
 import { sweepColumns, sweptTemporalWeights } from '../../../frontend/js/sweep.js';
 import { choiceAddress, choiceCorrection, explainAddress, readLocation, shareAddress, visualizationAddress } from '../../../frontend/js/urlstate.js';
 
@@ -169,4 +169,12 @@ test('an address the picker could not follow is said, not run: a missing model, 
   assert.match(says('model=synth-conv-fusion&layer=nope&unit=9'), /has no layer "nope": showing logits\./);
   assert.match(says('model=synth-conv-fusion&layer=logits&unit=999'), /no unit "999" \(its units are 0 to 9\): showing unit 9\./);
   assert.match(says('model=synth-conv-fusion&layer=logits&unit=abc'), /no unit "abc" \(a unit is a whole number\)/);
+});
+
+test('a setting\'s allowed values read as words, from the schema\'s bounds', () => {
+  assert.equal(allowed({ type: 'integer', minimum: 1, maximum: 1024 }), 'a whole number from 1 to 1024');
+  assert.equal(allowed({ type: 'number', exclusiveMinimum: 0, maximum: 1 }), 'a number, above 0 and at most 1');
+  assert.equal(allowed({ type: 'number', minimum: 0 }), 'a number, at least 0');
+  assert.equal(allowed({ enum: ['max', 'min'] }), 'one of max, min');
+  assert.equal(allowed({ type: 'number' }), 'a number');
 });
