@@ -17,20 +17,9 @@ from .tiny_nets import FLOW_SCALE, TwoTowers, direction, load, pointwise
 STEPS = 64
 
 
-PHASE_ONLY_LIMIT = (
-    "phase-only amplitudes keep the world's isotropic spectrum: an edge unit's clip has texture in every"
-    " orientation (docs/engine.md, \"Not met\")"
-)
-
-
 @pytest.fixture(params=["fourier", "spectrum"])
 def param(request: pytest.FixtureRequest) -> str:
     return request.param
-
-
-def limited_under_spectrum(request: pytest.FixtureRequest, param: str) -> None:
-    if param == "spectrum":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=PHASE_ONLY_LIMIT))
 
 
 def settings(param: str, **overrides) -> VisualizationSettings:
@@ -61,8 +50,8 @@ def test_colour_unit_finds_red(param: str):
 
 
 @pytest.mark.parametrize("vertical", [True, False])
-def test_oriented_edge_unit_finds_its_orientation(vertical: bool, param: str, request: pytest.FixtureRequest):
-    limited_under_spectrum(request, param)
+def test_oriented_edge_unit_finds_its_orientation(vertical: bool, param: str):
+    # under spectrum at the hidden units' freedom (2), RGB's power held: the energy moves to one orientation
     edge = torch.tensor([-1.0, -1.0, 0.0, 1.0, 1.0]).view(1, 5).expand(5, 5)  # responds to a change along x
     kernel = edge if vertical else edge.T
     conv = nn.Conv3d(3, 1, (1, 5, 5), padding=(0, 2, 2), bias=False)

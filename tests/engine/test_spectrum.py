@@ -37,6 +37,33 @@ def test_no_amplitude_rises_above_the_natural_one_times_the_freedom():
         assert amplitude.sum() > 0.8 * freedom * natural.sum()
 
 
+def test_rgb_freedom_moves_energy_between_frequencies_and_adds_none():
+    spec = tiny_inputs()["appearance"]
+    spectra = power_law_spectra(tiny_inputs())
+    amplitude = spectra.amplitude["appearance"].astype(np.float64)  # (C, T, H, W // 2 + 1)
+    natural_power = torch.from_numpy((amplitude**2 * column_shares(spec.shape[-1])).sum(axis=(1, 2, 3)))
+    for freedom in (1.0, 2.0):
+        param = clip_param("spectrum", "appearance", spec, generators(0), torch.device("cpu"), spectra, weights(1), freedom=freedom)
+        with torch.no_grad():
+            param.basis.gain.fill_(50.0)  # every amplitude as far up as it goes: the power is held
+            param.basis.gain[..., : spec.shape[-1] // 4] = -50.0  # and the slow columns fall: it moves
+        power = param.basis().detach()[0].double().square().sum(dim=(1, 2, 3))  # per channel
+        if freedom == 1.0:  # phases only: the falls are falls, and nothing rises
+            assert torch.all(power < 0.9 * natural_power)
+        else:
+            torch.testing.assert_close(power, natural_power, rtol=0.05, atol=0.0)  # (less the imaginary parts irfftn drops)
+
+
+def column_shares(width: int) -> np.ndarray:
+    """Each rfft column's share of a clip's power: the columns between the first and the Nyquist one hold
+    their conjugates too."""
+    shares = np.full(width // 2 + 1, 2.0)
+    shares[0] = 1.0
+    if width % 2 == 0:
+        shares[-1] = 1.0
+    return shares
+
+
 def test_the_penalty_filter_is_one_without_penalties_and_shrinks_fast_change_more():
     none = penalty_filter((8, 16, 16), torch.tensor([[0.0, 0.0]]))
     assert torch.all(none == 1)

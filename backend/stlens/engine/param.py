@@ -104,6 +104,13 @@ class SpectrumBasis(nn.Module):
     are, not by piling up texture (``freedom = 1``: phases only, as MACO). Some freedom lets a unit that
     needs it (an oriented edge, a colour) shift energy between frequencies and channels.
 
+    With ``keep_power`` (RGB, where the freedom lets amplitudes rise) each channel's total power is held
+    at its natural power, so the freedom can only *move* energy between frequencies: a unit gets contrast
+    where it wants it (an edge unit's orientation) but no more contrast overall, which in RGB only pushes
+    the clip into the display's bounds. Without it every amplitude rose together and an edge unit's clip
+    kept every orientation; capping the power without holding it leant less (docs/engine.md, "The
+    oriented edge"). The flow's power is not held: it is speed, which a unit may want.
+
     The paper's penalties act on the amplitudes through a fixed filter per batch item: with the
     amplitudes (nearly) fixed, a clip's spatial and temporal variation would be (nearly) fixed too and
     ``tv_space`` / ``tv_time`` could do little, so each amplitude is shrunk by
@@ -113,11 +120,13 @@ class SpectrumBasis(nn.Module):
     as in the paper's sweep; at the default weights the clip keeps nearly the natural spectrum.
     """
 
-    amplitude: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+    amplitude: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    power_share: torch.Tensor
+    natural_power: torch.Tensor | None
 
     def __init__(
         self, amplitude: torch.Tensor, phase: torch.Tensor, shape: tuple[int, int, int], weights: torch.Tensor,
-        freedom: float,
+        freedom: float, keep_power: bool = False,
     ):
         """``amplitude``: (C, T, H, W // 2 + 1), or one per item (B, C, ...); ``phase``: the starting phases,
         (B, C, T, H, W // 2 + 1); ``weights``: (B, 2) tv_space and tv_time of each item."""
@@ -126,6 +135,14 @@ class SpectrumBasis(nn.Module):
         self.shape = shape
         filtered = amplitude.to(device) * penalty_filter(shape, weights.to(device))  # (B, C, T, H, W // 2 + 1)
         self.register_buffer("amplitude", filtered, persistent=False)
+        # each coefficient's share of the clip's power: the half spectrum holds the columns between the
+        # first and the Nyquist one for their conjugates too
+        columns = torch.full((filtered.shape[-1],), 2.0, device=device)
+        columns[0] = 1.0
+        if shape[-1] % 2 == 0:
+            columns[-1] = 1.0
+        self.register_buffer("power_share", columns, persistent=False)
+        self.register_buffer("natural_power", self.power(filtered) if keep_power else None, persistent=False)
         self.phase = nn.Parameter(phase)
         self.log_freedom = math.log(freedom)
         self.gain = nn.Parameter(torch.zeros_like(phase))  # at the natural amplitudes (starting at e^-2 of them
@@ -134,8 +151,15 @@ class SpectrumBasis(nn.Module):
     def forward(self) -> torch.Tensor:
         # log gain: up to log(freedom) above the natural amplitude, without bound below it
         log_gain = torch.where(self.gain > 0, self.log_freedom * torch.tanh(self.gain), self.gain)
-        spectrum = torch.polar(self.amplitude * log_gain.exp(), self.phase)
+        amplitude = self.amplitude * log_gain.exp()
+        if self.natural_power is not None:  # the power held: the freedom moves energy, adds none
+            amplitude = amplitude * (self.natural_power / self.power(amplitude)).sqrt()
+        spectrum = torch.polar(amplitude, self.phase)
         return torch.fft.irfftn(spectrum, s=self.shape, dim=(-3, -2, -1), norm="ortho")
+
+    def power(self, amplitude: torch.Tensor) -> torch.Tensor:
+        """(B, C, 1, 1, 1): each item's power per channel (the clip's sum of squares)."""
+        return (amplitude.square() * self.power_share).sum(dim=(-3, -2, -1), keepdim=True).clamp(min=1e-12)
 
 
 class EigenclipBasis(nn.Module):
@@ -355,14 +379,17 @@ def clip_param(
         if weights is None:
             raise ValueError("the spectrum parameterisation needs the penalty weights of each item")
         mean = None
+        keep_power = stream == "appearance" and freedom > 1  # RGB's contrast moves, not grows (SpectrumBasis)
         if signal is not None:
             mean = signal.mean(dim=(2, 3, 4), keepdim=True)
             spectrum = torch.fft.rfftn(signal - mean, dim=(-3, -2, -1), norm="ortho")
-            basis = SpectrumBasis(spectrum.abs(), spectrum.angle(), shape, torch.zeros_like(weights[:, 1:]), freedom)
+            basis = SpectrumBasis(
+                spectrum.abs(), spectrum.angle(), shape, torch.zeros_like(weights[:, 1:]), freedom, keep_power,
+            )
         else:
             amplitude = spectra.for_stream(stream, spec)
             phase = _random_phase(amplitude.shape, generators, device)
-            basis = SpectrumBasis(amplitude, phase, shape, weights[:, 1:], freedom)
+            basis = SpectrumBasis(amplitude, phase, shape, weights[:, 1:], freedom, keep_power)
         param = ClipParam(basis, stream, spec, spectra)
         if mean is not None:  # a start clip's mean is where its mean starts and stays near
             param.natural_mean.copy_(mean if param.colour is None else (param.colour @ mean.flatten(2)).view_as(mean))
