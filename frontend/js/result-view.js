@@ -6,6 +6,14 @@ import { formatNumber } from './format.js';
 import { CODINGS, hasEvidence, previewStrips, resultStrips, STREAMS } from './media.js';
 import { StripPlayer } from './strip-player.js';
 
+/** What the faithfulness lines will say, one a line as they will, while the run they measure goes. */
+const PENDING_FAITHFULNESS = [
+  'Measured when the optimisation ends: what independent models see in it (for a class),',
+  'whether its activations follow the unit\'s top test clips at the earlier layers,',
+  'how hard it drives the unit against the test clip that drives it hardest,',
+  'and how its statistics compare with the training clips\'.',
+];
+
 const CODING_CAPTIONS = {
   direction: 'the optical flow: hue is the direction, saturation the speed, white is still',
   components: 'the optical flow: x in red, y in green, speed in blue, grey is still',
@@ -87,7 +95,7 @@ export class ResultView extends EventTarget {
     this.objective.textContent = '';
     this.share.hidden = true;
     this.warnings.hidden = true;
-    this.faithfulness.hidden = true;
+    this._showFaithfulness(null);
     this.shown = null;
     this._showCoding();
     for (const { figure, player } of Object.values(this.viewers)) {
@@ -134,6 +142,7 @@ export class ResultView extends EventTarget {
   detach(message) {
     this.root.dataset.stale = '';
     this.share.hidden = true;
+    this._dropPending(); // the run it waited for is not watched any more
     this.setStatus(message);
   }
 
@@ -151,6 +160,11 @@ export class ResultView extends EventTarget {
   setStatus(text, state = '') {
     this.statusText.textContent = text;
     this.statusText.dataset.state = state;
+    if (state === 'error') this._dropPending(); // no result will come to measure
+  }
+
+  _dropPending() {
+    if (this.faithfulness.hasAttribute('data-pending')) this.faithfulness.hidden = true;
   }
 
   _resultStrips() {
@@ -158,13 +172,17 @@ export class ResultView extends EventTarget {
   }
 
   /** How far to trust the picture (result.faithfulness), in plain words; older results have none. */
+  /** The finished result's faithfulness lines; null while a run goes: what they will say, in their place,
+   * so that the pictures do not move down by their height when the run ends. */
   _showFaithfulness(faithfulness) {
-    const lines = faithfulness?.summary ?? [];
+    const pending = faithfulness === null;
+    const lines = pending ? PENDING_FAITHFULNESS : faithfulness?.summary ?? [];
     this.faithfulness.querySelector('ul').replaceChildren(...lines.map((text) => {
       const item = document.createElement('li');
       item.textContent = text;
       return item;
     }));
+    this.faithfulness.toggleAttribute('data-pending', pending);
     this.faithfulness.hidden = !lines.length;
   }
 

@@ -32,8 +32,15 @@ def test_a_class_visualisation_says_how_far_to_trust_it_and_shows_its_evidence(d
     wait_for_choices(page)
     pick(page, "logits", unit=0, steps=TEST_STEPS)
     page.click("#visualise")
-    wait_for_result(page)
     trust = page.locator("#faithfulness")
+    # while it runs, the box says what it will measure, in its place: the pictures stay put when it ends
+    expect(page.locator("#faithfulness[data-pending]")).to_contain_text("Measured when the optimisation ends")
+    running_top = page.locator(".viewers").bounding_box()["y"]
+    wait_for_result(page)
+    expect(trust).not_to_have_attribute("data-pending", "")
+    done_top = page.locator(".viewers").bounding_box()["y"]
+    # the lines are longer than the promise (at this width ~80 px): the box's whole height was 170 px
+    assert abs(done_top - running_top) < 100, (running_top, done_top)
     expect(trust).to_be_visible()
     expect(trust).to_contain_text("How far to trust this picture")
     expect(trust).to_contain_text(re.compile(r"\d of 4 independent models see 'walk' in it"))
