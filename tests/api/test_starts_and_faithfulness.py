@@ -74,7 +74,7 @@ def test_a_sample_and_an_upload_can_be_started_from(server, moving_square_mp4):
         ({"example": 99999}, 404, "dataset examples (0.."),  # how many there are, not the field's bound
         ({"sample": "nope"}, 404, "unknown sample"),
         ({"upload": "0" * 20}, 404, "no uploaded clip"),
-        ({"upload": "../etc/passwd"}, 422, "upload"),
+        ({"upload": "../etc/passwd"}, 422, "an upload is the clip id a POST /api/explain answer gave"),
         ({"example": 1, "sample": "synth-walk"}, 422, "Extra inputs"),
         ({"example": "1"}, 422, "example"),
         ({"video": 1}, 422, "a start is"),  # one error that says what a start is, not one for each kind

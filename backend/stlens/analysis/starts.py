@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
 
 from ..models.registry import LoadedModel
 from ..models.spec import Stream
@@ -43,10 +45,19 @@ class SampleStart(BaseModel):
     sample: str = Field(max_length=64, description="a name from GET /api/explain/samples")
 
 
+def _clip_id(value: str) -> str:
+    if not re.fullmatch(CLIP_ID_PATTERN, value):  # said as what it is, not as the pattern
+        raise PydanticCustomError(
+            "clip_id", f"an upload is the clip id a POST /api/explain answer gave ({CLIP_ID_LENGTH} hex digits)"
+        )
+    return value
+
+
 class UploadStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    upload: str = Field(pattern=CLIP_ID_PATTERN, description="the clip id of a POST /api/explain answer")
+    upload: Annotated[str, Field(max_length=CLIP_ID_LENGTH * 4, json_schema_extra={"pattern": CLIP_ID_PATTERN},
+                                 description="the clip id of a POST /api/explain answer"), AfterValidator(_clip_id)]
 
 
 START_KINDS: dict[str, type[BaseModel]] = {"example": ExampleStart, "sample": SampleStart, "upload": UploadStart}
