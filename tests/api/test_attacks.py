@@ -121,3 +121,18 @@ def test_a_chunked_body_over_the_limit_is_413(server):
     assert response.status_code == 413, response.text
     assert "too large" in strict_json(response.text)["detail"]
 
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [({"steps": 0}, "must be at least 1"), ({"lr": 0}, "must be more than 0"), ({"steps": "6"}, "must be a whole number"),
+     ({"objective": "most"}, "must be 'channel' or 'neuron'")],
+)
+def test_a_field_error_says_what_the_field_must_be_over_http_and_on_the_socket(server, settings, said):
+    body = {**request(unit=1), "settings": settings}
+    response = server.http.post("/api/visualizations", json=body)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["msg"].startswith(said) and error["loc"][-1] == next(iter(settings)), error
+    (answer,) = live_raw(server, "/api/visualizations/live", json.dumps(body))
+    assert answer["type"] == "error" and answer["detail"][0]["msg"].startswith(said), answer

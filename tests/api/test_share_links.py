@@ -65,7 +65,7 @@ def test_share_link_with_a_bad_request_is_refused_clearly(server):
         page = server.http.get(bad_path)
         assert page.status_code == 404 and "not a visualisation link" in page.text and "<script>" not in page.text
     bad_unit = server.http.get(f"/v/{other}?model=synth-conv-fusion&layer=fusion.conv&unit=x")
-    assert bad_unit.status_code == 422 and "not valid: unit: Input should be a valid integer" in bad_unit.text
+    assert bad_unit.status_code == 422 and "not valid: unit: must be a whole number" in bad_unit.text
     assert "errors.pydantic.dev" not in bad_unit.text  # said for people, without Pydantic's own text
     bad_layer = server.http.get(f"/v/{other}?model=synth-conv-fusion&layer=nope&unit=0")
     assert bad_layer.status_code == 404 and "no layer" in bad_layer.text

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ..jobs.core import Busy
 from ..request import InvalidRequest
+from .errors import plain_error_list
 from .strict_json import NotStandardJSON, parse_strictly
 
 FIRST_MESSAGE_TIMEOUT_S = 30.0
@@ -27,7 +28,7 @@ Started = TypeVar("Started")
 def error_detail(error: Exception) -> Any:
     """The ``detail`` of an error message, shaped like the HTTP API's 4xx bodies."""
     if isinstance(error, ValidationError):
-        return error.errors(include_url=False, include_context=False, include_input=False)
+        return plain_error_list(error)
     if isinstance(error, InvalidRequest | Busy):
         return error.detail
     return str(error)
