@@ -209,9 +209,17 @@ async function runSweep(kind) {
   if (!(await confirmHeavy(confirmPanel, estimateBody(body, { runs }), what, 'Start sweep'))) return;
   const model = await describe(body.model);
   const pending = sweep.run(kind, body, settings.values(), model);
+  revealed(sweep.root);
   updateAddress();
   await pending;
   showEstimate(); // at the pace the sweep measured
+}
+
+/** A section the button beside the choice just opened, brought into view (it opens below the result, under
+ * the fold of a laptop's screen, where a class would not see it come). */
+function revealed(section) {
+  const { top } = section.getBoundingClientRect();
+  if (top > window.innerHeight * 0.6) section.scrollIntoView({ behavior: 'smooth', block: 'start' });
 }
 
 /**
@@ -228,6 +236,7 @@ async function showAtlas() {
   }
   if (!go) return;
   const pending = atlas.show({ ...body, run_on: atlasRunOn.checked }, await describe(body.model));
+  revealed(atlas.root);
   updateAddress();
   await pending;
   showEstimate(); // at the pace the atlas measured

@@ -36,6 +36,7 @@ def test_atlas_fills_in_and_opens_a_unit(dashboard, open_tab):
     page.dispatch_event("#setting-steps", "change")
     page.click("#atlas-run")
     expect(page.locator(".atlas-grid .card")).to_have_count(units)
+    expect(page.locator("#atlas h2")).to_be_in_viewport()  # it opens below the result: brought into view
     expect(page).to_have_url(re.compile(r"atlas=1"))
     page.wait_for_function(
         # done, with or without a warning that the unit shows little

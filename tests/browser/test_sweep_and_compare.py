@@ -34,12 +34,17 @@ def test_speed_sweep_runs_fast_to_slow_and_is_a_link(dashboard, open_tab):
     page.goto(dashboard + "/")
     wait_for_choices(page)
     pick(page, first_layer_of(page, "fusion"), unit=6)
+    page.click("#visualise")
+    wait_for_result(page)
+    before_sweep = len(tab.socket_messages)
     page.click("#sweep-speed")
     expect(page).to_have_url(re.compile(r"sweep=speed"))
+    # it opens below the result and its examples: brought into view, not left under the fold
+    expect(page.locator("#sweep h2")).to_be_in_viewport()
     wait_for_cards(page, ".sweep-grid", SWEEP_COLUMNS)
     tab.screenshot("speed-sweep")
 
-    done = [m for m in tab.socket_messages if m["type"] == "done"]
+    done = [m for m in tab.socket_messages[before_sweep:] if m["type"] == "done"]
     motion_weights = [
         m["request"]["settings"]["weights"]["tv_time"]["motion"] for m in done
     ]
