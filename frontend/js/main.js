@@ -93,6 +93,7 @@ async function visualise(body) {
   document.querySelector('#examples').hidden = true;
   detached = null; // its clips leave the screen now
   view.start('Connecting…');
+  revealed(view.root); // on a phone the stage is below the choice
   try {
     const model = await describe(body.model);
     const done = await api.runLive(body, {
@@ -107,7 +108,9 @@ async function visualise(body) {
         rateFrom ??= { step: message.step, time: now };
         const stepsDone = message.step - rateFrom.step;
         const left = stepsDone > 0 ? ` · about ${duration(((now - rateFrom.time) / stepsDone) * (message.steps - message.step))} left` : '';
-        view.setStatus(`Optimising… step ${message.step} / ${message.steps}${left}`, 'busy');
+        view.setStatus(message.step === message.steps
+          ? `Optimised: step ${message.step} / ${message.steps}. Measuring how far to trust the picture…`
+          : `Optimising… step ${message.step} / ${message.steps}${left}`, 'busy');
         return view.showProgress(message);
       },
     }, controller.signal);
@@ -115,7 +118,7 @@ async function visualise(body) {
     showEstimate();
     const total = seconds(performance.now() - started);
     const waited = queuedFrom === null ? '' : `queued ${seconds(started + firstPreview - queuedFrom)}, `;
-    const how = firstPreview === null ? `From the cache in ${total}` : `Done in ${total} (${waited}first preview after ${seconds(firstPreview)})`;
+    const how = firstPreview === null ? `Computed before: opened in ${total}` : `Done in ${total} (${waited}first preview after ${seconds(firstPreview)})`;
     doneStatus(how, done);
   } catch (error) {
     if (error.name !== 'AbortError') view.setStatus(`Failed: ${error.message}`, 'error');
@@ -183,6 +186,7 @@ async function showUnitExamples(model, { layer, unit }) {
 async function openShared(id) {
   detached = null;
   view.start('Loading the shared visualisation…');
+  revealed(view.root);
   const visualization = await api.getVisualization(id);
   const { model, layer, unit } = visualization.request;
   startClip = visualization.request.start ?? null;
@@ -194,7 +198,7 @@ async function openShared(id) {
   if (visualization.status === 'done') {
     await showDone(visualization, choice.model);
     // performance.now() counts from the start of the page load: the time to the first paint of the result.
-    doneStatus(`From the cache in ${seconds(performance.now())}`, visualization);
+    doneStatus(`Computed before: opened in ${seconds(performance.now())}`, visualization);
   } else {
     await visualise(visualization.request);
   }
@@ -215,11 +219,12 @@ async function runSweep(kind) {
   showEstimate(); // at the pace the sweep measured
 }
 
-/** A section the button beside the choice just opened, brought into view (it opens below the result, under
- * the fold of a laptop's screen, where a class would not see it come). */
+/** A section that just opened or started, brought into view where it lies under the fold (a sweep or an
+ * atlas below the result on a laptop's screen, the stage below the choice on a phone's), where a class would
+ * not see it come. */
 function revealed(section) {
   const { top } = section.getBoundingClientRect();
-  if (top > window.innerHeight * 0.6) section.scrollIntoView({ behavior: 'smooth', block: 'start' });
+  if (top > window.innerHeight * 0.6) section.scrollIntoView({ block: 'start' }); // at once: no box moves after
 }
 
 /**

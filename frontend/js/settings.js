@@ -48,6 +48,16 @@ export function allowed(schema) {
   return kind;
 }
 
+/** Mark a number input invalid outside its schema's exclusive bounds, which min / max cannot hold (a learning
+ * rate must be above 0): the form then refuses it as it does a value past min or max. */
+function checkExclusive(field) {
+  const { exclusiveMinimum: above, exclusiveMaximum: below } = field.schema;
+  const raw = field.input.value;
+  const value = Number(raw);
+  const outside = raw !== '' && ((above !== undefined && !(value > above)) || (below !== undefined && !(value < below)));
+  field.input.setCustomValidity(outside ? `${allowed(field.schema)}` : '');
+}
+
 export class SettingsPanel extends EventTarget {
   constructor(root) {
     super();
@@ -178,6 +188,7 @@ export class SettingsPanel extends EventTarget {
     }
     field.input.id = id;
     field.input.name = key;
+    field.input.addEventListener('input', () => checkExclusive(field));
     field.input.addEventListener('change', () => {
       if (field.slider) field.slider.value = String(toLog(Number(field.input.value)));
       this._changed();
@@ -207,6 +218,7 @@ export class SettingsPanel extends EventTarget {
   _write(field, value) {
     field.input.value = value == null ? '' : String(value);
     if (field.slider) field.slider.value = String(toLog(Number(value)));
+    checkExclusive(field);
   }
 
   _read(field) {

@@ -59,7 +59,7 @@ def test_atlas_fills_in_and_opens_a_unit(dashboard, open_tab):
 
     page.click(".atlas-grid .card[data-unit='3'] .card-actions button")
     visualization_id = wait_for_result(page)
-    expect(page.locator("#status-text")).to_contain_text("From the cache")
+    expect(page.locator("#status-text")).to_contain_text("Computed before: opened in")
     assert page.input_value("#unit") == "3"
     assert (
         tab.socket_messages[-1]["id"] == visualization_id

@@ -66,8 +66,9 @@ def test_visualise_live_then_share_link_comes_from_the_cache(dashboard, open_tab
         fresh.page.goto(share_url)
     assert first_get.value.json()["status"] == "done"
     assert wait_for_result(fresh.page) == visualization_id
-    expect(fresh.page.locator("#status-text")).to_contain_text("From the cache")
+    expect(fresh.page.locator("#status-text")).to_contain_text("Computed before: opened in")
     assert fresh.socket_messages == []  # nothing recomputed, no live run opened
+    expect(fresh.page.locator("#viewer-appearance canvas")).to_be_in_viewport()  # the stage below the choice, brought up
     assert canvas_is_drawn(fresh.page, "#viewer-motion canvas")
     assert (
         fresh.page.input_value("#layer") == layer
@@ -186,12 +187,14 @@ def test_a_unit_past_the_layer_in_the_address_is_said_and_not_run(dashboard, ope
 def test_a_setting_out_of_bounds_in_the_address_is_said_and_not_run(dashboard, open_tab):
     tab = open_tab()
     page = tab.page
-    page.goto(f"{dashboard}/?model=synth-conv-fusion&layer=logits&unit=2&steps=999999&param=nonsense")
+    page.goto(f"{dashboard}/?model=synth-conv-fusion&layer=logits&unit=2&steps=999999&param=nonsense&lr=0")
     wait_for_choices(page)
     status = page.locator("#status-text")
     expect(status).to_contain_text("The address asks for settings the panel cannot take.")
     expect(status).to_contain_text('Steps cannot be "999999" (a whole number from 1 to ')
     expect(status).to_contain_text('Parameterisation cannot be "nonsense" (one of ')
+    # a bound the input cannot hold (above 0, not at least 0): refused too, not sent to fail on the server
+    expect(status).to_contain_text('Learning rate cannot be "0" (a number, above 0 and at most 1): showing 0.05.')
     expect(status).to_contain_text("Press Visualise to run it.")
     assert page.input_value("#setting-steps") == "128" and page.input_value("#setting-param") == ""
     assert not tab.socket_messages
