@@ -49,6 +49,15 @@ def test_colour_unit_finds_red(param: str):
     assert redness(result.inputs["appearance"]) > 0.4
 
 
+def test_a_colour_unit_gets_a_flat_colour_not_texture_it_does_not_want():
+    # RGB's power is held under spectrum at the hidden units' freedom, but its level may fall: held
+    # without the fall, the clip kept the natural texture (10x this texture), or put it in a spot
+    red = nn.Sequential(pointwise([[1.0, -0.5, -0.5]]), nn.ReLU())
+    model = load(TwoTowers(red, pointwise([direction(0)]), features=2))
+    rgb = visualize(model, "appearance.0", 0, settings("spectrum")).inputs["appearance"][0]
+    assert np.abs(np.diff(rgb, axis=2)).mean() < 0.006 and redness(rgb) > 0.4
+
+
 @pytest.mark.parametrize("vertical", [True, False])
 def test_oriented_edge_unit_finds_its_orientation(vertical: bool, param: str):
     # under spectrum at the hidden units' freedom (2), RGB's power held: the energy moves to one orientation

@@ -109,7 +109,8 @@ class SpectrumBasis(nn.Module):
     where it wants it (an edge unit's orientation) but no more contrast overall, which in RGB only pushes
     the clip into the display's bounds. Without it every amplitude rose together and an edge unit's clip
     kept every orientation; capping the power without holding it leant less (docs/engine.md, "The
-    oriented edge"). The flow's power is not held: it is speed, which a unit may want.
+    oriented edge"). The held level may fall (``fall``), so a unit that wants a flat colour gets one. The
+    flow's power is not held: it is speed, which a unit may want.
 
     The paper's penalties act on the amplitudes through a fixed filter per batch item: with the
     amplitudes (nearly) fixed, a clip's spatial and temporal variation would be (nearly) fixed too and
@@ -123,6 +124,7 @@ class SpectrumBasis(nn.Module):
     amplitude: torch.Tensor  # buffers (register_buffer), declared for the type checker
     power_share: torch.Tensor
     natural_power: torch.Tensor | None
+    fall: nn.Parameter | None
 
     def __init__(
         self, amplitude: torch.Tensor, phase: torch.Tensor, shape: tuple[int, int, int], weights: torch.Tensor,
@@ -147,13 +149,17 @@ class SpectrumBasis(nn.Module):
         self.log_freedom = math.log(freedom)
         self.gain = nn.Parameter(torch.zeros_like(phase))  # at the natural amplitudes (starting at e^-2 of them
         # and growing transferred worse: docs/faithfulness.md)
+        # with the power held, its level may still fall (a flat colour wants less contrast, not a spot to put
+        # it in): exp(-l^2) of it, at most 1, never stuck (Adam moves l from its small start either way)
+        self.fall = nn.Parameter(torch.full((*phase.shape[:2], 1, 1, 1), 1e-3, device=device)) if keep_power else None
 
     def forward(self) -> torch.Tensor:
         # log gain: up to log(freedom) above the natural amplitude, without bound below it
         log_gain = torch.where(self.gain > 0, self.log_freedom * torch.tanh(self.gain), self.gain)
         amplitude = self.amplitude * log_gain.exp()
-        if self.natural_power is not None:  # the power held: the freedom moves energy, adds none
-            amplitude = amplitude * (self.natural_power / self.power(amplitude)).sqrt()
+        if self.natural_power is not None and self.fall is not None:  # the power held, or let fall: the
+            # freedom moves energy and adds none
+            amplitude = amplitude * (self.natural_power / self.power(amplitude)).sqrt() * (-self.fall.square()).exp()
         spectrum = torch.polar(amplitude, self.phase)
         return torch.fft.irfftn(spectrum, s=self.shape, dim=(-3, -2, -1), norm="ortho")
 
