@@ -176,7 +176,7 @@ async function showUnitExamples(model, { layer, unit }) {
   if (!model.dataset_examples) return;
   const body = section.querySelector('#examples-body');
   try {
-    await showExamples(body, model.id, layer, unit);
+    await showExamples(body, model.id, layer, unit, undefined, settings.queryEntries()); // the result's settings
   } catch (error) {
     body.textContent = `No dataset examples: ${error.message}`;
   }

@@ -4,8 +4,9 @@ import { unitExamples } from './api.js';
 import { element } from './dom.js';
 import { accentuateLink, unitLink } from './unit-link.js';
 
-/** Fill `container` with the examples of one unit (replacing what it showed). */
-export async function showExamples(container, model, layer, unit, k = 4) {
+/** Fill `container` with the examples of one unit (replacing what it showed); `settings`: address entries
+ * of the settings an "accentuate" link keeps (those of the result beside them). */
+export async function showExamples(container, model, layer, unit, k = 4, settings = []) {
   container.replaceChildren(element('p', 'finding the top clips…', 'hint'));
   const body = await unitExamples(model, layer, unit, k);
   const head = element('p');
@@ -23,7 +24,7 @@ export async function showExamples(container, model, layer, unit, k = 4) {
       figure.append(img);
     }
     const caption = element('figcaption', `clip ${example.clip} (${example.label}), peak ${example.activation.toFixed(3)} `);
-    caption.append(accentuateLink(model, layer, unit, { example: example.clip }));
+    caption.append(accentuateLink(model, layer, unit, { example: example.clip }, settings));
     figure.append(caption);
     container.append(figure);
   }

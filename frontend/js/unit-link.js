@@ -11,10 +11,10 @@ export function unitLink(model, layer, unit, text = `${layer} #${unit}`) {
 }
 
 /** An <a> that visualises the unit starting from a real clip (`start`, as the server's request takes
- * it): what in that clip drives the unit (feature accentuation). */
-export function accentuateLink(model, layer, unit, start) {
+ * it): what in that clip drives the unit (feature accentuation), with the address entries `settings`. */
+export function accentuateLink(model, layer, unit, start, settings = []) {
   const a = document.createElement('a');
-  a.href = choiceAddress({ model, layer, unit }, startEntries(start));
+  a.href = choiceAddress({ model, layer, unit }, [...settings, ...startEntries(start)]);
   a.textContent = 'accentuate';
   a.className = 'accentuate';
   a.title = 'visualise this unit starting from this clip: what in it drives the unit';

@@ -83,6 +83,7 @@ def test_accentuating_a_dataset_example_starts_from_it_and_is_a_share_link(dashb
     assert f"start.example={clip}" in page.input_value("#share-url")
     sent = [m for m in tab.sent_messages if "start" in m]
     assert sent and sent[-1]["start"] == {"example": int(clip)}
+    assert sent[-1]["settings"]["steps"] == TEST_STEPS  # the settings of the result it was offered beside
     tab.screenshot("accentuate-example")
 
     fresh = open_tab(390, 844)
