@@ -171,9 +171,9 @@ export class ResultView extends EventTarget {
     return resultStrips(this.shown.visualization, this.shown.model, this.coding, this.evidence.checked);
   }
 
-  /** How far to trust the picture (result.faithfulness), in plain words; older results have none. */
-  /** The finished result's faithfulness lines; null while a run goes: what they will say, in their place,
-   * so that the pictures do not move down by their height when the run ends. */
+  /** How far to trust the picture (result.faithfulness), in plain words; older results have none. null while
+   * a run goes: what the lines will say, in their place, so the pictures do not move down by their height
+   * when the run ends. */
   _showFaithfulness(faithfulness) {
     const pending = faithfulness === null;
     const lines = pending ? PENDING_FAITHFULNESS : faithfulness?.summary ?? [];

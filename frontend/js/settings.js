@@ -55,7 +55,7 @@ function checkExclusive(field) {
   const raw = field.input.value;
   const value = Number(raw);
   const outside = raw !== '' && ((above !== undefined && !(value > above)) || (below !== undefined && !(value < below)));
-  field.input.setCustomValidity(outside ? `${allowed(field.schema)}` : '');
+  field.input.setCustomValidity(outside ? allowed(field.schema) : '');
 }
 
 export class SettingsPanel extends EventTarget {
