@@ -11,9 +11,12 @@ a job; a job not heard from for ``HEARTBEAT_S`` is swept by any live worker and 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
+from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 
 from ..cache import KEY_PREFIX
@@ -27,6 +30,7 @@ EVENTS_PREFIX = f"{KEY_PREFIX}:events:"
 RUNS_KEY = f"{KEY_PREFIX}:stats:runs"  # optimisation runs started by all workers: the load test counts them
 HEARTBEAT_S = 5
 HEARTBEAT_EVERY_S = 1.0
+MARK_POLL_S = 0.05  # how often a sweep looks again at a job just taken (``JobQueue``)
 SWEEP_EVERY_S = 1  # how often a worker looks for jobs left by a dead one (whole seconds: a lock TTL)
 ATTEMPTS = 3
 JOB_TIMEOUT_S = 6 * 3600  # a bound, not an estimate: liveness is the heartbeat's job
@@ -35,9 +39,47 @@ WATCH_TTL_S = 5.0  # an API node's claim on a job's viewers lapses unless renewe
 EventType = Literal["queued", "running", "progress", "done"]
 
 
+class JobQueue(RedisQueue):
+    """saq's Redis queue less one race (tobymao/saq#277): a worker takes a job into the active list
+    and marks it active a moment later; a sweep by another worker that met it in between took it for
+    a dead worker's, aborted it and queued it again, and both workers ran it. Here a job found so is
+    given a heartbeat to be marked before the sweep goes on; one never marked is swept as before."""
+
+    async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
+        if error == self.swept_error_message and await self._marked_meanwhile(job):
+            return
+        await super().abort(job, error, ttl)
+
+    async def retry(self, job: Job, error: str | None) -> None:  # the sweep's next step, on its refreshed copy
+        if error == self.swept_error_message and _running(job):
+            return
+        await super().retry(job, error)
+
+    async def finish(  # that step once retries are spent
+        self, job: Job, status: Status, *, result: Any = None, error: str | None = None, **kwargs: Any
+    ) -> None:
+        if status == Status.ABORTED and error == self.swept_error_message and _running(job):
+            return
+        await super().finish(job, status, result=result, error=error, **kwargs)
+
+    async def _marked_meanwhile(self, job: Job) -> bool:
+        if job.status != Status.QUEUED:
+            return False
+        deadline = time.monotonic() + HEARTBEAT_S
+        while (stored := await self.job(job.key)) is not None and stored.status == Status.QUEUED:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(MARK_POLL_S)
+        return stored is not None and _running(stored)
+
+
+def _running(job: Job) -> bool:
+    return job.status == Status.ACTIVE and not job.stuck
+
+
 def make_queue(redis_url: str, priority: Priority = "interactive") -> RedisQueue:
     """The queue of a priority on any URL redis-py takes (``Queue.from_url`` refuses ``unix://``)."""
-    return RedisQueue(aioredis.from_url(redis_url), name=QUEUE_NAMES[priority])
+    return JobQueue(aioredis.from_url(redis_url), name=QUEUE_NAMES[priority])
 
 
 def priority_of_queue(name: str) -> Priority:
