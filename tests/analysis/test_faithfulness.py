@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from stlens.analysis.faithfulness import assess, spearman
+from stlens.analysis.faithfulness import Faithfulness, JudgeVerdict, assess, spearman, summary
 from stlens.analysis.synthset import example_clips
 from stlens.engine import VisualizationSettings
 from stlens.flow.estimate import estimate_flow
@@ -90,3 +90,18 @@ def test_a_stream_layer_is_measured_on_its_own_stream(late_fusion):
 
 def conv_fusion_speed(model) -> float:
     return model.spectra.statistics["speed_median"]
+
+
+def test_a_judge_that_names_the_class_as_a_guess_is_said_to_be_unsure():
+    def verdict(judge: str, streams: list[str], probability: float) -> JudgeVerdict:
+        return JudgeVerdict(judge=judge, title=f"Judge: {judge}", streams=streams, predicted="jump",
+                            probability=probability, target_probability=probability, agrees=True)
+
+    sure = [verdict("a", ["appearance", "motion"], 0.9), verdict("b", ["motion"], 0.7)]
+    line = summary(Faithfulness(judges=sure, summary=[]), "jump")[0]
+    assert line.startswith("2 of 2 independent models see 'jump' in it (1 of the 1 that see both RGB and motion): ")
+    guessing = [*sure, verdict("c", ["appearance"], 0.18)]
+    line = summary(Faithfulness(judges=guessing, summary=[]), "jump")[0]
+    assert line.startswith("3 of 3 independent models see 'jump' in it (1 of the 1 that see both RGB and motion);"
+                           " 1 of them unsure, under 50%: ")
+    assert "c (jump, 18%)" in line

@@ -23,13 +23,14 @@ def wait_for_stop(page) -> None:
 
 
 def stage_rows(page) -> dict:
-    """Where the stop's motion clip and the numbers under it lie, read in one layout."""
+    """Where the stop's motion clip, the numbers and caption under it and how far to trust it lie, in one layout."""
     return page.evaluate("""() => {
         const box = (selector) => {
             const { top, bottom } = document.querySelector(selector).getBoundingClientRect();
             return { top: Math.round(top), bottom: Math.round(bottom) };
         };
-        return { clip: box('.present-clip[data-stream=motion]'), numbers: box('.present-numbers') };
+        return { clip: box('.present-clip[data-stream=motion]'), numbers: box('.present-numbers'),
+                 caption: box('.present-caption'), trust: box('.present-faithfulness') };
     }""")
 
 
@@ -66,6 +67,9 @@ def test_present_the_tour_from_the_keyboard(dashboard, open_tab):
     rows = stage_rows(page)
     # the clip and its caption end above the numbers under them (a squeezed row once ran them together)
     assert rows["clip"]["bottom"] <= rows["numbers"]["top"] + 1, rows
+    # how far to trust it arrives with the result, under the caption: the caption stays put while read aloud
+    expect(page.locator(".present-faithfulness")).to_be_visible()
+    assert rows["caption"]["bottom"] <= rows["trust"]["top"], rows
     # and stay where they are when the test clips arrive under them (the stage once jumped up)
     assert rows == before_examples, (before_examples, rows)
     tab.screenshot("presentation")

@@ -44,6 +44,7 @@ TOP_CLIPS = 5
 RANDOM_CLIPS = 20
 RANDOM_SEED = 0
 CACHED_MODELS = 8
+SURE = 0.5  # a judge that names the class below this is said to be unsure of it
 
 
 class Reach(BaseModel):
@@ -278,11 +279,13 @@ def summary(result: Faithfulness, target_class: str | None) -> list[str]:
     lines = []
     if result.judges:
         agreeing = [j for j in result.judges if j.agrees]
+        unsure = sum(j.probability < SURE for j in agreeing)  # a top choice among ten classes may be a guess
         both = [j for j in result.judges if len(j.streams) == 2]
         # to be read aloud: the judges' names hold commas, so each is followed by its verdict in brackets
         lines.append(
             f"{len(agreeing)} of {len(result.judges)} independent models see '{target_class}' in it"
-            f" ({sum(j.agrees for j in both)} of the {len(both)} that see both RGB and motion): "
+            + f" ({sum(j.agrees for j in both)} of the {len(both)} that see both RGB and motion)"
+            + (f"; {unsure} of them unsure, under {100 * SURE:.0f}%" if unsure else "") + ": "
             + "; ".join(f"{_judge_name(j)} ({j.predicted}, {100 * j.probability:.0f}%)" for j in result.judges)
         )
     if result.path is not None:
