@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 import torch
 
-from stlens.analysis.faithfulness import assess
+from stlens.analysis.faithfulness import STATISTIC_WORDS, assess, placement
 from stlens.analysis.synthset import batches, render_split
 from stlens.engine import VisualizationSettings, visualize
 from stlens.flow.coding import direction_coding
@@ -94,6 +94,13 @@ def class_strip(inputs: dict[str, np.ndarray], labels: tuple[str, ...]) -> np.nd
     return np.concatenate([x for row in rows for x in (row, gap)][:-1])
 
 
+def count_placements(counts: dict[str, dict[str, int]], verdict) -> None:
+    """Add where a picture's natural statistics lie against the training clips' middle 90%."""
+    if verdict.natural is not None:
+        for key, where in placement(verdict.natural).items():
+            counts.setdefault(key, {"below": 0, "inside": 0, "above": 0})[where] += 1
+
+
 def transfer(model, config: dict[str, Any], seeds: int, first_seed: int = 0) -> dict[str, Any]:
     """Class-logit visualisations of every class (seeds ``first_seed`` on) and what the model and each
     judge make of them."""
@@ -108,10 +115,12 @@ def transfer(model, config: dict[str, Any], seeds: int, first_seed: int = 0) -> 
     counts.update({j.id: 0 for j in judges})
     misses: dict[str, list[tuple[str, str]]] = {name: [] for name in counts}  # (the class, what it was taken for)
     reach = []
+    statistics: dict[str, dict[str, int]] = {}
     for seed, run in zip(seed_list, runs):
         for k in classes:
             inputs = {s: x[k] for s, x in run.inputs.items()}
             verdict = assess(model, "logits", k, settings_of(config, seed), inputs)
+            count_placements(statistics, verdict)
             display = {s: torch.from_numpy(x).permute(3, 0, 1, 2).unsqueeze(0) for s, x in inputs.items()}
             with torch.no_grad():
                 own = model.module(**{s: model.spec.inputs[s].to_model(display[s]) for s in display})
@@ -131,6 +140,7 @@ def transfer(model, config: dict[str, Any], seeds: int, first_seed: int = 0) -> 
         "two_stream": [j.id for j in judges if j.two_stream],
         "reach": float(np.mean(reach)) if reach else None,
         "seconds": seconds,
+        "statistics": statistics,
         "strip": class_strip(runs[0].inputs, labels),
     }
 
@@ -151,7 +161,13 @@ def real_reference(model) -> dict[str, Any]:
     judges = judges_of(model.spec.id)
     counts = {"self": int((logits[picks].argmax(1).numpy() == wanted).sum())}
     counts.update({j.id: int((j.probabilities(picked).argmax(1).numpy() == wanted).sum()) for j in judges})
+    statistics: dict[str, dict[str, int]] = {}
+    settings = settings_of({}, 0)
+    for k, i in zip(wanted, picks):
+        clip = {"appearance": data.frames[i].astype(np.float32) / 255, "motion": data.flow[i].astype(np.float32)}
+        count_placements(statistics, assess(model, "logits", int(k), settings, clip))
     return {
+        "statistics": statistics,
         "counts": counts,
         "of": len(picks),
         "two_stream": [j.id for j in judges if j.two_stream],
@@ -166,8 +182,10 @@ def path_similarity(model, layer: str, units: list[int], config: dict[str, Any])
     result = visualize(model, layer, units, settings)
     seconds = (time.perf_counter() - started) / len(units)
     passed, layer_share, reach = 0, [], []
+    statistics: dict[str, dict[str, int]] = {}
     for i, unit in enumerate(units):
         verdict = assess(model, layer, unit, settings, {s: x[i] for s, x in result.inputs.items()})
+        count_placements(statistics, verdict)
         path = verdict.path
         assert path is not None
         passed += 2 * path.holds_at > path.of
@@ -180,6 +198,7 @@ def path_similarity(model, layer: str, units: list[int], config: dict[str, Any])
         "layers_held": float(np.mean(layer_share)),
         "reach": float(np.mean(reach)) if reach else None,
         "seconds": seconds,
+        "statistics": statistics,
     }
 
 
@@ -249,7 +268,7 @@ def markdown(results: dict[str, Any], calibration: list[str]) -> str:
             reach = f"{t['reach']:.2f}x" if t.get("reach") is not None else "-"
             seconds = f"{t['seconds']:.1f}" if "seconds" in t else "-"
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {reach} | {seconds} |")
-        if "misses" in results[DEFAULT]["transfer"][subject]:
+        if DEFAULT in results and "misses" in results[DEFAULT]["transfer"][subject]:
             lines += ["", "The pictures of the default the model itself and the two-stream judges miss (a class: what it was "
                       "taken for, each time):", ""]
             for judge, missed in results[DEFAULT]["transfer"][subject]["misses"].items():
@@ -283,6 +302,7 @@ def markdown(results: dict[str, Any], calibration: list[str]) -> str:
         "",
         *[f"- {line}" for line in calibration],
         "",
+        *statistics_table(results),
         "## Pictures: walk, jump, box, wave (RGB every other frame, then the flow)",
         "",
     ]
@@ -295,6 +315,38 @@ def markdown(results: dict[str, Any], calibration: list[str]) -> str:
             lines.append(f"![{name}, {subject}]({entry['transfer'][subject]['picture']})")
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def statistics_table(configurations: dict[str, Any]) -> list[str]:
+    """Where the pictures' natural statistics lie against the middle 90% of the model's training clips:
+    for each configuration measured with them, the class pictures of each subject and the hidden units."""
+    rows = []
+    for name, entry in configurations.items():
+        clips = "real test clips" if name == REFERENCE else "class pictures"
+        measured = [(f"`{subject}` {clips}", t) for subject, t in entry["transfer"].items()]
+        measured += [(f"`{layer}` units", p) for layer, p in entry.get("path", {}).items()]
+        for what, figures in measured:
+            if figures.get("statistics"):
+                cells = []
+                for key in STATISTIC_WORDS:
+                    c = figures["statistics"].get(key)
+                    cells.append(f"{c['inside']} / {c['below']} / {c['above']}" if c else "-")
+                rows.append(f"| {name} | {what} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    header = " | ".join(f"{words[0]}: inside / {words[2]} / {words[3]}" for words in STATISTIC_WORDS.values())
+    return [
+        "## Natural statistics: the pictures against the training clips",
+        "",
+        "How many pictures lie inside the middle 90% of the model's training clips, and how many below or",
+        "above it (stlens.models.spectra.clip_statistics; the ranges ship with the spectra). Rows measured",
+        "before these counts existed are left out.",
+        "",
+        f"| configuration | pictures | {header} |",
+        "| --- | --- |" + " ---: |" * len(STATISTIC_WORDS),
+        *rows,
+        "",
+    ]
 
 
 def main() -> None:

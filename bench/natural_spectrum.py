@@ -8,7 +8,8 @@ averaged over clips, and log amplitude is fitted by least squares, per stream, a
     log A(f) = c - alpha_s * log(max(f_s, 1/S)) - alpha_t * log(max(f_t, 1/T))
 
 with f_s the spatial frequency in cycles per pixel and f_t the temporal one in cycles per frame. The
-printed constants are stlens.models.spectra.POWER_LAW. Run: python bench/natural_spectrum.py
+printed constants are stlens.models.spectra.POWER_LAW and its statistics (the clips' means and middle
+90%). Run: python bench/natural_spectrum.py
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import av
 import cv2
 import numpy as np
 
-from stlens.models.spectra import STATISTICS, clip_statistics, colour_statistics, rms_amplitude
+from stlens.models.spectra import STATISTICS, clip_statistics, colour_statistics, rms_amplitude, statistics_range
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "samples"
 FRAMES, SIDE = 16, 112
@@ -59,7 +60,8 @@ def fit(amplitude: np.ndarray) -> dict[str, float]:
     design = np.stack([np.ones(keep.sum()), -log_fs[keep], -log_ft[keep]], 1)
     (c, alpha_s, alpha_t), *_ = np.linalg.lstsq(design, np.log(mean[keep]), rcond=None)
     residual = np.log(mean[keep]) - design @ np.array([c, alpha_s, alpha_t])
-    return {"c": float(c), "alpha_s": float(alpha_s), "alpha_t": float(alpha_t), "rms_log_residual": float(residual.std())}
+    fitted = {"c": float(c), "alpha_s": float(alpha_s), "alpha_t": float(alpha_t)}
+    return {**fitted, "rms_log_residual": float(residual.std())}
 
 
 def main() -> None:
@@ -78,6 +80,7 @@ def main() -> None:
     mean, colour = colour_statistics(rgb)
     decorrelated = ((rgb - mean) @ np.linalg.inv(colour).T).transpose(0, 4, 1, 2, 3)
     flow = np.stack(flow_clips).transpose(0, 4, 1, 2, 3)
+    per_clip = [clip_statistics(r, f) for r, f in zip(rgb_clips, flow_clips)]  # at 112 px; speeds in px a frame
     result = {
         "clips": len(rgb_clips),
         "size": [FRAMES, SIDE, SIDE],
@@ -85,10 +88,8 @@ def main() -> None:
         "colour": [[round(float(v), 4) for v in row] for row in colour],
         "appearance": fit(rms_amplitude(decorrelated)),
         "motion_px": fit(rms_amplitude(flow)),
-        "statistics": {  # of the clips at 112 px; speeds in pixels a frame at that size
-            k: round(float(np.mean([clip_statistics(r, f)[k] for r, f in zip(rgb_clips, flow_clips)])), 4)
-            for k in STATISTICS
-        },
+        "statistics": {k: round(float(np.mean([c[k] for c in per_clip])), 4) for k in STATISTICS},
+        "statistics_range": {k: [round(v, 4) for v in bounds] for k, bounds in statistics_range(per_clip).items()},
     }
     print(json.dumps(result, indent=2))
 

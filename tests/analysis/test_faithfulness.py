@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from stlens.analysis.faithfulness import Faithfulness, JudgeVerdict, assess, spearman, summary
+from stlens.analysis.faithfulness import Faithfulness, JudgeVerdict, NaturalStatistics, assess, spearman, summary
 from stlens.analysis.synthset import example_clips
 from stlens.engine import VisualizationSettings
 from stlens.flow.estimate import estimate_flow
@@ -67,6 +67,28 @@ def test_noise_reaches_a_unit_by_another_road_than_real_clips(conv_fusion):
     assert fake.path.holds_at < real.path.holds_at
     assert fake.natural.clip["saturation"] > real.natural.clip["saturation"]
     assert fake.natural.clip["rgb_slope"] > real.natural.clip["rgb_slope"]  # flatter: texture
+    statistics = next(line for line in fake.summary if line.startswith("Statistics"))
+    assert "saturation" in statistics and "more saturated: training clips" in statistics, statistics
+
+
+def test_the_statistics_line_says_where_a_clip_lies_against_the_training_clips():
+    natural = NaturalStatistics(
+        clip={"rgb_slope": -1.5, "saturation": 0.9, "speed_median": 0.1, "speed_p90": 0.5},
+        training={"rgb_slope": -1.5, "saturation": 0.3, "speed_median": 0.8, "speed_p90": 1.5},
+        training_range={"rgb_slope": [-1.7, -1.2], "saturation": [0.1, 0.5], "speed_median": [0.2, 1.8],
+                        "speed_p90": [0.4, 3.9]},
+    )
+    line = summary(Faithfulness(natural=natural, summary=[]), None)[0]
+    assert line == (
+        "Statistics, 1 of 3 inside the middle 90% of the training clips: spectral slope -1.50 (inside: training"
+        " clips -1.70 to -1.20), saturation 0.90 (more saturated: training clips 0.10 to 0.50), median speed"
+        " 0.10 px/frame (slower: training clips 0.20 to 1.80 px/frame)"
+    )
+    unknown = natural.model_copy(update={"training_range": {}})
+    assert summary(Faithfulness(natural=unknown, summary=[]), None)[0] == (
+        "Statistics: spectral slope -1.50 (training clips -1.50 on average), saturation 0.90 (training clips 0.30"
+        " on average), median speed 0.10 px/frame (training clips 0.80 px/frame on average)"
+    )
 
 
 def test_a_test_clip_reaches_at_most_the_strongest_test_clip(conv_fusion):

@@ -41,12 +41,21 @@ def redness(rgb: np.ndarray) -> float:
     return float((rgb[..., 0] - rgb[..., 1:].max(-1)).mean())
 
 
+def is_red(rgb: np.ndarray) -> bool:
+    """Red, not another hue: red leads green and blue by 0.1 at most pixels (the median) and by 0.15 on average
+    (grey: 0). No more: under ``spectrum`` a clip's mean colour stays in the ellipsoid of the world's
+    clips' mean colours (grey grounds with a bar of colour, so a flat frame of red reaches about 0.23),
+    where a bound per channel allowed a saturated red frame (0.4 and more, as ``fourier`` reaches)."""
+    lead = rgb[..., 0] - rgb[..., 1:].max(-1)
+    return bool(np.median(lead) > 0.1 and lead.mean() > 0.15)
+
+
 def test_colour_unit_finds_red(param: str):
     red = nn.Sequential(pointwise([[1.0, -0.5, -0.5]]), nn.ReLU())
     model = load(TwoTowers(red, pointwise([direction(0)]), features=2))
     result = visualize(model, "appearance.0", 0, settings(param))
     assert set(result.inputs) == {"appearance"}
-    assert redness(result.inputs["appearance"]) > 0.4
+    assert is_red(result.inputs["appearance"]), redness(result.inputs["appearance"])
 
 
 def test_a_colour_unit_gets_a_flat_colour_not_texture_it_does_not_want():
@@ -55,7 +64,7 @@ def test_a_colour_unit_gets_a_flat_colour_not_texture_it_does_not_want():
     red = nn.Sequential(pointwise([[1.0, -0.5, -0.5]]), nn.ReLU())
     model = load(TwoTowers(red, pointwise([direction(0)]), features=2))
     rgb = visualize(model, "appearance.0", 0, settings("spectrum")).inputs["appearance"][0]
-    assert np.abs(np.diff(rgb, axis=2)).mean() < 0.006 and redness(rgb) > 0.4
+    assert np.abs(np.diff(rgb, axis=2)).mean() < 0.006 and is_red(rgb)
 
 
 @pytest.mark.parametrize("vertical", [True, False])
@@ -126,7 +135,7 @@ def test_fusion_unit_needs_colour_and_motion(param: str):
     assert model.layer("fusion").stream == "fusion"
     result = visualize(model, "fusion", 0, settings(param))
     assert set(result.inputs) == {"appearance", "motion"}
-    assert redness(result.inputs["appearance"]) > 0.25
+    assert is_red(result.inputs["appearance"]), redness(result.inputs["appearance"])
     flow = result.inputs["motion"]
     assert angle_between(flow_angle(flow), -45.0) < 20
     assert np.linalg.norm(flow.reshape(-1, 2).mean(0)) > 0.5

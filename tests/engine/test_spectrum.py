@@ -7,11 +7,13 @@ import pytest
 import torch
 from stlens.engine import VisualizationSettings, visualize
 from stlens.engine.render import Optimisation
-from stlens.engine.param import FLOW_BOUND, SpectrumBasis, clip_param, penalty_filter
+from stlens.engine.param import FLOW_BOUND, MEAN_RANGE, SpectrumBasis, clip_param, penalty_filter
 from stlens.models.spectra import power_law_spectra
 from torch import nn
 
-from .tiny_nets import DEVICE, FLOW_SCALE, FRAMES, SIZE, TwoTowers, direction, load, pointwise, tiny_inputs
+from .tiny_nets import (
+    DEVICE, FLOW_SCALE, FRAMES, SIZE, TwoTowers, direction, load, pointwise, tiny_inputs, tiny_world_spectra,
+)
 
 
 def generators(*seeds: int) -> list[torch.Generator]:
@@ -62,6 +64,24 @@ def column_shares(width: int) -> np.ndarray:
     if width % 2 == 0:
         shares[-1] = 1.0
     return shares
+
+
+def test_the_mean_colour_stays_in_the_ellipsoid_of_real_clips_mean_colours():
+    # the tiny world's clips are grey grounds with a coloured bar: their mean colours vary mostly in
+    # brightness, so a clip's mean may go further towards white than towards red
+    spectra = tiny_world_spectra()
+    factor = torch.from_numpy(spectra.mean_colour_factor())
+    param = clip_param("spectrum", "appearance", tiny_inputs()["appearance"], generators(0), torch.device("cpu"),
+                       spectra, weights(1))
+    reached = {}
+    for name, towards in {"red": [1.0, -1.0, -1.0], "white": [1.0, 1.0, 1.0]}.items():
+        with torch.no_grad():
+            param.mean_offset.copy_(torch.tensor(towards).view(1, 3, 1, 1, 1) * 100)  # as far as it goes
+            offset = (param.mean() - param.natural_mean).flatten()
+        spreads = torch.linalg.solve_triangular(factor, offset.view(3, 1), upper=False).norm()
+        assert spreads <= MEAN_RANGE * 1.001
+        reached[name] = float(offset.norm())
+    assert reached["white"] > 1.5 * reached["red"]
 
 
 def test_the_penalty_filter_is_one_without_penalties_and_shrinks_fast_change_more():

@@ -59,6 +59,22 @@ def test_spectra_round_trip_through_a_file(tmp_path):
     np.testing.assert_allclose(back.amplitude["appearance"], spectra.amplitude["appearance"], rtol=1e-2, atol=1e-4)
     assert back.statistics == pytest.approx(spectra.statistics)
     assert back.mean_spread == pytest.approx(spectra.mean_spread, rel=1e-6)
+    for name in spectra.statistics:
+        assert back.range_of(name) == pytest.approx(spectra.range_of(name))
+
+
+def test_the_range_of_a_statistic_is_the_middle_of_the_clips_and_unknown_in_an_old_file(tmp_path):
+    rgb, flow = moving_bars(40)
+    spectra = measure_spectra(rgb, flow, 2.0, "bars")
+    speeds = [clip_statistics(None, f)["speed_p90"] for f in flow]
+    low, high = spectra.range_of("speed_p90")
+    assert min(speeds) <= low < spectra.statistics["speed_p90"] < high <= max(speeds)
+    assert np.mean([low <= v <= high for v in speeds]) == pytest.approx(0.9, abs=0.05)
+    spectra.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as stored:
+        older = {k: stored[k] for k in stored.files if k != "statistics_range"}
+    np.savez(tmp_path / "old.npz", **older)
+    assert all(np.isnan(load_spectra(tmp_path / "old.npz").range_of("saturation")))
 
 
 def test_a_malformed_spectra_file_is_refused(tmp_path):
@@ -83,6 +99,9 @@ def test_the_builtin_spectra_fit_the_builtin_models_and_carry_the_training_stati
     assert -3 < spectra.statistics["rgb_slope"] < -0.5
     assert 0 < spectra.statistics["saturation"] < 1
     assert spectra.statistics["speed_median"] > 0
+    for name, mean in spectra.statistics.items():
+        low, high = spectra.range_of(name)
+        assert low < mean < high, name
 
 
 def test_the_power_law_fits_any_size_and_grows_flow_with_the_frame():
@@ -95,6 +114,9 @@ def test_the_power_law_fits_any_size_and_grows_flow_with_the_frame():
     assert b[0, 0, 1, 0] / a[0, 0, 1, 0] == pytest.approx(2 * (0.5) ** -1.6097, rel=0.05)
     assert power_law_spectra(large).statistics["speed_median"] == pytest.approx(
         2 * power_law_spectra(small).statistics["speed_median"]
+    )
+    assert power_law_spectra(large).range_of("speed_p90") == pytest.approx(
+        [2 * v for v in power_law_spectra(small).range_of("speed_p90")]
     )
 
 

@@ -13,7 +13,7 @@ superstimulus that fits one network's quirks. Four measures, each in plain words
    pattern: channel means of early layers are dominated by the background's texture, and with them
    real held-out clips of a class failed as often as noise did (bench/path_calibration.py);
 4. **natural statistics**: spectral slope and saturation of the RGB, speed of the flow, beside the
-   same figures of the model's training clips.
+   same figures of the model's training clips: inside or outside the middle 90% of them.
 
 Reach and path similarity need the model's test clips: the synthetic world's, for the models that take
 them. Everything here is pure computation over a loaded model.
@@ -81,7 +81,9 @@ class PathSimilarity(BaseModel):
 
 class NaturalStatistics(BaseModel):
     clip: dict[str, float | None]
-    training: dict[str, float | None]
+    training: dict[str, float | None]  # the training clips' means
+    # the middle 90% of the training clips, [low, high] (None where the model's spectra do not say)
+    training_range: dict[str, list[float] | None] = {}
 
 
 class Faithfulness(BaseModel):
@@ -266,9 +268,13 @@ def assess(
     spectra = getattr(model, "spectra", None)
     clip_stats = clip_statistics(inputs.get("appearance"), inputs.get("motion"))
     training = spectra.statistics if spectra is not None else {}
+    bounds = {k: spectra.range_of(k) if spectra is not None else (float("nan"),) * 2 for k in clip_stats}
     result.natural = NaturalStatistics(
         clip={k: _finite(v) for k, v in clip_stats.items()},
         training={k: _finite(training.get(k, float("nan"))) for k in clip_stats},
+        training_range={
+            k: [low, high] if np.isfinite([low, high]).all() else None for k, (low, high) in bounds.items()
+        },
     )
     result.summary = summary(result, model.spec.labels[unit] if layer.id == LOGITS else None)
     return result
@@ -305,22 +311,52 @@ def summary(result: Faithfulness, target_class: str | None) -> list[str]:
         else:
             lines.append(f"No test clip drives this unit above zero; this clip reaches {r.objective:.3g}")
     if result.natural is not None:
-        c, t = result.natural.clip, result.natural.training
-        parts = []
-        if c.get("rgb_slope") is not None:
-            parts.append(_beside("spectral slope", c["rgb_slope"], t.get("rgb_slope"), "{:.2f}"))
-            parts.append(_beside("saturation", c["saturation"], t.get("saturation"), "{:.2f}"))
-        if c.get("speed_median") is not None:
-            parts.append(_beside("median speed", c["speed_median"], t.get("speed_median"), "{:.2f} px/frame"))
-        if parts:
-            lines.append("Statistics: " + ", ".join(parts))
+        lines.extend(_statistics_line(result.natural))
     return lines
+
+
+# per statistic: its name, its unit, and what a clip below / above the training clips' range looks like
+STATISTIC_WORDS = {
+    "rgb_slope": ("spectral slope", "", "smoother", "more fine texture"),
+    "saturation": ("saturation", "", "greyer", "more saturated"),
+    "speed_median": ("median speed", " px/frame", "slower", "faster"),
+}
+
+
+def placement(natural: NaturalStatistics) -> dict[str, str]:
+    """Per statistic of STATISTIC_WORDS the clip has and the model's spectra give a range for: whether the
+    clip lies ``below``, ``inside`` or ``above`` the middle 90% of the training clips."""
+    out = {}
+    for key in STATISTIC_WORDS:
+        value, bounds = natural.clip.get(key), natural.training_range.get(key)
+        if value is not None and bounds is not None:
+            out[key] = "below" if value < bounds[0] else "above" if value > bounds[1] else "inside"
+    return out
+
+
+def _statistics_line(natural: NaturalStatistics) -> list[str]:
+    """The clip's statistics beside the training clips', each with a verdict where their range is known:
+    how many are inside the middle 90% of the training clips, and which way the others lie."""
+    where = placement(natural)
+    parts = []
+    for key, (name, unit, below, above) in STATISTIC_WORDS.items():
+        value = natural.clip.get(key)
+        if value is None:
+            continue
+        text = f"{name} {value:.2f}{unit}"
+        bounds, mean = natural.training_range.get(key), natural.training.get(key)
+        if key in where and bounds is not None:
+            verdict = {"below": below, "above": above}.get(where[key], "inside")
+            parts.append(f"{text} ({verdict}: training clips {bounds[0]:.2f} to {bounds[1]:.2f}{unit})")
+        else:
+            parts.append(text + (f" (training clips {mean:.2f}{unit} on average)" if mean is not None else ""))
+    if not parts:
+        return []
+    inside = sum(v == "inside" for v in where.values())
+    head = "Statistics" + (f", {inside} of {len(where)} inside the middle 90% of the training clips" if where else "")
+    return [f"{head}: " + ", ".join(parts)]
 
 
 def _judge_name(verdict: JudgeVerdict) -> str:
     return verdict.title.removeprefix("Judge: ").removeprefix("Synthetic actions, ")
 
-
-def _beside(name: str, value: float | None, training: float | None, fmt: str) -> str:
-    text = f"{name} {fmt.format(value)}"
-    return text + (f" (training clips {fmt.format(training)})" if training is not None else "")

@@ -92,7 +92,9 @@ class FourierBasis(nn.Module):
 # the pull towards the natural amplitudes that the penalties are weighed against: tv_time 1 (the default)
 # shrinks the fastest change by a third, the speed sweep's x100 by 40 times (tests/engine/test_spectrum.py)
 NATURAL_PULL = 10.0
-MEAN_RANGE = 3.0  # the spectrum basis's clip mean stays within 3 spreads of real clips' means (99.7% of them)
+# the spectrum and eigenclip bases' clip mean stays within 3 spreads of real clips' means: the flow's in
+# length, the colour's in the ellipsoid of real clips' mean colours (NaturalSpectra.mean_colour_factor)
+MEAN_RANGE = 3.0
 
 
 class SpectrumBasis(nn.Module):
@@ -246,7 +248,8 @@ class ClipParam(nn.Module):
     decorrelated channels mixed by the data's colour matrix, softly bounded to [0, 1].
     """
 
-    natural_mean: torch.Tensor  # a buffer (register_buffer) of the spectrum basis only, declared for the type checker
+    natural_mean: torch.Tensor  # buffers (register_buffer) of the spectrum and eigenclip bases only, declared for
+    mean_factor: torch.Tensor  # the type checker
 
     def __init__(self, basis: nn.Module, stream: Stream, spec: InputSpec, spectra: NaturalSpectra | None = None):
         super().__init__()
@@ -265,6 +268,11 @@ class ClipParam(nn.Module):
             # the mean colour / mean flow moves at most MEAN_RANGE spreads of real clips' means from the data's
             self.register_buffer("natural_mean", mean, persistent=False)
             self.mean_range = MEAN_RANGE * spectra.mean_spread[stream]
+            # the offset is bounded in length in display units (one spread: mean_spread), then shaped by
+            # the covariance of real clips' mean colours; a bound per channel let every channel go its own
+            # way and gave whole frames of saturated colour (docs/engine.md)
+            factor = torch.from_numpy(spectra.mean_colour_factor()) / spectra.mean_spread["appearance"]
+            self.register_buffer("mean_factor", factor.to(device), persistent=False)
             self.mean_offset = nn.Parameter(torch.zeros_like(mean))
         elif stream == "appearance" and spec.channels == 3:
             self.colour = COLOR_DECORRELATION.to(device)
@@ -287,10 +295,12 @@ class ClipParam(nn.Module):
 
     def mean(self) -> torch.Tensor:
         """The clip's mean colour (display units) or mean flow (model space), (B, C, 1, 1, 1): within
-        ``mean_range`` of the data's per colour channel, and in length for the flow vector."""
+        MEAN_RANGE spreads of the data's, in length for the flow vector, in the ellipsoid of real clips'
+        mean colours for RGB."""
+        offset = _bound_vectors(self.mean_offset, self.mean_range)
         if self.stream == "motion":
-            return self.natural_mean + _bound_vectors(self.mean_offset, self.mean_range)
-        return self.natural_mean + self.mean_range * torch.tanh(self.mean_offset / self.mean_range)
+            return self.natural_mean + offset
+        return self.natural_mean + (self.mean_factor @ offset.flatten(1).T).T.view_as(offset)
 
 
 def _unbound_vectors(flow: torch.Tensor, bound: float) -> torch.Tensor:

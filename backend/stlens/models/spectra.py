@@ -20,7 +20,7 @@ space and time fitted to real footage (docs/faithfulness.md); a model file may n
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,12 @@ class NaturalSpectra:
     # how much clips' means vary: the spread of a clip's mean colour (display units) and of its mean
     # flow (model space), which the spectrum parameterisation's free means are pulled back within
     mean_spread: dict[Stream, float]
+    # per statistic, the (low, high) bounds of the middle RANGE_SHARE of the same clips (NaN where a file
+    # made before ranges were kept has none): what a clip's own statistics are judged against
+    statistics_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # (3, 3) lower-triangular: the Cholesky factor of the covariance of the clips' mean colours (display
+    # units); None where it is not known (a file made before it was kept, the power law)
+    mean_colour_spread: np.ndarray | None = None
 
     def for_stream(self, stream: Stream, spec: InputSpec) -> torch.Tensor:
         """The amplitude of ``stream`` at ``spec``'s shape (resampled if the file was made at another)."""
@@ -55,8 +61,23 @@ class NaturalSpectra:
             raise ValueError(f"the {stream} spectrum is {tuple(amplitude.shape)}, the model's input needs {shape}")
         return amplitude
 
+    def mean_colour_factor(self) -> np.ndarray:
+        """(3, 3): maps a vector of spreads to an offset of a clip's mean colour. Real clips' mean colours
+        vary together (a brighter clip is brighter in every channel, correlation about 0.6 in the
+        synthetic world), so the factor of their covariance; where it is not known, the one spread in
+        every direction."""
+        if self.mean_colour_spread is not None:
+            return self.mean_colour_spread
+        return np.eye(3, dtype=np.float32) * np.float32(self.mean_spread["appearance"])
+
+    def range_of(self, statistic: str) -> tuple[float, float]:
+        """The middle RANGE_SHARE of the clips for ``statistic``; (NaN, NaN) where it is not known."""
+        return self.statistics_range.get(statistic, (float("nan"), float("nan")))
+
     def save(self, path: Path) -> None:
         arrays: dict[str, Any] = {f"amplitude_{s}": a.astype(np.float16) for s, a in self.amplitude.items()}
+        if self.mean_colour_spread is not None:
+            arrays["mean_colour_spread"] = self.mean_colour_spread
         np.savez_compressed(
             path,
             mean_colour=self.mean_colour,
@@ -64,6 +85,7 @@ class NaturalSpectra:
             source=np.array(self.source),
             statistics=np.array([self.statistics[k] for k in STATISTICS], np.float64),
             mean_spread=np.array([self.mean_spread["appearance"], self.mean_spread["motion"]], np.float64),
+            statistics_range=np.array([self.range_of(k) for k in STATISTICS], np.float64),
             **arrays,
         )
 
@@ -86,10 +108,19 @@ def load_spectra(path: Path) -> NaturalSpectra:
         source = str(stored["source"]) if "source" in stored else path.name
         values = stored["statistics"].astype(np.float64) if "statistics" in stored else np.full(len(STATISTICS), np.nan)
         spread = stored["mean_spread"].astype(np.float64) if "mean_spread" in stored else np.array(DEFAULT_SPREAD)
+        factor = stored["mean_colour_spread"].astype(np.float32) if "mean_colour_spread" in stored else None
+        bounds = (
+            stored["statistics_range"].astype(np.float64) if "statistics_range" in stored
+            else np.full((len(STATISTICS), 2), np.nan)
+        )
     if mean_colour.shape != (3,) or colour.shape != (3, 3) or values.shape != (len(STATISTICS),):
         raise ValueError(f"{path.name}: mean_colour must be (3,), colour (3, 3), statistics ({len(STATISTICS)},)")
     if spread.shape != (2,) or not (np.isfinite(spread).all() and (spread > 0).all()):
         raise ValueError(f"{path.name}: mean_spread must be two positive numbers")
+    if bounds.shape != (len(STATISTICS), 2) or (bounds[:, 0] > bounds[:, 1]).any():
+        raise ValueError(f"{path.name}: statistics_range must be ({len(STATISTICS)}, 2) low-high pairs")
+    if factor is not None and (factor.shape != (3, 3) or not np.isfinite(factor).all()):
+        raise ValueError(f"{path.name}: mean_colour_spread must be a finite (3, 3) matrix")
     statistics = {k: float(v) for k, v in zip(STATISTICS, values)}
     return NaturalSpectra(
         amplitude=amplitude,
@@ -98,11 +129,25 @@ def load_spectra(path: Path) -> NaturalSpectra:
         source=source,
         statistics=statistics,
         mean_spread={"appearance": float(spread[0]), "motion": float(spread[1])},
+        statistics_range={k: (float(low), float(high)) for k, (low, high) in zip(STATISTICS, bounds)},
+        mean_colour_spread=factor,
     )
 
 
 STATISTICS = ("rgb_slope", "saturation", "speed_median", "speed_p90")
 DEFAULT_SPREAD = (0.1, 0.1)
+RANGE_SHARE = 0.9  # a statistic's range: the middle 90% of the clips, from the 5th to the 95th percentile
+
+
+def statistics_range(per_clip: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """The (5th, 95th) percentiles of each statistic over clips' :func:`clip_statistics`."""
+    tail = 50 * (1 - RANGE_SHARE)
+    out = {}
+    for k in STATISTICS:
+        values = np.array([c[k] for c in per_clip], np.float64)
+        low, high = np.percentile(values, [tail, 100 - tail]) if np.isfinite(values).all() else (np.nan, np.nan)
+        out[k] = (float(low), float(high))
+    return out
 
 
 def spatial_slope(power: np.ndarray) -> float:
@@ -170,8 +215,9 @@ def measure_spectra(frames: np.ndarray, flow: np.ndarray, flow_scale: float, sou
     decorrelated = ((rgb - mean) @ unmix.T).transpose(0, 4, 1, 2, 3)  # (N, 3, T, H, W)
     model_flow = (flow.astype(np.float32) / flow_scale).transpose(0, 4, 1, 2, 3)
     per_clip = [clip_statistics(r, f) for r, f in zip(rgb, flow)]
+    means = rgb.mean(axis=(1, 2, 3))  # (N, 3): each clip's mean colour
     spread: dict[Stream, float] = {
-        "appearance": float(rgb.mean(axis=(1, 2, 3)).std(0).mean()),
+        "appearance": float(means.std(0).mean()),
         "motion": float(model_flow.mean(axis=(2, 3, 4)).std(0).mean()),
     }
     return NaturalSpectra(
@@ -181,6 +227,10 @@ def measure_spectra(frames: np.ndarray, flow: np.ndarray, flow_scale: float, sou
         colour=colour,
         source=source,
         statistics={k: float(np.mean([c[k] for c in per_clip])) for k in STATISTICS},
+        statistics_range=statistics_range(per_clip),
+        mean_colour_spread=np.linalg.cholesky(np.cov(means.astype(np.float64), rowvar=False) + 1e-8 * np.eye(3)).astype(
+            np.float32
+        ),
     )
 
 
@@ -195,6 +245,10 @@ POWER_LAW = {
 POWER_LAW_MEAN_COLOUR = (0.4263, 0.4268, 0.3808)
 POWER_LAW_COLOUR = ((-0.2220, -0.0378, -0.0263), (-0.2143, -0.0145, 0.0358), (-0.2093, 0.0549, -0.0087))
 POWER_LAW_STATISTICS = {"rgb_slope": -1.6701, "saturation": 0.205, "speed_median": 0.9182, "speed_p90": 2.5924}
+POWER_LAW_RANGE = {  # the middle 90% of the same clips
+    "rgb_slope": (-2.0533, -1.2795), "saturation": (0.0668, 0.4318), "speed_median": (0.0267, 6.4112),
+    "speed_p90": (0.1731, 9.0773),
+}
 POWER_LAW_SPREAD = {"appearance": 0.1, "motion": 0.5}  # motion: pixels at 112 px
 
 
@@ -215,6 +269,7 @@ def power_law_spectra(inputs: dict[Stream, InputSpec]) -> NaturalSpectra:
     frame size (a motion spans more pixels in a larger frame) and are divided by the model's scale."""
     amplitude: dict[Stream, np.ndarray] = {}
     statistics = dict(POWER_LAW_STATISTICS)
+    bounds = {k: (low, high) for k, (low, high) in POWER_LAW_RANGE.items()}
     spread: dict[Stream, float] = {"appearance": POWER_LAW_SPREAD["appearance"], "motion": POWER_LAW_SPREAD["motion"]}
     for stream, spec in inputs.items():
         law = POWER_LAW[stream]
@@ -222,8 +277,9 @@ def power_law_spectra(inputs: dict[Stream, InputSpec]) -> NaturalSpectra:
         if stream == "motion":
             size = max(spec.height, spec.width) / POWER_LAW_SIDE
             gain = size / (spec.scale or 1.0)
-            statistics["speed_median"] *= size
-            statistics["speed_p90"] *= size
+            for key in ("speed_median", "speed_p90"):
+                statistics[key] *= size
+                bounds[key] = (bounds[key][0] * size, bounds[key][1] * size)
             spread["motion"] *= gain
         amplitude[stream] = _power_law(spec, law["c"], law["alpha_s"], law["alpha_t"], gain)
     return NaturalSpectra(
@@ -233,6 +289,7 @@ def power_law_spectra(inputs: dict[Stream, InputSpec]) -> NaturalSpectra:
         source="a power law fitted to real footage (bench/natural_spectrum.py)",
         statistics=statistics,
         mean_spread=spread,
+        statistics_range=bounds,
     )
 
 
