@@ -61,9 +61,14 @@ def test_spectra_round_trip_through_a_file(tmp_path):
     assert back.mean_spread == pytest.approx(spectra.mean_spread, rel=1e-6)
     for name in spectra.statistics:
         assert back.range_of(name) == pytest.approx(spectra.range_of(name))
+    np.testing.assert_allclose(back.mean_colour_factor(), spectra.mean_colour_factor(), rtol=1e-6)
+    # real clips' mean colours vary together: the factor is of their covariance, lower-triangular
+    factor = spectra.mean_colour_factor()
+    means = (rgb.astype(np.float64) / 255).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(factor @ factor.T, np.cov(means, rowvar=False), rtol=1e-4, atol=1e-7)
 
 
-def test_the_range_of_a_statistic_is_the_middle_of_the_clips_and_unknown_in_an_old_file(tmp_path):
+def test_the_range_of_a_statistic_is_the_middle_of_the_clips_and_an_old_file_has_neither_range_nor_covariance(tmp_path):
     rgb, flow = moving_bars(40)
     spectra = measure_spectra(rgb, flow, 2.0, "bars")
     speeds = [clip_statistics(None, f)["speed_p90"] for f in flow]
@@ -73,8 +78,12 @@ def test_the_range_of_a_statistic_is_the_middle_of_the_clips_and_unknown_in_an_o
     spectra.save(tmp_path / "s.npz")
     with np.load(tmp_path / "s.npz") as stored:
         older = {k: stored[k] for k in stored.files if k != "statistics_range"}
+    older.pop("mean_colour_spread")
     np.savez(tmp_path / "old.npz", **older)
-    assert all(np.isnan(load_spectra(tmp_path / "old.npz").range_of("saturation")))
+    old = load_spectra(tmp_path / "old.npz")
+    assert all(np.isnan(old.range_of("saturation")))
+    # without the covariance, the one spread in every direction
+    np.testing.assert_allclose(old.mean_colour_factor(), np.eye(3) * spectra.mean_spread["appearance"], rtol=1e-6)
 
 
 def test_a_malformed_spectra_file_is_refused(tmp_path):

@@ -248,8 +248,10 @@ class ClipParam(nn.Module):
     decorrelated channels mixed by the data's colour matrix, softly bounded to [0, 1].
     """
 
-    natural_mean: torch.Tensor  # buffers (register_buffer) of the spectrum and eigenclip bases only, declared for
-    mean_factor: torch.Tensor  # the type checker
+    # buffers (register_buffer) of the spectrum and eigenclip bases only (mean_factor: of their RGB),
+    # declared for the type checker
+    natural_mean: torch.Tensor
+    mean_factor: torch.Tensor
 
     def __init__(self, basis: nn.Module, stream: Stream, spec: InputSpec, spectra: NaturalSpectra | None = None):
         super().__init__()
@@ -268,11 +270,12 @@ class ClipParam(nn.Module):
             # the mean colour / mean flow moves at most MEAN_RANGE spreads of real clips' means from the data's
             self.register_buffer("natural_mean", mean, persistent=False)
             self.mean_range = MEAN_RANGE * spectra.mean_spread[stream]
-            # the offset is bounded in length in display units (one spread: mean_spread), then shaped by
-            # the covariance of real clips' mean colours; a bound per channel let every channel go its own
-            # way and gave whole frames of saturated colour (docs/engine.md)
-            factor = torch.from_numpy(spectra.mean_colour_factor()) / spectra.mean_spread["appearance"]
-            self.register_buffer("mean_factor", factor.to(device), persistent=False)
+            if stream == "appearance":
+                # the offset is bounded in length in display units (one spread: mean_spread), then shaped by
+                # the covariance of real clips' mean colours; a bound per channel let every channel go its
+                # own way and gave whole frames of saturated colour (docs/engine.md)
+                factor = torch.from_numpy(spectra.mean_colour_factor()) / spectra.mean_spread["appearance"]
+                self.register_buffer("mean_factor", factor.to(device), persistent=False)
             self.mean_offset = nn.Parameter(torch.zeros_like(mean))
         elif stream == "appearance" and spec.channels == 3:
             self.colour = COLOR_DECORRELATION.to(device)

@@ -207,6 +207,12 @@ def rms_amplitude(clips: Iterable[np.ndarray]) -> np.ndarray:
     return amplitude
 
 
+def _covariance_factor(samples: np.ndarray) -> np.ndarray:
+    """The lower-triangular Cholesky factor of the covariance of ``samples`` (N, 3), float32."""
+    covariance = np.cov(samples, rowvar=False) + 1e-8 * np.eye(samples.shape[1])  # never singular
+    return np.linalg.cholesky(covariance).astype(np.float32)
+
+
 def measure_spectra(frames: np.ndarray, flow: np.ndarray, flow_scale: float, source: str) -> NaturalSpectra:
     """The natural spectra of a set of clips: frames (N, T, H, W, 3) uint8 RGB, flow (N, T, H, W, 2) pixels."""
     rgb = frames.astype(np.float32) / 255
@@ -228,9 +234,7 @@ def measure_spectra(frames: np.ndarray, flow: np.ndarray, flow_scale: float, sou
         source=source,
         statistics={k: float(np.mean([c[k] for c in per_clip])) for k in STATISTICS},
         statistics_range=statistics_range(per_clip),
-        mean_colour_spread=np.linalg.cholesky(np.cov(means.astype(np.float64), rowvar=False) + 1e-8 * np.eye(3)).astype(
-            np.float32
-        ),
+        mean_colour_spread=_covariance_factor(means.astype(np.float64)),
     )
 
 
@@ -269,7 +273,7 @@ def power_law_spectra(inputs: dict[Stream, InputSpec]) -> NaturalSpectra:
     frame size (a motion spans more pixels in a larger frame) and are divided by the model's scale."""
     amplitude: dict[Stream, np.ndarray] = {}
     statistics = dict(POWER_LAW_STATISTICS)
-    bounds = {k: (low, high) for k, (low, high) in POWER_LAW_RANGE.items()}
+    bounds = dict(POWER_LAW_RANGE)
     spread: dict[Stream, float] = {"appearance": POWER_LAW_SPREAD["appearance"], "motion": POWER_LAW_SPREAD["motion"]}
     for stream, spec in inputs.items():
         law = POWER_LAW[stream]
